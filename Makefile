@@ -1,0 +1,48 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Each does its own set-up, idempotently.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_DS ?= 2026-11-22
+DEMO_ROWS ?= 200000
+PYTEST_ARGS ?=
+
+.PHONY: help setup system-deps test lint demo clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+setup: system-deps $(STAMP)  ## create .venv and install the project (nothing to do the second time)
+
+# Reinstalls only when the package's requirements change.
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 is required, found {sys.version.split()[0]}: set PYTHON=/path/to/python3.11"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev,serving,airflow]'
+	touch $(STAMP)
+
+system-deps:  ## check Java 17, PostgreSQL server binaries and the JDBC driver; install them with apt as root
+	@bash scripts/system-deps.sh
+
+test: setup  ## run the tests (a real PostgreSQL and Spark are started by the tests themselves)
+	$(BIN)/ruff check .
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: setup  ## ruff
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+demo: setup  ## run the whole pipeline on the embedded PostgreSQL and demo data
+	$(BIN)/retrain db start
+	$(BIN)/retrain db seed --rows $(DEMO_ROWS) --seed 42
+	$(BIN)/retrain extract --ds $(DEMO_DS)
+	$(BIN)/retrain transform --ds $(DEMO_DS)
+
+clean:  ## stop the embedded PostgreSQL and remove local data (keeps .venv)
+	-$(BIN)/retrain db stop
+	rm -rf .local data model_store spark-warehouse

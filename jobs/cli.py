@@ -1,0 +1,63 @@
+"""The ``retrain`` command line: parses arguments, sets up logging, maps errors to exit codes.
+
+Each command group lives in ``jobs/commands/<group>.py`` and exposes ``register(subparsers)``; a handler takes
+``(settings, args)`` and returns an exit code. Heavy imports (PySpark, scikit-learn) happen inside handlers so
+that ``retrain --help`` and ``retrain db status`` stay instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from jobs import __version__
+from jobs.commands import datatests, db, extract, sql
+from jobs.errors import RetrainError
+from jobs.settings import Settings
+
+log = logging.getLogger("retrain")
+
+COMMAND_GROUPS = (db, extract, sql, datatests)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="retrain", description="Weekly model-retraining pipeline (PostgreSQL -> Spark -> scikit-learn)."
+    )
+    parser.add_argument("--version", action="version", version=f"retrain {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for group in COMMAND_GROUPS:
+        group.register(subparsers)
+    return parser
+
+
+def configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("py4j", "pyspark"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args.verbose)
+    try:
+        settings = Settings.from_env()
+        if settings.uses_embedded_database and getattr(args, "uses_database", False):
+            log.info(
+                "DATABASE_URL is unset: using the embedded PostgreSQL at %s (start it with `retrain db start`).",
+                settings.embedded_database_url,
+            )
+        return int(args.handler(settings, args) or 0)
+    except RetrainError as e:
+        log.error("%s", e)
+        return e.exit_code
+    except KeyboardInterrupt:
+        log.error("Interrupted.")
+        return 130

@@ -1,0 +1,32 @@
+"""Arguments shared by several commands."""
+
+from __future__ import annotations
+
+import argparse
+
+from jobs.run_context import RunContext
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--ds`` and the data interval, as Airflow passes them."""
+    parser.add_argument("--ds", required=True, help="the run's logical date, YYYY-MM-DD")
+    parser.add_argument(
+        "--data-interval-end",
+        help="end of the data interval (ISO timestamp; default: --ds at 00:00 UTC)",
+    )
+    parser.add_argument("--data-interval-start", help="start of the data interval (default: 7 days before its end)")
+
+
+def add_project_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--project-dir`` and ``--vars``, for every command that reads the SQL project."""
+    parser.add_argument("--project-dir", help="the SQL project (default: SQL_PROJECT_DIR or ./sql)")
+    parser.add_argument("--vars", help="""override var() values, e.g. '{"lookback_days": 30}'""")
+
+
+def run_context(args: argparse.Namespace) -> RunContext:
+    from datetime import datetime
+
+    def ts(value: str | None) -> datetime | None:
+        return datetime.fromisoformat(value) if value else None
+
+    return RunContext.for_ds(args.ds, ts(args.data_interval_end), ts(args.data_interval_start))

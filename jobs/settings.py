@@ -1,0 +1,100 @@
+"""Every setting of the pipeline, read from the environment once, in one place.
+
+Each has a default that works on a laptop; README's settings table documents them. Nothing else in the package
+reads ``os.environ``: entry points call :func:`Settings.from_env` and pass the result down.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jobs.dburl import DatabaseUrl
+from jobs.errors import ConfigError
+
+EMBEDDED_PG_USER = "retrain"
+EMBEDDED_PG_DATABASE = "retrain"
+
+
+def _int(env: Mapping[str, str], name: str, default: int | None, minimum: int = 1) -> int | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"The {name} setting must be a whole number. Got {raw!r} instead.") from None
+    if value < minimum:
+        raise ConfigError(f"The {name} setting must be at least {minimum}. Got {value} instead.")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The pipeline's settings; see README for each one's meaning."""
+
+    root: Path
+    database_url: str | None = field(default=None, repr=False)
+    backend_url: str = "http://localhost:8000"
+    admin_jwt_token: str | None = field(default=None, repr=False)
+    data_dir: Path = Path("data")
+    model_store: Path = Path("model_store")
+    spark_master: str = "local[*]"
+    spark_defaults_conf: Path = Path("spark-defaults.conf")
+    spark_jdbc_jar: str | None = None
+    sql_project_dir: Path = Path("sql")
+    jdbc_num_partitions: int | None = None
+    jdbc_fetchsize: int = 10_000
+    embedded_pg_dir: Path = Path(".local/pg")
+    embedded_pg_port: int = 54329
+    notify_webhook_url: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, root: Path | None = None) -> Settings:
+        """Read the settings from ``env`` (default ``os.environ``); relative paths resolve against ``root``."""
+        env = os.environ if env is None else env
+        root = Path(env.get("RETRAIN_HOME") or root or Path.cwd()).resolve()
+
+        def path(name: str, default: str) -> Path:
+            value = Path(env.get(name) or default).expanduser()
+            return value if value.is_absolute() else root / value
+
+        settings = cls(
+            root=root,
+            database_url=env.get("DATABASE_URL") or None,
+            backend_url=(env.get("BACKEND_URL") or "http://localhost:8000").rstrip("/"),
+            admin_jwt_token=env.get("ADMIN_JWT_TOKEN") or None,
+            data_dir=path("DATA_DIR", "data"),
+            model_store=path("MODEL_STORE", "model_store"),
+            spark_master=env.get("SPARK_MASTER") or "local[*]",
+            spark_defaults_conf=path("SPARK_DEFAULTS_CONF", "spark-defaults.conf"),
+            spark_jdbc_jar=env.get("SPARK_JDBC_JAR") or None,
+            sql_project_dir=path("SQL_PROJECT_DIR", "sql"),
+            jdbc_num_partitions=_int(env, "JDBC_NUM_PARTITIONS", None),
+            jdbc_fetchsize=_int(env, "JDBC_FETCHSIZE", 10_000),  # type: ignore[arg-type]
+            embedded_pg_dir=path("RETRAIN_PG_DIR", ".local/pg"),
+            embedded_pg_port=_int(env, "RETRAIN_PG_PORT", 54329),  # type: ignore[arg-type]
+            notify_webhook_url=env.get("NOTIFY_WEBHOOK_URL") or None,
+        )
+        if settings.database_url:
+            DatabaseUrl.parse(settings.database_url)  # fail early, with a clear message
+        return settings
+
+    @property
+    def uses_embedded_database(self) -> bool:
+        """True when ``DATABASE_URL`` is unset and the project-local PostgreSQL stands in for it."""
+        return self.database_url is None
+
+    @property
+    def embedded_database_url(self) -> str:
+        return f"postgresql://{EMBEDDED_PG_USER}@127.0.0.1:{self.embedded_pg_port}/{EMBEDDED_PG_DATABASE}"
+
+    def database(self) -> DatabaseUrl:
+        """The source database: ``DATABASE_URL``, or the embedded cluster when it is unset."""
+        return DatabaseUrl.parse(self.database_url or self.embedded_database_url)
+
+    def run_dir(self, ds: str) -> Path:
+        """Where one logical date's snapshots, features, decisions and reports live."""
+        return self.data_dir / "runs" / f"ds={ds}"

@@ -1,0 +1,111 @@
+"""The one Spark session builder: reads ``spark-defaults.conf`` and the settings, finds the JDBC driver.
+
+PySpark installed from pip does not read a project's ``spark-defaults.conf`` by itself (only
+``$SPARK_CONF_DIR``'s), so every entry point goes through :func:`spark_session`; on a cluster the same file is
+passed to ``spark-submit --properties-file``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from jobs.errors import ConfigError, JdbcDriverNotFoundError
+from jobs.settings import Settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+log = logging.getLogger(__name__)
+
+DEBIAN_JDBC_JAR = Path("/usr/share/java/postgresql.jar")
+JDBC_MAVEN_PACKAGE = "org.postgresql:postgresql"
+
+
+def read_spark_defaults(path: Path) -> dict[str, str]:
+    """Parse a ``spark-defaults.conf`` file: one ``key value`` per line, ``#`` comments."""
+    if not path.is_file():
+        return {}
+    conf: dict[str, str] = {}
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, _, value = line.partition(" ") if " " in line else line.partition("\t")
+        key, value = key.strip(), value.strip()
+        if not key.startswith("spark.") or not value:
+            raise ConfigError(
+                f"{path}, line {number}: expected 'spark.<key> <value>', got {raw.strip()!r}. "
+                "Fix the line or comment it out with '#'."
+            )
+        conf[key] = value
+    return conf
+
+
+def resolve_jdbc_driver(settings: Settings, conf: dict[str, str]) -> dict[str, str]:
+    """Return the Spark settings that put the PostgreSQL JDBC driver on the classpath.
+
+    Order: ``SPARK_JDBC_JAR``, ``spark.jars`` in spark-defaults.conf, Debian's jar, ``spark.jars.packages``.
+    """
+    if settings.spark_jdbc_jar:
+        jar = Path(settings.spark_jdbc_jar)
+        if not jar.is_file():
+            raise JdbcDriverNotFoundError(
+                f"SPARK_JDBC_JAR points at {jar}, which does not exist. Set it to the path of a PostgreSQL "
+                f"JDBC driver jar (e.g. {DEBIAN_JDBC_JAR}), or unset it to use the other ways of finding one."
+            )
+        return {"spark.jars": _join_jars(conf.get("spark.jars"), str(jar))}
+    configured = [j for j in conf.get("spark.jars", "").split(",") if "postgresql" in j.lower()]
+    for jar_path in configured:
+        if Path(jar_path.removeprefix("file:")).is_file() or "://" in jar_path:
+            return {}
+    if DEBIAN_JDBC_JAR.is_file():
+        return {"spark.jars": _join_jars(conf.get("spark.jars"), str(DEBIAN_JDBC_JAR))}
+    if JDBC_MAVEN_PACKAGE in conf.get("spark.jars.packages", ""):
+        return {}
+    missing = f" (spark.jars names {', '.join(configured)}, which does not exist)" if configured else ""
+    raise JdbcDriverNotFoundError(
+        "No PostgreSQL JDBC driver found for Spark" + missing + ". Do one of: "
+        "(1) set SPARK_JDBC_JAR=/path/to/postgresql.jar; "
+        f"(2) add 'spark.jars /path/to/postgresql.jar' to {settings.spark_defaults_conf}; "
+        f"(3) install Debian's driver to {DEBIAN_JDBC_JAR}: apt-get install libpostgresql-jdbc-java "
+        "(`make setup` does this when run as root); "
+        f"(4) on a machine that reaches Maven Central, add 'spark.jars.packages {JDBC_MAVEN_PACKAGE}:42.7.4' "
+        "to spark-defaults.conf."
+    )
+
+
+def _join_jars(existing: str | None, jar: str) -> str:
+    jars = [j for j in (existing or "").split(",") if j]
+    return ",".join([*jars, jar]) if jar not in jars else ",".join(jars)
+
+
+def spark_conf(settings: Settings, require_jdbc: bool = True) -> dict[str, str]:
+    """The full Spark configuration of a session: the file, then the driver jar, then ``SPARK_MASTER``."""
+    conf = read_spark_defaults(settings.spark_defaults_conf)
+    try:
+        conf.update(resolve_jdbc_driver(settings, conf))
+    except JdbcDriverNotFoundError:
+        if require_jdbc:
+            raise
+    conf["spark.master"] = settings.spark_master
+    return conf
+
+
+def spark_session(
+    settings: Settings,
+    app_name: str = "retrain",
+    require_jdbc: bool = True,
+    overrides: Mapping[str, str] | None = None,
+) -> SparkSession:
+    """Build (or reuse) the process's Spark session with the project's configuration (``overrides`` last)."""
+    from pyspark.sql import SparkSession
+
+    conf = {**spark_conf(settings, require_jdbc=require_jdbc), **(overrides or {})}
+    builder = SparkSession.builder.appName(app_name)
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    log.info("Starting Spark (master %s)", conf["spark.master"])
+    return builder.getOrCreate()

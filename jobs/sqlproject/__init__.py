@@ -1,0 +1,1 @@
+"""The dbt-style SQL project: sources, Jinja-templated Spark SQL models, macros, data tests."""

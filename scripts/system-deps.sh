@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Checks the machine-level prerequisites and, as root on Debian/Ubuntu, installs what is missing with apt.
+# Idempotent: when everything is present it installs nothing and says so in one line.
+set -euo pipefail
+
+missing=()
+command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || [ -x "$(pg_config --bindir 2>/dev/null)/initdb" ] \
+  || missing+=(postgresql)
+[ -f /usr/share/java/postgresql.jar ] || [ -n "${SPARK_JDBC_JAR:-}" ] || missing+=(libpostgresql-jdbc-java)
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "system-deps: Java, PostgreSQL server binaries and the JDBC driver are present."
+  exit 0
+fi
+
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "system-deps: installing ${missing[*]} with apt-get"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  echo "system-deps: missing Debian packages: ${missing[*]}." >&2
+  echo "  Install them with: sudo apt-get install ${missing[*]}" >&2
+  echo "  (or point SPARK_JDBC_JAR at a PostgreSQL JDBC jar; see README, 'Prerequisites')." >&2
+  exit 1
+fi

@@ -1,0 +1,71 @@
+"""Session-wide fixtures: one real Spark session and one real PostgreSQL cluster per test run."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from jobs.dburl import DatabaseUrl
+from jobs.settings import Settings
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Settings as on a fresh laptop, with data written under a temporary folder."""
+    data = tmp_path_factory.mktemp("data")
+    return Settings.from_env(
+        env={"DATA_DIR": str(data / "data"), "MODEL_STORE": str(data / "model_store"), "SPARK_MASTER": "local[2]"},
+        root=REPO_ROOT,
+    )
+
+
+@pytest.fixture(scope="session")
+def spark(settings: Settings):
+    """One Spark session for the whole run: starting one costs seconds, stopping one per test costs minutes."""
+    from jobs.spark import spark_session
+
+    session = spark_session(
+        settings,
+        app_name="retrain-tests",
+        overrides={"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "4", "spark.driver.memory": "2g"},
+    )
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_cluster(tmp_path_factory: pytest.TempPathFactory):
+    """A throwaway PostgreSQL cluster (the project's embedded one) on a free port, with the backend's schema."""
+    from jobs.embedded_pg import EmbeddedPostgres
+
+    cluster = EmbeddedPostgres(data_dir=tmp_path_factory.mktemp("pg") / "cluster", port=free_port())
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def pg(pg_cluster) -> DatabaseUrl:
+    """The test cluster's database URL."""
+    return pg_cluster.database_url()
+
+
+@pytest.fixture
+def empty_db(pg: DatabaseUrl) -> Iterator[DatabaseUrl]:
+    """The test database with its tables emptied before the test."""
+    import psycopg2
+
+    with psycopg2.connect(**pg.psycopg_kwargs()) as conn, conn.cursor() as cur:
+        cur.execute("TRUNCATE health_records, users RESTART IDENTITY CASCADE")
+    yield pg
