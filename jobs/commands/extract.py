@@ -3,7 +3,36 @@
 from __future__ import annotations
 
 import argparse
+import json
+
+from jobs.commands.common import add_project_arguments, add_run_arguments, run_context
+from jobs.settings import Settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Registered by the extract step."""
+    parser = subparsers.add_parser(
+        "extract", help="snapshot the run's window of every source from PostgreSQL (PySpark JDBC)"
+    )
+    add_run_arguments(parser)
+    add_project_arguments(parser)
+    parser.add_argument("--source", action="append", dest="sources", help="only this source (repeatable)")
+    parser.set_defaults(handler=run, uses_database=True)
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from jobs.extract import extract
+    from jobs.sqlproject.config import parse_vars_option
+
+    result = extract(
+        settings,
+        run_context(args),
+        project_dir=Path(args.project_dir) if args.project_dir else None,
+        vars_overrides=parse_vars_option(args.vars),
+        sources=args.sources,
+    )
+    print(json.dumps(result.to_dict(), indent=2))
+    if result.nothing_new:
+        print("Nothing new: every source window is empty.")
+    return 0

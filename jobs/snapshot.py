@@ -1,0 +1,65 @@
+"""Atomic Parquet outputs: write into a hidden sibling directory, then swap it in by renaming.
+
+Readers never see a half-written directory, a failed write leaves the previous output untouched, and a re-run
+replaces the output whole. Paths are on the driver's filesystem (local disk, or a shared mount on a cluster).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+# Spark ignores files whose names start with "_" or ".", so the manifest can sit inside the Parquet directory.
+MANIFEST = "_manifest.json"
+
+
+@contextmanager
+def atomic_directory(target: Path) -> Iterator[Path]:
+    """Yield a temporary directory beside ``target``; on success it replaces ``target``, on error it is removed."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    replace_directory(staging, target)
+
+
+def replace_directory(new: Path, target: Path) -> None:
+    """Swap ``new`` into ``target`` with two renames; the old directory is deleted only after the swap."""
+    old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+    if target.exists():
+        os.replace(target, old)
+    try:
+        os.replace(new, target)
+    except BaseException:
+        if old.exists():
+            os.replace(old, target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
+    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def read_manifest(directory: Path) -> dict[str, Any]:
+    return json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
+
+
+def write_parquet_atomically(target: Path, write: Callable[[str], None], manifest: dict[str, Any]) -> None:
+    """Run ``write(path)`` (a Spark Parquet write) into a staging directory, add the manifest, swap it in."""
+    with atomic_directory(target) as staging:
+        write(str(staging))
+        write_manifest(staging, manifest)
+    log.info("Wrote %s", target)
