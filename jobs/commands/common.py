@@ -26,7 +26,12 @@ def add_project_arguments(parser: argparse.ArgumentParser) -> None:
 def run_context(args: argparse.Namespace) -> RunContext:
     from datetime import datetime
 
+    from jobs.errors import ConfigError
+
     def ts(value: str | None) -> datetime | None:
-        return datetime.fromisoformat(value) if value else None
+        try:
+            return datetime.fromisoformat(value) if value else None
+        except ValueError:
+            raise ConfigError(f"Expected an ISO timestamp such as 2026-11-22T02:00:00+00:00. Got {value!r}.") from None
 
     return RunContext.for_ds(args.ds, ts(args.data_interval_end), ts(args.data_interval_start))
