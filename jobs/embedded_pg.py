@@ -1,0 +1,324 @@
+"""The project-local PostgreSQL: a cluster in ``.local/pg`` that stands in for ``DATABASE_URL`` when it is unset.
+
+It uses the machine's server binaries (``pg_config --bindir``, else the newest ``/usr/lib/postgresql/*/bin``),
+listens on 127.0.0.1 only, on its own port (54329 by default, so a system PostgreSQL on 5432 is left alone), with
+trust authentication and its unix socket inside the data directory. ``initdb`` refuses to run as root, so as root
+every server command runs as the ``postgres`` user through ``runuser``.
+
+Tuned for a throwaway development database: ``wal_level = minimal`` lets a COPY into a table truncated in the same
+transaction skip the WAL, and ``synchronous_commit = off`` makes commits cheap. Neither loses data on a clean stop.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pwd
+import re
+import shutil
+import socket
+import stat
+import subprocess
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from jobs.dburl import DatabaseUrl
+from jobs.errors import EmbeddedPostgresError, PortInUseError
+from jobs.settings import EMBEDDED_PG_DATABASE, EMBEDDED_PG_USER, Settings
+
+log = logging.getLogger(__name__)
+
+SUPERUSER = "postgres"
+SERVER_OS_USER = "postgres"
+_CONF_MARKER = "# --- retrain: project-local settings ---"
+_INSTALL_HINT = "Install them with `make setup` (as root it runs apt-get) or `apt-get install postgresql`."
+_SCHEMA_LOCK = 4_242_001  # advisory lock id: concurrent apply_schema calls must not race on CREATE ... IF NOT EXISTS
+
+
+@dataclass(frozen=True)
+class ClusterStatus:
+    """What ``retrain db status`` prints."""
+
+    running: bool
+    pid: int | None
+    port: int | None
+    data_dir: Path
+
+
+def find_bin_dir() -> Path:
+    """The directory of ``initdb``/``pg_ctl``/``postgres``: ``pg_config --bindir``, else the newest installed."""
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        try:
+            out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            out = ""
+        # libpq-dev's pg_config may point at a directory without the server binaries.
+        if out and (Path(out) / "initdb").exists():
+            return Path(out)
+
+    def version(path: Path) -> tuple[int, ...]:
+        return tuple(int(p) for p in re.findall(r"\d+", path.parent.name)) or (0,)
+
+    installed = sorted((p for p in Path("/usr/lib/postgresql").glob("*/bin") if (p / "initdb").exists()), key=version)
+    if installed:
+        return installed[-1]
+    raise EmbeddedPostgresError(
+        "The PostgreSQL server binaries (initdb, pg_ctl, postgres) were not found: neither `pg_config --bindir` nor "
+        f"/usr/lib/postgresql/*/bin has them. {_INSTALL_HINT} Or set DATABASE_URL to use another PostgreSQL."
+    )
+
+
+def apply_schema(db: DatabaseUrl) -> None:
+    """Create the backend's tables and indexes (``jobs/schema.sql``) where they are missing."""
+    import psycopg2
+
+    from jobs.pgerrors import classify
+
+    sql = resources.files("jobs").joinpath("schema.sql").read_text(encoding="utf-8")
+    try:
+        conn = psycopg2.connect(**db.psycopg_kwargs())
+        try:
+            with conn, conn.cursor() as cur:  # one transaction
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+                cur.execute(sql)
+        finally:
+            conn.close()
+    except psycopg2.Error as e:
+        raise classify(e, db, "applying jobs/schema.sql") from e
+    log.debug("Schema applied to %s", db.redacted())
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """True when nothing listens on ``host:port`` (SO_REUSEADDR as PostgreSQL sets it, so TIME_WAIT is no clash)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+class EmbeddedPostgres:
+    """One PostgreSQL cluster in ``data_dir``, served on 127.0.0.1:``port``."""
+
+    def __init__(self, data_dir: Path, port: int, bin_dir: Path | None = None) -> None:
+        self.data_dir = data_dir
+        self.port = port
+        self.bin_dir = bin_dir
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EmbeddedPostgres:
+        return cls(data_dir=settings.embedded_pg_dir, port=settings.embedded_pg_port)
+
+    def __repr__(self) -> str:
+        return f"EmbeddedPostgres(data_dir={str(self.data_dir)!r}, port={self.port})"
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / "server.log"
+
+    def database_url(self) -> DatabaseUrl:
+        return DatabaseUrl.parse(f"postgresql://{EMBEDDED_PG_USER}@127.0.0.1:{self.port}/{EMBEDDED_PG_DATABASE}")
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+
+    def status(self) -> ClusterStatus:
+        """Running when ``postmaster.pid`` names a live process; its port is the one the server really uses."""
+        pid_file = self.data_dir / "postmaster.pid"
+        try:
+            lines = pid_file.read_text().splitlines()
+            pid, port = int(lines[0]), int(lines[3])
+        except (OSError, ValueError, IndexError):
+            return ClusterStatus(running=False, pid=None, port=None, data_dir=self.data_dir)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return ClusterStatus(running=False, pid=None, port=None, data_dir=self.data_dir)
+        except PermissionError:
+            pass  # alive, owned by another user
+        return ClusterStatus(running=True, pid=pid, port=port, data_dir=self.data_dir)
+
+    def start(self) -> None:
+        """Create the cluster if needed, start it, and make sure the role, database and schema exist. Idempotent."""
+        current = self.status()
+        if current.running:
+            if current.port != self.port:
+                raise EmbeddedPostgresError(
+                    f"The embedded PostgreSQL in {self.data_dir} is already running on port {current.port}, not "
+                    f"{self.port}. Stop it first (`retrain db stop` with RETRAIN_PG_PORT={current.port}) to change "
+                    "the port."
+                )
+            log.info("Embedded PostgreSQL already running on 127.0.0.1:%s (pid %s)", self.port, current.pid)
+        else:
+            if not port_is_free(self.port):
+                raise PortInUseError(
+                    f"Port {self.port} on 127.0.0.1 is already in use by another process, so the embedded "
+                    f"PostgreSQL ({self.data_dir}) cannot listen there. Stop that process or pick another port, "
+                    f"e.g. `RETRAIN_PG_PORT={self.port + 1} retrain db start` (and keep RETRAIN_PG_PORT set for "
+                    "later commands)."
+                )
+            self._prepare_data_dir()
+            if not (self.data_dir / "PG_VERSION").exists():
+                self._initdb()
+            self._pg_ctl_start()
+        self._ensure_database()
+        apply_schema(self.database_url())
+
+    def stop(self) -> None:
+        """Stop the server (fast shutdown: sessions are disconnected, data is flushed). Idempotent."""
+        if not self.status().running:
+            log.info("Embedded PostgreSQL (%s) is not running", self.data_dir)
+            return
+        self._grant_traverse()
+        result = self._run([self._bin("pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "-t", "60", "stop"])
+        if result.returncode != 0 and self.status().running:
+            raise EmbeddedPostgresError(
+                f"Could not stop the embedded PostgreSQL in {self.data_dir}: {result.stderr.strip()}{self._log_tail()}"
+            )
+        log.info("Stopped the embedded PostgreSQL (%s)", self.data_dir)
+
+    # -- steps ---------------------------------------------------------------------------------------------------
+
+    def _bin(self, name: str) -> str:
+        if self.bin_dir is None:
+            self.bin_dir = find_bin_dir()
+        path = self.bin_dir / name
+        if not path.exists():
+            raise EmbeddedPostgresError(f"{path} does not exist. {_INSTALL_HINT}")
+        return str(path)
+
+    @staticmethod
+    def _as_root() -> bool:
+        return os.geteuid() == 0
+
+    def _run(self, cmd: list[str]) -> subprocess.CompletedProcess[str]:
+        """Run a server binary, as ``postgres`` when we are root (initdb and postgres refuse to run as root)."""
+        if self._as_root():
+            cmd = ["runuser", "-u", SERVER_OS_USER, "--", *cmd]
+        env = {**os.environ, "LC_ALL": "C", "LANG": "C"}
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd="/", timeout=180)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise EmbeddedPostgresError(f"Running {cmd[0]} failed: {e}") from e
+
+    def _prepare_data_dir(self) -> None:
+        """Create the data directory; as root hand it to ``postgres`` and make sure ``postgres`` can reach it."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if any(self.data_dir.iterdir()) and not (self.data_dir / "PG_VERSION").exists():
+            raise EmbeddedPostgresError(
+                f"{self.data_dir} is not empty but holds no PostgreSQL cluster (no PG_VERSION). Point RETRAIN_PG_DIR "
+                "at an empty or missing directory, or remove this one."
+            )
+        if self._as_root():
+            try:
+                user = pwd.getpwnam(SERVER_OS_USER)
+            except KeyError as e:
+                raise EmbeddedPostgresError(
+                    f"Running as root, the server must run as the '{SERVER_OS_USER}' user, which does not exist. "
+                    f"{_INSTALL_HINT}"
+                ) from e
+            os.chown(self.data_dir, user.pw_uid, user.pw_gid)
+            self._grant_traverse()
+        os.chmod(self.data_dir, 0o700)
+
+    def _grant_traverse(self) -> None:
+        """As root, let ``postgres`` traverse every parent of the data directory (search permission only).
+
+        A parent such as pytest's ``/tmp/pytest-of-root`` (mode 0700) would otherwise stop ``postgres`` from
+        reaching its own data directory. Adding the execute bit lets it pass through without listing anything.
+        pytest resets that directory to 0700 when another session starts, so this is repeated before every server
+        command; the running server itself works relative to its data directory and is unaffected.
+        """
+        if not self._as_root():
+            return
+        user = pwd.getpwnam(SERVER_OS_USER)
+        groups = {g for g in os.getgrouplist(SERVER_OS_USER, user.pw_gid)}
+        for parent in reversed(self.data_dir.resolve().parents):
+            st = parent.stat()
+            if st.st_uid == user.pw_uid:
+                bit = stat.S_IXUSR
+            elif st.st_gid in groups:
+                bit = stat.S_IXGRP
+            else:
+                bit = stat.S_IXOTH
+            if not st.st_mode & bit:
+                log.info("Granting search (execute) permission on %s so that '%s' can reach %s", parent,
+                         SERVER_OS_USER, self.data_dir)  # fmt: skip
+                os.chmod(parent, stat.S_IMODE(st.st_mode) | bit)
+
+    def _initdb(self) -> None:
+        log.info("Creating the embedded PostgreSQL cluster in %s", self.data_dir)
+        result = self._run([
+            self._bin("initdb"), "-D", str(self.data_dir), "-U", SUPERUSER, "--auth=trust", "--encoding=UTF8",
+            "--no-locale", "--no-sync",
+        ])  # fmt: skip
+        if result.returncode != 0:
+            raise EmbeddedPostgresError(
+                f"initdb failed for {self.data_dir} (exit code {result.returncode}):\n{_tail(result.stderr)}"
+            )
+        socket_dir = str(self.data_dir.resolve()).replace("'", "''")
+        with open(self.data_dir / "postgresql.conf", "a", encoding="utf-8") as conf:
+            conf.write(
+                f"\n{_CONF_MARKER}\n"
+                "listen_addresses = '127.0.0.1'\n"
+                f"unix_socket_directories = '{socket_dir}'\n"
+                "wal_level = minimal\n"
+                "max_wal_senders = 0\n"
+                "synchronous_commit = off\n"
+            )
+
+    def _pg_ctl_start(self) -> None:
+        self._grant_traverse()
+        result = self._run([
+            self._bin("pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_file), "-w", "-t", "60",
+            "-o", f"-p {int(self.port)}", "start",
+        ])  # fmt: skip
+        if result.returncode != 0 or not self.status().running:
+            raise EmbeddedPostgresError(
+                f"The embedded PostgreSQL in {self.data_dir} failed to start on 127.0.0.1:{self.port} "
+                f"(pg_ctl exit code {result.returncode}). {result.stderr.strip()}{self._log_tail()}"
+            )
+        log.info("Started the embedded PostgreSQL on 127.0.0.1:%s (data dir %s)", self.port, self.data_dir)
+
+    def _ensure_database(self) -> None:
+        """Create the ``retrain`` role (owner of everything) and database when missing."""
+        import psycopg2
+        from psycopg2 import sql
+
+        admin = DatabaseUrl.parse(f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/postgres")
+        try:
+            conn = psycopg2.connect(**admin.psycopg_kwargs())
+        except psycopg2.Error as e:
+            raise EmbeddedPostgresError(
+                f"Cannot connect to the embedded PostgreSQL on 127.0.0.1:{self.port}: {e}{self._log_tail()}"
+            ) from e
+        try:
+            conn.autocommit = True  # CREATE DATABASE refuses to run inside a transaction
+            with conn.cursor() as cur:
+                cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (EMBEDDED_PG_USER,))
+                if cur.fetchone() is None:
+                    cur.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(EMBEDDED_PG_USER)))
+                cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (EMBEDDED_PG_DATABASE,))
+                if cur.fetchone() is None:
+                    cur.execute(
+                        sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                            sql.Identifier(EMBEDDED_PG_DATABASE), sql.Identifier(EMBEDDED_PG_USER)
+                        )
+                    )
+                    log.info("Created role and database %r", EMBEDDED_PG_DATABASE)
+        finally:
+            conn.close()
+
+    def _log_tail(self, lines: int = 20) -> str:
+        try:
+            text = self.log_file.read_text(errors="replace")
+        except OSError:
+            return ""
+        return f"\nLast lines of {self.log_file}:\n{_tail(text, lines)}"
+
+
+def _tail(text: str, lines: int = 20) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])

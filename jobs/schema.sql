@@ -1,0 +1,22 @@
+-- The serving backend's tables (DESIGN.md section 3), as the embedded PostgreSQL and the tests create them.
+-- Idempotent: applied on every `retrain db start`, so it only ever adds what is missing.
+CREATE TABLE IF NOT EXISTS users (
+    id bigint PRIMARY KEY,
+    allow_data_collection boolean NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS health_records (
+    id bigserial PRIMARY KEY,
+    user_id bigint REFERENCES users (id),
+    record_type text NOT NULL,
+    data text,
+    prediction text,
+    confidence double precision,
+    model_version text,
+    verified_outcome text NULL,
+    created_at timestamptz
+);
+
+-- Extraction bounds each run's window on created_at; analysts filter by model.
+CREATE INDEX IF NOT EXISTS health_records_created_at_idx ON health_records (created_at);
+CREATE INDEX IF NOT EXISTS health_records_record_type_idx ON health_records (record_type);
