@@ -1,0 +1,137 @@
+"""The embedded PostgreSQL: lifecycle, idempotence, a taken port, the schema, and the ``retrain db`` commands."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from jobs.cli import main
+from jobs.embedded_pg import EmbeddedPostgres, apply_schema
+from jobs.errors import EmbeddedPostgresError, PortInUseError
+from tests.conftest import free_port
+
+
+def query(db, sql: str, params: tuple = ()) -> list[tuple]:
+    conn = psycopg2.connect(**db.psycopg_kwargs())
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall()
+    finally:
+        conn.close()
+
+
+def test_session_cluster_runs_on_its_port_and_localhost_only(pg_cluster, pg):
+    status = pg_cluster.status()
+    assert status.running and status.pid and status.port == pg_cluster.port
+    assert status.data_dir == pg_cluster.data_dir
+    assert pg.redacted() == f"postgresql://retrain@127.0.0.1:{pg_cluster.port}/retrain"
+    settings = dict(query(pg, "SELECT name, setting FROM pg_settings WHERE name IN "
+                              "('listen_addresses', 'port')"))  # fmt: skip
+    assert settings == {"listen_addresses": "127.0.0.1", "port": str(pg_cluster.port)}
+    # unix_socket_directories is visible to superusers only: the socket file shows where it is.
+    assert (pg_cluster.data_dir / f".s.PGSQL.{pg_cluster.port}").is_socket()
+    assert query(pg, "SELECT current_user, current_database()") == [("retrain", "retrain")]
+
+
+def test_start_is_idempotent(pg_cluster):
+    pid = pg_cluster.status().pid
+    pg_cluster.start()
+    assert pg_cluster.status().pid == pid
+
+
+def test_schema_has_the_backend_tables_columns_and_indexes(pg):
+    columns = query(
+        pg,
+        "SELECT table_name, column_name, data_type, is_nullable FROM information_schema.columns "
+        "WHERE table_schema = 'public' ORDER BY table_name, ordinal_position",
+    )
+    assert columns == [
+        ("health_records", "id", "bigint", "NO"),
+        ("health_records", "user_id", "bigint", "YES"),
+        ("health_records", "record_type", "text", "NO"),
+        ("health_records", "data", "text", "YES"),
+        ("health_records", "prediction", "text", "YES"),
+        ("health_records", "confidence", "double precision", "YES"),
+        ("health_records", "model_version", "text", "YES"),
+        ("health_records", "verified_outcome", "text", "YES"),
+        ("health_records", "created_at", "timestamp with time zone", "YES"),
+        ("users", "id", "bigint", "NO"),
+        ("users", "allow_data_collection", "boolean", "NO"),
+    ]
+    indexes = {name: ddl for name, ddl in query(pg, "SELECT indexname, indexdef FROM pg_indexes "
+                                                    "WHERE schemaname = 'public'")}  # fmt: skip
+    assert "(created_at)" in indexes["health_records_created_at_idx"]
+    assert "(record_type)" in indexes["health_records_record_type_idx"]
+    assert {"users_pkey", "health_records_pkey"} <= indexes.keys()
+    fk = query(pg, "SELECT confrelid::regclass::text FROM pg_constraint WHERE conname = 'health_records_user_id_fkey'")
+    assert fk == [("users",)]
+    assert query(pg, "SELECT pg_get_serial_sequence('health_records', 'id') IS NOT NULL") == [(True,)]
+    apply_schema(pg)  # idempotent
+    assert len(query(pg, "SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")) == len(indexes)
+
+
+def test_a_taken_port_is_a_clear_error(tmp_path: Path):
+    port = free_port()
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", port))
+        other.listen()
+        with pytest.raises(PortInUseError) as info:
+            EmbeddedPostgres(tmp_path / "pg", port).start()
+    message = str(info.value)
+    assert f"Port {port}" in message and "RETRAIN_PG_PORT" in message
+    assert not (tmp_path / "pg").exists()  # nothing was created
+
+
+def test_missing_binaries_say_how_to_install(tmp_path: Path):
+    cluster = EmbeddedPostgres(tmp_path / "pg", free_port(), bin_dir=tmp_path / "no-postgres-here")
+    with pytest.raises(EmbeddedPostgresError, match="apt-get install postgresql"):
+        cluster.start()
+
+
+def test_stop_start_keeps_data_and_a_failed_start_shows_the_server_log(tmp_path_factory):
+    cluster = EmbeddedPostgres(tmp_path_factory.mktemp("pg-lifecycle") / "cluster", free_port())
+    try:
+        cluster.start()
+        db = cluster.database_url()
+        conn = psycopg2.connect(**db.psycopg_kwargs())
+        with conn, conn.cursor() as cur:
+            cur.execute("INSERT INTO users VALUES (7, true)")
+        conn.close()
+
+        cluster.stop()
+        assert not cluster.status().running
+        cluster.stop()  # idempotent
+
+        conf = cluster.data_dir / "postgresql.conf"
+        good = conf.read_text()
+        conf.write_text(good + "shared_buffers = 'plenty'\n")
+        with pytest.raises(EmbeddedPostgresError) as info:
+            cluster.start()
+        assert "failed to start" in str(info.value)
+        assert "server.log" in str(info.value) and "shared_buffers" in str(info.value)
+
+        conf.write_text(good)
+        cluster.start()
+        assert cluster.status().running
+        assert query(db, "SELECT id, allow_data_collection FROM users") == [(7, True)]
+    finally:
+        cluster.stop()
+
+
+def test_db_commands_print_status_and_url(pg_cluster, monkeypatch, capsys):
+    monkeypatch.setenv("RETRAIN_PG_DIR", str(pg_cluster.data_dir))
+    monkeypatch.setenv("RETRAIN_PG_PORT", str(pg_cluster.port))
+    assert main(["db", "status"]) == 0
+    out = capsys.readouterr().out
+    assert "running" in out and f"port: {pg_cluster.port}" in out and str(pg_cluster.data_dir) in out
+    assert main(["db", "url"]) == 0
+    assert capsys.readouterr().out.strip() == f"postgresql://retrain@127.0.0.1:{pg_cluster.port}/retrain"
+    assert main(["db", "start"]) == 0  # already running: nothing to do
+
+    monkeypatch.setenv("RETRAIN_PG_DIR", str(pg_cluster.data_dir.parent / "never-started"))
+    assert main(["db", "status"]) == 3
+    assert "stopped" in capsys.readouterr().out
