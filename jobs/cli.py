@@ -40,7 +40,7 @@ def configure_logging(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    for noisy in ("py4j", "pyspark"):
+    for noisy in ("py4j", "pyspark"):  # py4j at DEBUG would log the JDBC password it passes to the JVM
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

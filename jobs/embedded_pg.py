@@ -167,13 +167,17 @@ class EmbeddedPostgres:
         self._ensure_database()
         apply_schema(self.database_url())
 
-    def stop(self) -> None:
-        """Stop the server (fast shutdown: sessions are disconnected, data is flushed). Idempotent."""
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server. Idempotent.
+
+        ``fast`` disconnects sessions and flushes data; ``immediate`` aborts like a crash (used to test that a
+        reader killed mid-way leaves nothing behind).
+        """
         if not self.status().running:
             log.info("Embedded PostgreSQL (%s) is not running", self.data_dir)
             return
         self._grant_traverse()
-        result = self._run([self._bin("pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "-t", "60", "stop"])
+        result = self._run([self._bin("pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w", "-t", "60", "stop"])
         if result.returncode != 0 and self.status().running:
             raise EmbeddedPostgresError(
                 f"Could not stop the embedded PostgreSQL in {self.data_dir}: {result.stderr.strip()}{self._log_tail()}"

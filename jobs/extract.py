@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jobs.dburl import DatabaseUrl
-from jobs.errors import ConfigError, ExtractError, RetrainError
+from jobs.errors import ConfigError, ExtractError, MissingRelationError, RetrainError
 from jobs.jdbc import Bounds, default_num_partitions, probe_bounds, read_source
 from jobs.pgerrors import classify
 from jobs.run_context import RunContext
@@ -79,6 +79,12 @@ def lookback_days(vars_: dict[str, Any]) -> int:
 
 def _conform(df: DataFrame, source: Source) -> DataFrame:
     """Select the declared columns with their declared types, so every snapshot has the schema `check` assumes."""
+    missing = [name for name in source.columns if name not in df.columns]
+    if missing:
+        raise MissingRelationError(
+            f"Source {source.name!r} declares column(s) {', '.join(missing)} in sql/sources.yml, but its relation "
+            f"has only: {', '.join(df.columns)}. Fix the column list or the source's table/query."
+        )
     return df.selectExpr(*(f"CAST(`{name}` AS {type_}) AS `{name}`" for name, type_ in source.columns.items()))
 
 

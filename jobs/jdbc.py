@@ -8,6 +8,7 @@ come from the real ``min``/``max`` of the window; ``numPartitions`` also caps co
 from __future__ import annotations
 
 import logging
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -58,13 +59,11 @@ def probe_bounds(db: DatabaseUrl, source: Source, window: tuple[datetime, dateti
     column = source.partition_column
     sql = f"SELECT count(*), min({column}), max({column}) FROM {windowed_relation(source, window)}"
     try:
-        with (
-            psycopg2.connect(**db.psycopg_kwargs(), connect_timeout=CONNECT_TIMEOUT_SECONDS) as conn,
-            conn.cursor() as cur,
-        ):
-            cur.execute(sql)
-            rows, id_min, id_max = cur.fetchone()
-        conn.close()
+        with closing(psycopg2.connect(**db.psycopg_kwargs(), connect_timeout=CONNECT_TIMEOUT_SECONDS)) as conn:
+            with conn.cursor() as cur:
+                cur.execute(sql)
+                rows, id_min, id_max = cur.fetchone()
+            conn.rollback()
     except psycopg2.Error as e:
         raise classify(e, db, f"probing source {source.name!r}") from None
     return Bounds(rows=int(rows), id_min=id_min, id_max=id_max)

@@ -94,6 +94,14 @@ def spark_conf(settings: Settings, require_jdbc: bool = True) -> dict[str, str]:
     return conf
 
 
+def silence_py4j_debug() -> None:
+    """Keep py4j at WARNING whatever the host's logging says (Airflow's included).
+
+    At DEBUG, py4j logs every argument it sends to the JVM, the JDBC password among them.
+    """
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+
+
 def spark_session(
     settings: Settings,
     app_name: str = "retrain",
@@ -103,6 +111,7 @@ def spark_session(
     """Build (or reuse) the process's Spark session with the project's configuration (``overrides`` last)."""
     from pyspark.sql import SparkSession
 
+    silence_py4j_debug()
     conf = {**spark_conf(settings, require_jdbc=require_jdbc), **(overrides or {})}
     builder = SparkSession.builder.appName(app_name)
     for key, value in conf.items():
