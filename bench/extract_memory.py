@@ -13,6 +13,7 @@ Prints a table and writes bench/results/extract_memory.json.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -36,11 +37,11 @@ def seed(db_kwargs: dict, rows: int) -> None:
             """
             INSERT INTO health_records (user_id, record_type, data, prediction, confidence, model_version,
                                         verified_outcome, created_at)
-            SELECT 1 + g % 1000, 'diabetes',
-                   json_build_object('age', 20 + g % 60, 'bmi', 18 + (g % 200) / 10.0, 'glucose', 70 + g % 130,
-                                     'blood_pressure', 60 + g % 40, 'insulin', g % 300, 'pregnancies', g % 6,
-                                     'family_history', g % 3 = 0, 'physical_activity', 'moderate')::text,
-                   'Low Risk', 0.75, 'v1', CASE WHEN g % 2 = 0 THEN 'negative' END,
+            SELECT 1 + g %% 1000, 'diabetes',
+                   json_build_object('age', 20 + g %% 60, 'bmi', 18 + (g %% 200) / 10.0, 'glucose', 70 + g %% 130,
+                                     'blood_pressure', 60 + g %% 40, 'insulin', g %% 300, 'pregnancies', g %% 6,
+                                     'family_history', g %% 3 = 0, 'physical_activity', 'moderate')::text,
+                   'Low Risk', 0.75, 'v1', CASE WHEN g %% 2 = 0 THEN 'negative' END,
                    TIMESTAMPTZ %s - make_interval(secs => g * 86400.0 / %s)
             FROM generate_series(1, %s) g
             """,
@@ -54,7 +55,7 @@ def measure(database_url: str, rows: int, fetchsize: int, partitions: int, data_
         **os.environ,
         "DATABASE_URL": database_url,
         "DATA_DIR": data_dir,
-        "JDBC_FETCHSIZE": str(fetchsize),
+        "BENCH_FETCHSIZE": str(fetchsize),
         "JDBC_NUM_PARTITIONS": str(partitions),
         "SPARK_MASTER": "local[2]",
     }
@@ -75,12 +76,13 @@ def child(lookback_days: int) -> None:
     from jobs.settings import Settings
     from jobs.spark import spark_session
 
-    settings = Settings.from_env(root=ROOT)
+    # fetchsize=0 (the baseline) is below what the settings accept, so the child sets it directly.
+    settings = dataclasses.replace(Settings.from_env(root=ROOT), jdbc_fetchsize=int(os.environ["BENCH_FETCHSIZE"]))
     spark = spark_session(settings, "bench-extract-memory", overrides={"spark.driver.memory": "1g",
                                                                         "spark.ui.enabled": "false"})  # fmt: skip
     jvm = spark._jvm
     pools = [p for p in jvm.java.lang.management.ManagementFactory.getMemoryPoolMXBeans()
-             if p.getType().toString() == "Heap"]  # fmt: skip
+             if p.getType().name() == "HEAP"]  # fmt: skip
     jvm.java.lang.System.gc()
     for pool in pools:
         pool.resetPeakUsage()

@@ -7,9 +7,11 @@ import argparse
 from jobs.run_context import RunContext
 
 
-def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--ds`` and the data interval, as Airflow passes them."""
-    parser.add_argument("--ds", required=True, help="the run's logical date, YYYY-MM-DD")
+def add_run_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    """``--ds`` and the data interval, as Airflow passes them; optional (default: today, UTC) for previews."""
+    parser.add_argument(
+        "--ds", required=required, help="the run's logical date, YYYY-MM-DD" + ("" if required else " (default: today)")
+    )
     parser.add_argument(
         "--data-interval-end",
         help="end of the data interval (ISO timestamp; default: --ds at 00:00 UTC)",
@@ -17,10 +19,27 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-interval-start", help="start of the data interval (default: 7 days before its end)")
 
 
-def add_project_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--project-dir`` and ``--vars``, for every command that reads the SQL project."""
+def add_project_arguments(parser: argparse.ArgumentParser, selectable: bool = False) -> None:
+    """``--project-dir`` and ``--vars`` (and ``--select``) for every command that reads the SQL project."""
     parser.add_argument("--project-dir", help="the SQL project (default: SQL_PROJECT_DIR or ./sql)")
     parser.add_argument("--vars", help="""override var() values, e.g. '{"lookback_days": 30}'""")
+    if selectable:
+        parser.add_argument(
+            "-s", "--select", action="append", metavar="SELECTOR",
+            help="models to use: a name, +name (with what it reads), name+ (with what reads it); repeatable",
+        )  # fmt: skip
+
+
+def project_dir(args: argparse.Namespace):
+    from pathlib import Path
+
+    return Path(args.project_dir) if args.project_dir else None
+
+
+def vars_overrides(args: argparse.Namespace) -> dict:
+    from jobs.sqlproject.config import parse_vars_option
+
+    return parse_vars_option(args.vars)
 
 
 def run_context(args: argparse.Namespace) -> RunContext:
@@ -34,4 +53,8 @@ def run_context(args: argparse.Namespace) -> RunContext:
         except ValueError:
             raise ConfigError(f"Expected an ISO timestamp such as 2026-11-22T02:00:00+00:00. Got {value!r}.") from None
 
+    if args.ds is None:  # previews only (compile, ls, check): a real run always names its date
+        from datetime import UTC
+
+        args.ds = datetime.now(UTC).date().isoformat()
     return RunContext.for_ds(args.ds, ts(args.data_interval_end), ts(args.data_interval_start))

@@ -1,9 +1,32 @@
-"""``retrain test-data``: run the SQL project's data tests."""
+"""``retrain test-data``: run the SQL project's data tests on what a run's transform wrote."""
 
 from __future__ import annotations
 
 import argparse
 
+from jobs.commands.common import add_project_arguments, add_run_arguments, project_dir, run_context, vars_overrides
+from jobs.settings import Settings
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Registered by the data-test runner."""
+    parser = subparsers.add_parser(
+        "test-data", help="run the data tests (<model>.yml and tests/*.sql) on a run's transformed data"
+    )
+    add_run_arguments(parser)
+    add_project_arguments(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    from jobs.spark import spark_session
+    from jobs.sqlproject.datatests import raise_on_errors
+    from jobs.transform import test_data
+
+    spark = spark_session(settings, "retrain-test-data", require_jdbc=False)
+    results = test_data(settings, run_context(args), spark, project_dir(args), vars_overrides(args))
+    for r in results:
+        status = "PASS" if r.passed else r.severity.upper()
+        print(f"{status:<5} {r.model:<24} {r.name:<40} {r.message}")
+    raise_on_errors(results)
+    print(f"{len(results)} data test(s) passed" if all(r.passed for r in results) else "Warnings only.")
+    return 0

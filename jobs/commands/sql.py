@@ -1,9 +1,109 @@
-"""``retrain compile|ls|check|transform|test-data``: the SQL project."""
+"""``retrain compile|ls|check|transform``: the SQL project."""
 
 from __future__ import annotations
 
 import argparse
+import json
+
+from jobs.commands.common import add_project_arguments, add_run_arguments, project_dir, run_context, vars_overrides
+from jobs.settings import Settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Registered by the SQL runner."""
+    compile_ = subparsers.add_parser("compile", help="print the selected models' SQL as Spark will run it")
+    ls = subparsers.add_parser("ls", help="list the models in run order, with materialization and dependencies")
+    check = subparsers.add_parser(
+        "check", help="render and analyse every model against the sources' declared schemas (reads no data)"
+    )
+    transform = subparsers.add_parser(
+        "transform", help="build the models over the run's raw snapshots, then run the data tests"
+    )
+    for parser, handler in ((compile_, run_compile), (ls, run_ls), (check, run_check)):
+        add_run_arguments(parser, required=False)
+        add_project_arguments(parser, selectable=True)
+        parser.set_defaults(handler=handler)
+    add_run_arguments(transform)
+    add_project_arguments(transform, selectable=True)
+    transform.add_argument(
+        "--from-database", action="store_true", help="read sources over JDBC instead of the extract's snapshots"
+    )
+    transform.add_argument("--skip-data-tests", action="store_true", help="build only; do not run data tests")
+    transform.set_defaults(handler=run_transform)
+
+
+def run_compile(settings: Settings, args: argparse.Namespace) -> int:
+    from jobs.sqlproject.graph import dependencies, select, topological_order
+    from jobs.sqlproject.render import Renderer
+    from jobs.transform import open_project
+
+    project = open_project(settings, project_dir(args), vars_overrides(args))
+    rendered = Renderer(project, run_context(args)).render_all()
+    graph = dependencies(rendered)
+    chosen = select(graph, args.select)
+    for name in topological_order(graph):
+        if name in chosen:
+            model = rendered[name]
+            print(f"-- {name} ({project.relative(model.model.path)}, {model.config.materialized})")
+            print(model.sql)
+    return 0
+
+
+def run_ls(settings: Settings, args: argparse.Namespace) -> int:
+    from jobs.sqlproject.graph import dependencies, select, topological_order
+    from jobs.sqlproject.render import Renderer
+    from jobs.transform import open_project
+
+    project = open_project(settings, project_dir(args), vars_overrides(args))
+    rendered = Renderer(project, run_context(args)).render_all()
+    graph = dependencies(rendered)
+    chosen = select(graph, args.select)
+    for name in topological_order(graph):
+        if name not in chosen:
+            continue
+        model = rendered[name]
+        config = model.config
+        details = [config.materialized]
+        if config.partition_by:
+            details.append("partition_by=" + ",".join(config.partition_by))
+        if config.repartition:
+            details.append(f"repartition={config.repartition}")
+        if config.cache:
+            details.append("cache")
+        reads = [f"source:{s}" for s in model.sources] + list(model.refs)
+        print(f"{name:<24} {' '.join(details):<52} <- {', '.join(reads) or '-'}")
+    return 0
+
+
+def run_check(settings: Settings, args: argparse.Namespace) -> int:
+    from jobs.spark import spark_session
+    from jobs.sqlproject.runner import SqlRunner
+    from jobs.transform import open_project
+
+    ctx = run_context(args)
+    project = open_project(settings, project_dir(args), vars_overrides(args))
+    spark = spark_session(settings, "retrain-check", require_jdbc=False)
+    checked = SqlRunner(spark, project, ctx, settings.run_dir(ctx.ds_str)).check(args.select)
+    for rendered, df in checked:
+        columns = ", ".join(f"{f.name} {f.dataType.simpleString()}" for f in df.schema.fields)
+        print(f"OK {rendered.name} ({project.relative(rendered.model.path)}): {columns}")
+    print(f"{len(checked)} model(s) analysed against the declared source schemas; no data was read.")
+    return 0
+
+
+def run_transform(settings: Settings, args: argparse.Namespace) -> int:
+    from jobs.spark import spark_session
+    from jobs.transform import transform
+
+    spark = spark_session(settings, "retrain-transform", require_jdbc=args.from_database)
+    outcome = transform(
+        settings,
+        run_context(args),
+        spark,
+        project_dir=project_dir(args),
+        vars_overrides=vars_overrides(args),
+        select=args.select,
+        from_database=args.from_database,
+        run_data_tests=not args.skip_data_tests,
+    )
+    print(json.dumps(outcome.to_dict(), indent=2))
+    return 0

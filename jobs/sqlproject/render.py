@@ -1,0 +1,202 @@
+"""Render models with Jinja: ``ref``, ``source``, ``var``, ``config``, the run's dates and the project's macros.
+
+One render pass is also dbt's parse phase: ``ref()`` and ``source()`` record the model's dependencies while they
+return the temp-view names the SQL reads from (``stg_predictions``, ``source__predictions``). Undefined names are
+errors (``StrictUndefined``) and every error names the model file and line.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from jobs.errors import CompilationError, DependencyError, SqlProjectError
+from jobs.run_context import RunContext
+from jobs.sqlproject.literals import sql_literal
+from jobs.sqlproject.modelconfig import ModelConfig, parse_config
+from jobs.sqlproject.project import Model, SqlProject
+from jobs.sqlproject.sourcemap import excerpt
+
+SOURCE_VIEW_PREFIX = "source__"
+
+
+def source_view(name: str) -> str:
+    """The temp-view name a source is registered under."""
+    return f"{SOURCE_VIEW_PREFIX}{name}"
+
+
+@dataclass(frozen=True)
+class RenderedModel:
+    """A model's SQL as Spark will run it, with what it depends on and its configuration."""
+
+    model: Model
+    sql: str
+    template: str
+    refs: tuple[str, ...]
+    sources: tuple[str, ...]
+    config: ModelConfig
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+
+@dataclass
+class _Recorder:
+    """Collects what one render pass calls; a fresh one per model."""
+
+    project: SqlProject
+    model: Model
+    refs: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def ref(self, name: str) -> str:
+        if name not in self.project.models:
+            raise DependencyError(f"ref({name!r}) names no model. Models: {', '.join(sorted(self.project.models))}.")
+        if name == self.model.name:
+            raise DependencyError(f"Model {name!r} refers to itself with ref({name!r}).")
+        if name not in self.refs:
+            self.refs.append(name)
+        return name
+
+    def source(self, name: str) -> str:
+        if name not in self.project.sources:
+            raise DependencyError(
+                f"source({name!r}) names no source in sources.yml. Sources: {', '.join(sorted(self.project.sources))}."
+            )
+        if name not in self.sources:
+            self.sources.append(name)
+        return source_view(name)
+
+    def var(self, name: str, default: Any = jinja2.Undefined) -> str:
+        if name in self.project.vars:
+            return sql_literal(self.project.vars[name], name)
+        if default is not jinja2.Undefined:
+            return sql_literal(default, name)
+        raise CompilationError(
+            f"var({name!r}) has no value and no default. Set it in project.yml 'vars:' or with "
+            f"--vars '{{\"{name}\": ...}}', or give a default: var({name!r}, 30). Vars: "
+            f"{', '.join(sorted(self.project.vars)) or 'none'}."
+        )
+
+    def set_config(self, **kwargs: Any) -> str:
+        self.config.update(kwargs)
+        return ""
+
+
+class Renderer:
+    """Renders the models of one project for one run."""
+
+    def __init__(self, project: SqlProject, ctx: RunContext) -> None:
+        self.project = project
+        self.ctx = ctx
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(project.root)),
+            undefined=jinja2.StrictUndefined,
+            keep_trailing_newline=True,
+            autoescape=False,
+        )
+        self.env.globals.update(self._run_globals())
+        self._load_macros()
+
+    def _run_globals(self) -> dict[str, Any]:
+        return {
+            "ds": self.ctx.ds_str,
+            "data_interval_start": self.ctx.data_interval_start.isoformat(),
+            "data_interval_end": self.ctx.data_interval_end.isoformat(),
+        }
+
+    def _load_macros(self) -> None:
+        """Macros of ``macros/*.sql``, in file-name order; a macro may call macros of earlier files."""
+        for path in self.project.macro_files:
+            name = path.relative_to(self.project.root).as_posix()
+            try:
+                module = self.env.get_template(name).make_module()
+            except jinja2.TemplateError as e:
+                raise CompilationError(_jinja_message(self.project, path, e, "Macro file")) from e
+            macros = {key: getattr(module, key) for key in dir(module) if not key.startswith("_")}
+            self.env.globals.update(macros)
+
+    def render(self, model: Model) -> RenderedModel:
+        recorder = _Recorder(self.project, model)
+        name = model.path.relative_to(self.project.root).as_posix()
+        context = {
+            "ref": recorder.ref,
+            "source": recorder.source,
+            "var": recorder.var,
+            "config": recorder.set_config,
+            "this": model.name,
+        }
+        try:
+            template = self.env.get_template(name)
+            sql = template.render(context)
+        except SqlProjectError as e:
+            raise type(e)(_located(self.project, model, e, str(e))) from e
+        except jinja2.TemplateError as e:
+            raise CompilationError(
+                _jinja_message(self.project, model.path, e, f"Compilation error in {model.name}")
+            ) from e
+        except Exception as e:  # an error inside a macro's Python-level call, e.g. a wrong argument type
+            raise CompilationError(_located(self.project, model, e, f"{type(e).__name__}: {e}")) from e
+        config = parse_config(recorder.config, f"{model.name} ({self.project.relative(model.path)})")
+        source_text = model.path.read_text(encoding="utf-8")
+        return RenderedModel(
+            model=model,
+            sql=_strip_statement(sql),
+            template=source_text,
+            refs=tuple(recorder.refs),
+            sources=tuple(recorder.sources),
+            config=config,
+        )
+
+    def render_all(self, models: Mapping[str, Model] | None = None) -> dict[str, RenderedModel]:
+        return {name: self.render(model) for name, model in (models or self.project.models).items()}
+
+    def render_string(self, text: str, path: Path) -> str:
+        """Render a singular data test (SQL that returns failing rows) with the same context as models."""
+        model = Model(name=path.stem, path=path, folder=path.parent.name)
+        return self.render(model).sql
+
+
+def _strip_statement(sql: str) -> str:
+    """Spark's ``sql()`` takes one statement: drop a trailing semicolon, keep line numbers intact."""
+    stripped = sql.rstrip()
+    if stripped.endswith(";"):
+        stripped = stripped[:-1]
+    return stripped + "\n"
+
+
+def _template_line(error: BaseException, path: Path) -> int | None:
+    """The template line Jinja's rewritten traceback points at, for the given file."""
+    lineno = getattr(error, "lineno", None)
+    if lineno and getattr(error, "filename", None) in (str(path), None):
+        return lineno
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if Path(f.filename) == path]
+    return frames[-1].lineno if frames else None
+
+
+def _located(project: SqlProject, model: Model, error: BaseException, message: str) -> str:
+    line = _template_line(error, model.path)
+    where = f"{project.relative(model.path)}, line {line}" if line else project.relative(model.path)
+    snippet = excerpt(model.path.read_text(encoding="utf-8"), line) if line else ""
+    return f"Compilation error in {model.name} ({where}): {message}{snippet}"
+
+
+def _jinja_message(project: SqlProject, path: Path, error: jinja2.TemplateError, what: str) -> str:
+    filename = Path(getattr(error, "filename", None) or path)
+    line = getattr(error, "lineno", None) or _template_line(error, path)
+    where = f"{project.relative(filename)}, line {line}" if line else project.relative(filename)
+    hint = ""
+    if isinstance(error, jinja2.UndefinedError):
+        hint = (
+            " Available in a model: ref(), source(), var(), config(), ds, data_interval_start, "
+            "data_interval_end, this, and the macros of macros/."
+        )
+    snippet = excerpt(filename.read_text(encoding="utf-8"), line) if line and filename.is_file() else ""
+    return f"{what} ({where}): {error.message or type(error).__name__}.{hint}{snippet}"

@@ -1,0 +1,218 @@
+"""Run an SQL project on Spark: models in dependency order, views as temp views, tables as Parquet.
+
+A ``table`` model is written atomically under ``<run_dir>/features/<model>/`` and then read back from there by its
+dependants, so it is computed once. A model with ``cache=true`` is cached before its first dependant runs and
+released as soon as the last table that needs it has been written.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jobs.errors import ConfigError, ModelExecutionError
+from jobs.snapshot import atomic_directory, write_manifest
+from jobs.sqlproject.graph import _closure, dependencies, downstream_edges, select, topological_order
+from jobs.sqlproject.project import SqlProject
+from jobs.sqlproject.render import RenderedModel, Renderer
+from jobs.sqlproject.sources import SourceReader, empty_reader, register_sources
+from jobs.sqlproject.sparkerrors import model_error
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+    from jobs.run_context import RunContext
+
+log = logging.getLogger(__name__)
+
+FEATURES_DIR = "features"
+
+
+@dataclass(frozen=True)
+class ModelRun:
+    """What happened to one model; small enough for XCom and the run report."""
+
+    name: str
+    materialized: str
+    path: str | None
+    rows: int | None
+    seconds: float
+
+
+@dataclass(frozen=True)
+class TransformResult:
+    ds: str
+    models: tuple[ModelRun, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ds": self.ds, "models": [asdict(m) for m in self.models]}
+
+    def rows(self, name: str) -> int | None:
+        return next((m.rows for m in self.models if m.name == name), None)
+
+
+class SqlRunner:
+    """Renders, orders and runs the models of one project for one run on one Spark session."""
+
+    def __init__(self, spark: SparkSession, project: SqlProject, ctx: RunContext, run_dir: Path | None = None) -> None:
+        self.spark = spark
+        self.project = project
+        self.ctx = ctx
+        self.run_dir = run_dir
+        self.rendered = Renderer(project, ctx).render_all()
+        self.graph = dependencies(self.rendered)
+        describe = {name: project.relative(m.model.path) for name, m in self.rendered.items()}
+        self.order = topological_order(self.graph, describe)
+
+    # -- what to run --------------------------------------------------------------------------------------------
+
+    def selected(self, selectors: Sequence[str] | None = None) -> list[RenderedModel]:
+        """The selected models, in the order they run."""
+        chosen = select(self.graph, selectors)
+        return [self.rendered[name] for name in self.order if name in chosen]
+
+    def table_path(self, name: str) -> Path:
+        if self.run_dir is None:
+            raise ConfigError("This runner has no run directory; it can check models but not build tables.")
+        return self.run_dir / FEATURES_DIR / name
+
+    # -- running ------------------------------------------------------------------------------------------------
+
+    def dataframe(self, rendered: RenderedModel, doing: str = "could not analyse") -> DataFrame:
+        """``spark.sql`` on the rendered model: analysis happens here, so errors point at the model's lines."""
+        from pyspark.errors import PySparkException
+
+        try:
+            return self.spark.sql(rendered.sql)
+        except PySparkException as e:
+            raise model_error(self.project, rendered, e, doing) from None
+
+    def check(self, selectors: Sequence[str] | None = None) -> list[tuple[RenderedModel, DataFrame]]:
+        """Analyse the selected models (and what they ref) against empty sources: no data read or written."""
+        chosen = {m.name for m in self.selected(selectors)}
+        needed = set(chosen)
+        for name in chosen:
+            needed |= _closure(name, self.graph)
+        register_sources(self.spark, self.project.sources.values(), empty_reader)
+        checked = []
+        for name in self.order:
+            if name not in needed:
+                continue
+            rendered = self.rendered[name]
+            df = self.dataframe(rendered)
+            self._check_partition_columns(rendered, df)
+            df.createOrReplaceTempView(name)
+            if name in chosen:
+                checked.append((rendered, df))
+        return checked
+
+    def run(self, reader: SourceReader, selectors: Sequence[str] | None = None) -> TransformResult:
+        """Run the selected models; unselected ancestors are views again, or tables read from earlier output."""
+        chosen = {m.name for m in self.selected(selectors)}
+        needed = set(chosen)
+        for name in chosen:
+            needed |= _closure(name, self.graph)
+        register_sources(self.spark, self.project.sources.values(), reader)
+        release_after = self._cache_release_points(chosen)
+        runs: list[ModelRun] = []
+        for name in self.order:
+            if name not in needed:
+                continue
+            rendered = self.rendered[name]
+            if name in chosen:
+                runs.append(self._materialize(rendered))
+            elif rendered.config.is_table:
+                self._register_existing_table(rendered)
+            else:
+                self.dataframe(rendered).createOrReplaceTempView(name)
+            for cached in release_after.pop(name, ()):
+                self.spark.catalog.uncacheTable(cached)
+                log.info("Released the cache of %s", cached)
+        return TransformResult(ds=self.ctx.ds_str, models=tuple(runs))
+
+    def register_outputs(self, reader: SourceReader) -> None:
+        """Make every model queryable again from this run's output, without recomputing a table (for data tests)."""
+        register_sources(self.spark, self.project.sources.values(), reader)
+        for name in self.order:
+            rendered = self.rendered[name]
+            if rendered.config.is_table:
+                self._register_existing_table(rendered)
+            else:
+                self.dataframe(rendered).createOrReplaceTempView(name)
+
+    def _materialize(self, rendered: RenderedModel) -> ModelRun:
+        started = time.monotonic()
+        name, config = rendered.name, rendered.config
+        df = self.dataframe(rendered)
+        if not config.is_table:
+            df.createOrReplaceTempView(name)
+            if config.cache:
+                self.spark.catalog.cacheTable(name)
+            log.info("View %s ready%s", name, " (cached)" if config.cache else "")
+            return ModelRun(name, "view", None, None, round(time.monotonic() - started, 3))
+        self._check_partition_columns(rendered, df)
+        if config.repartition:
+            df = df.repartition(config.repartition, *config.partition_by)
+        target = self.table_path(name)
+        with atomic_directory(target) as staging:
+            self._write(rendered, df, staging)
+            rows = self.spark.read.parquet(str(staging)).count()
+            write_manifest(staging, {"model": name, "rows": rows, "ds": self.ctx.ds_str,
+                                     "sql_file": self.project.relative(rendered.model.path),
+                                     "partition_by": list(config.partition_by)})  # fmt: skip
+        self._register_table(name, target, config.cache)
+        seconds = round(time.monotonic() - started, 3)
+        log.info("Table %s: %d rows in %.1fs -> %s", name, rows, seconds, target)
+        return ModelRun(name, "table", str(target), rows, seconds)
+
+    def _write(self, rendered: RenderedModel, df: DataFrame, path: Path) -> None:
+        from pyspark.errors import PySparkException
+
+        writer = df.write.mode("error")
+        if rendered.config.partition_by:
+            writer = writer.partitionBy(*rendered.config.partition_by)
+        try:
+            writer.parquet(str(path))
+        except PySparkException as e:
+            raise model_error(self.project, rendered, e, "failed while running") from None
+
+    def _register_table(self, name: str, path: Path, cache: bool) -> None:
+        self.spark.read.parquet(str(path)).createOrReplaceTempView(name)
+        if cache:
+            self.spark.catalog.cacheTable(name)
+
+    def _register_existing_table(self, rendered: RenderedModel) -> None:
+        path = self.table_path(rendered.name)
+        if not path.is_dir():
+            raise ConfigError(
+                f"The table {rendered.name} has not been built for this run yet ({path}). Run "
+                f"`retrain transform --ds {self.ctx.ds_str} --select {rendered.name}` first, or select it too "
+                "(--select +<model>)."
+            )
+        self._register_table(rendered.name, path, rendered.config.cache)
+
+    def _cache_release_points(self, chosen: set[str]) -> dict[str, list[str]]:
+        """For each cached model, the last model in run order after which nothing selected still needs it."""
+        children = downstream_edges(self.graph)
+        release: dict[str, list[str]] = {}
+        for name in self.order:
+            if not self.rendered[name].config.cache:
+                continue
+            # A view is only computed when a table reads it, so the cache lives until the last dependent table.
+            readers = [n for n in _closure(name, children) if n in chosen and self.rendered[n].config.is_table]
+            if readers:
+                last = max(readers, key=self.order.index)
+                release.setdefault(last, []).append(name)
+        return release
+
+    def _check_partition_columns(self, rendered: RenderedModel, df: DataFrame) -> None:
+        missing = [c for c in rendered.config.partition_by if c not in df.columns]
+        if missing:
+            raise ModelExecutionError(
+                f"Model {rendered.name} ({self.project.relative(rendered.model.path)}) is partitioned by "
+                f"{', '.join(missing)}, which it does not output. Its columns: {', '.join(df.columns)}."
+            )

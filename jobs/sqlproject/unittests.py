@@ -1,0 +1,139 @@
+"""SQL unit tests from ``unit_tests:`` in ``<model>.yml``: given rows for each input, the rows the model returns.
+
+The format is dbt's (``given: - input: ref('x') rows: [...]``, ``expect: rows: [...]``). Values are written as
+YAML scalars and cast to the input's real column types, so an analyst writes ``created_at: 2026-11-01 10:00:00``
+or ``data: {"age": "42"}`` (a mapping becomes its JSON text). Columns left out of a given row are NULL; only the
+columns named in the expected rows are compared. This module builds the DataFrames; the pytest harness
+(``tests/test_sql_models.py``) compares them with chispa.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+from jobs.errors import SqlProjectError
+from jobs.run_context import RunContext
+from jobs.sqlproject.project import Model, SqlProject
+from jobs.sqlproject.properties import load_properties
+from jobs.sqlproject.render import Renderer, source_view
+from jobs.sqlproject.runner import SqlRunner
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import StructType
+
+_INPUT = re.compile(r"""^\s*(ref|source)\(\s*['"]([A-Za-z_][A-Za-z0-9_]*)['"]\s*\)\s*$""")
+DEFAULT_DS = "2026-11-22"
+
+
+@dataclass(frozen=True)
+class UnitTestCase:
+    """One case of one model, identified as ``<model>::<case>``."""
+
+    model: Model
+    name: str
+    where: str
+    spec: Mapping[str, Any]
+
+    @property
+    def id(self) -> str:
+        return f"{self.model.name}::{self.name}"
+
+
+def collect_cases(project: SqlProject) -> list[UnitTestCase]:
+    cases = []
+    for model in project.models.values():
+        props = load_properties(model)
+        for spec in props.unit_tests:
+            cases.append(UnitTestCase(model, str(spec["name"]), project.relative(props.path), spec))
+    return cases
+
+
+def models_without_unit_tests(project: SqlProject) -> list[str]:
+    return sorted(m.name for m in project.models.values() if not load_properties(m).unit_tests)
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat(sep=" ") if isinstance(value, datetime) else value.isoformat()
+    return str(value)
+
+
+def typed_frame(spark: SparkSession, rows: list[Mapping[str, Any]], schema: StructType, where: str) -> DataFrame:
+    """Rows of YAML scalars as a DataFrame of ``schema``: every value goes in as text and is cast to its type."""
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    names = [f.name for f in schema.fields]
+    for row in rows:
+        unknown = sorted(set(row) - set(names))
+        if unknown:
+            raise SqlProjectError(f"{where}: column(s) {', '.join(unknown)} do not exist. Columns: {', '.join(names)}.")
+    text_schema = StructType([StructField(n, StringType(), True) for n in names])
+    frame = spark.createDataFrame([[_text(row.get(n)) for n in names] for row in rows], text_schema)
+    return frame.selectExpr(*(f"CAST(`{f.name}` AS {f.dataType.simpleString()}) AS `{f.name}`" for f in schema.fields))
+
+
+class UnitTestRunner:
+    """Runs cases on one Spark session; the models' output schemas are analysed once, against empty sources."""
+
+    def __init__(self, spark: SparkSession, project: SqlProject) -> None:
+        self.spark = spark
+        self.project = project
+        ctx = RunContext.for_ds(DEFAULT_DS)
+        checked = SqlRunner(spark, project, ctx).check()
+        self.schemas: dict[str, StructType] = {rendered.name: df.schema for rendered, df in checked}
+
+    def _input_schema(self, kind: str, name: str, where: str) -> StructType:
+        if kind == "source":
+            if name not in self.project.sources:
+                raise SqlProjectError(f"{where}: source({name!r}) is not in sources.yml.")
+            return self.spark.createDataFrame([], self.project.sources[name].spark_schema_ddl).schema
+        if name not in self.schemas:
+            raise SqlProjectError(f"{where}: ref({name!r}) names no model. Models: {', '.join(sorted(self.schemas))}.")
+        return self.schemas[name]
+
+    def run(self, case: UnitTestCase) -> tuple[DataFrame, DataFrame]:
+        """(actual, expected) for one case, both restricted to the expected columns."""
+        spec, where = case.spec, f"{case.where} (unit test {case.name!r})"
+        project = self.project
+        if spec.get("vars"):
+            project = dataclasses.replace(project, vars={**project.vars, **spec["vars"]})
+        rendered = Renderer(project, RunContext.for_ds(str(spec.get("ds", DEFAULT_DS)))).render(case.model)
+        given = spec.get("given") or []
+        provided: set[str] = set()
+        for item in given:
+            match = _INPUT.match(str(item.get("input", ""))) if isinstance(item, dict) else None
+            if not match:
+                raise SqlProjectError(f"{where}: each 'given' item needs input: ref('name') or source('name').")
+            kind, name = match.groups()
+            view = source_view(name) if kind == "source" else name
+            schema = self._input_schema(kind, name, where)
+            typed_frame(self.spark, item.get("rows") or [], schema, where).createOrReplaceTempView(view)
+            provided.add(f"{kind}('{name}')")
+        needed = {f"ref('{n}')" for n in rendered.refs} | {f"source('{n}')" for n in rendered.sources}
+        if needed - provided:
+            raise SqlProjectError(f"{where}: give rows for {', '.join(sorted(needed - provided))} (may be rows: []).")
+        actual = self.spark.sql(rendered.sql)
+        expect = spec.get("expect") or {}
+        rows = expect.get("rows") or []
+        columns = list(dict.fromkeys(key for row in rows for key in row)) or actual.columns
+        missing = [c for c in columns if c not in actual.columns]
+        if missing:
+            raise SqlProjectError(
+                f"{where}: expected column(s) {', '.join(missing)} are not in the model's output: "
+                f"{', '.join(actual.columns)}."
+            )
+        actual = actual.select(*columns)
+        return actual, typed_frame(self.spark, rows, actual.schema, where)
