@@ -178,7 +178,8 @@ class SqlRunner:
         try:
             writer.parquet(str(path))
         except PySparkException as e:
-            raise model_error(self.project, rendered, e, "failed while running") from None
+            upstream = [self.rendered[n] for n in _closure(rendered.name, self.graph)]
+            raise model_error(self.project, rendered, e, "failed while running", upstream) from None
 
     def _register_table(self, name: str, path: Path, cache: bool) -> None:
         self.spark.read.parquet(str(path)).createOrReplaceTempView(name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from jobs.errors import ModelExecutionError
 from jobs.sqlproject.project import SqlProject
@@ -17,16 +18,34 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def _rendered_line(error: BaseException, sql: str) -> int | None:
-    """Where in the rendered SQL Spark says the problem is: its query context, the parser's position, or a name."""
-    contexts = error.getQueryContext() if hasattr(error, "getQueryContext") else []
-    for context in contexts:
+def _context_positions(error: BaseException) -> list[tuple[int, str]]:
+    """(offset, fragment) of each SQL query context Spark attached to the error."""
+    positions = []
+    for context in error.getQueryContext() if hasattr(error, "getQueryContext") else []:
         try:
-            start = context.startIndex()
+            start, fragment = context.startIndex(), context.fragment()
         except Exception:  # a DataFrame-API context has no SQL position
             continue
         if start is not None and start >= 0:
-            return line_of_offset(sql, start)
+            positions.append((start, fragment or ""))
+    return positions
+
+
+def _owner(error: BaseException, rendered: RenderedModel, others: Iterable[RenderedModel]) -> RenderedModel:
+    """The model whose SQL the error points into: a failing view is only computed inside the table reading it."""
+    for start, fragment in _context_positions(error):
+        if not fragment or rendered.sql[start : start + len(fragment)] == fragment:
+            return rendered
+        for other in others:
+            if other.sql[start : start + len(fragment)] == fragment:
+                return other
+    return rendered
+
+
+def _rendered_line(error: BaseException, sql: str) -> int | None:
+    """Where in the rendered SQL Spark says the problem is: its query context, the parser's position, or a name."""
+    for start, _ in _context_positions(error):
+        return line_of_offset(sql, start)
     line = line_from_message(str(error))
     if line:
         return line
@@ -40,8 +59,18 @@ def _rendered_line(error: BaseException, sql: str) -> int | None:
     return None
 
 
-def model_error(project: SqlProject, rendered: RenderedModel, error: BaseException, doing: str) -> ModelExecutionError:
-    """A :class:`ModelExecutionError` naming the model, its file and line, with the offending rendered SQL."""
+def model_error(
+    project: SqlProject,
+    running: RenderedModel,
+    error: BaseException,
+    doing: str,
+    others: Iterable[RenderedModel] = (),
+) -> ModelExecutionError:
+    """A :class:`ModelExecutionError` naming the model, its file and line, with the offending rendered SQL.
+
+    ``others`` are the models ``running`` reads: an error inside one of them is reported at that model's line.
+    """
+    rendered = _owner(error, running, others)
     line = _rendered_line(error, rendered.sql)
     path = project.relative(rendered.model.path)
     if line is None:
@@ -53,4 +82,5 @@ def model_error(project: SqlProject, rendered: RenderedModel, error: BaseExcepti
         shown = excerpt(
             rendered.sql, line, label="Rendered SQL (see `retrain compile --select " + rendered.name + "`):"
         )
-    return ModelExecutionError(f"Spark {doing} {rendered.name} ({where}): {_first_line(error)}{shown}")
+    subject = running.name if rendered is running else f"{running.name}, in {rendered.name} which it reads"
+    return ModelExecutionError(f"Spark {doing} {subject} ({where}): {_first_line(error)}{shown}")

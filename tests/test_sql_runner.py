@@ -1,0 +1,205 @@
+"""The SQL runner on a real Spark session: vars as literals, selection, materialisation, caching, data tests."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import shutil
+
+import pytest
+
+from jobs import cli
+from jobs.errors import ConfigError, DataTestError, DependencyError, ModelExecutionError
+from jobs.run_context import RunContext
+from jobs.sqlproject.datatests import generic_tests, run_tests, singular_tests
+from jobs.sqlproject.graph import select
+from jobs.sqlproject.project import load_project
+from jobs.sqlproject.render import Renderer
+from jobs.sqlproject.runner import SqlRunner
+from jobs.sqlproject.unittests import UnitTestRunner, collect_cases
+from tests.conftest import REPO_ROOT
+from tests.sqlproject_helpers import write_project
+
+CTX = RunContext.for_ds("2026-11-22")
+PEOPLE = [(1, "ann", 34, None), (2, "bob", 17, None), (3, "cy", 71, None)]
+SCHEMA = "id bigint, name string, age int, created_at timestamp"
+
+
+@pytest.fixture
+def people(spark):
+    frame = spark.createDataFrame(PEOPLE, SCHEMA)
+    return lambda spark_, source: frame
+
+
+PROJECT = {
+    "staging/stg_people.sql": """
+        {{ config(materialized='view', cache=true) }}
+        SELECT id, name, age, CASE WHEN age >= {{ var('adult_age', 18) }} THEN 'adult' ELSE 'minor' END AS grp
+        FROM {{ source('people') }}
+        WHERE name <> {{ var('exclude_name', '') }}
+    """,
+    "features/adults.sql": """
+        {{ config(materialized='table', partition_by=['grp'], repartition=2) }}
+        SELECT * FROM {{ ref('stg_people') }} WHERE grp = 'adult'
+    """,
+    "features/counts.sql": """
+        {{ config(materialized='table') }}
+        SELECT grp, COUNT(*) AS n FROM {{ ref('stg_people') }} GROUP BY grp
+    """,
+    "features/summary.sql": """
+        SELECT COUNT(*) AS adults FROM {{ ref('adults') }}
+    """,
+}
+
+
+def test_var_cannot_inject_sql(spark, tmp_path, people) -> None:
+    root = write_project(tmp_path / "sql", PROJECT)
+    attack = "x' OR '1'='1"
+    project = load_project(root, {"exclude_name": attack})
+    sql = Renderer(project, CTX).render(project.models["stg_people"]).sql
+    assert "name <> 'x\\' OR \\'1\\'=\\'1'" in sql
+    runner = SqlRunner(spark, project, CTX, tmp_path / "run")
+    runner.run(people, ["counts"])
+    # The attack is one harmless string: nobody is called that, so every row stays.
+    assert spark.read.parquet(str(tmp_path / "run/features/counts")).groupBy().sum("n").collect()[0][0] == 3
+
+
+def test_a_var_that_is_not_a_number_fails_cleanly(spark, tmp_path, people) -> None:
+    root = write_project(tmp_path / "sql", PROJECT)
+    project = load_project(root, {"adult_age": "18; DROP TABLE people"})
+    with pytest.raises(ModelExecutionError, match=r"counts, in stg_people which it reads \(sql/staging/stg_people.sql, "
+                                                  r"line 2\): \[CAST_INVALID_INPUT\]"):
+        SqlRunner(spark, project, CTX, tmp_path / "run").run(people, ["counts"])
+
+
+def test_select_operators(tmp_path) -> None:
+    graph = {"stg": (), "a": ("stg",), "b": ("stg",), "c": ("a",)}
+    assert select(graph, ["a"]) == {"a"}
+    assert select(graph, ["+a"]) == {"stg", "a"}
+    assert select(graph, ["stg+"]) == {"stg", "a", "b", "c"}
+    assert select(graph, ["a+", "b"]) == {"a", "b", "c"}
+    assert select(graph, None) == set(graph)
+    with pytest.raises(DependencyError, match="--select 'd' names no model. Models: a, b, c, stg"):
+        select(graph, ["d"])
+
+
+def test_tables_are_parquet_views_are_not_and_the_cache_is_released(spark, tmp_path, people) -> None:
+    root = write_project(tmp_path / "sql", PROJECT)
+    runner = SqlRunner(spark, load_project(root), CTX, tmp_path / "run")
+    result = runner.run(people)
+    features = tmp_path / "run" / "features"
+    assert sorted(p.name for p in features.iterdir()) == ["adults", "counts"]
+    assert sorted(p.name for p in (features / "adults").glob("grp=*")) == ["grp=adult"]
+    assert (features / "adults" / "_manifest.json").is_file()
+    assert result.rows("adults") == 2 and result.rows("counts") == 2
+    assert [m.name for m in result.models] == ["stg_people", "adults", "counts", "summary"]
+    assert not spark.catalog.isCached("stg_people")
+    assert spark.table("summary").collect()[0].adults == 2
+
+
+def test_selected_model_reads_tables_built_earlier_and_asks_for_missing_ones(spark, tmp_path, people) -> None:
+    root = write_project(tmp_path / "sql", PROJECT)
+    runner = SqlRunner(spark, load_project(root), CTX, tmp_path / "run")
+    with pytest.raises(ConfigError, match=r"The table adults has not been built for this run yet"):
+        runner.run(people, ["summary"])
+    runner.run(people, ["+adults"])
+    result = runner.run(people, ["summary"])
+    assert [m.name for m in result.models] == ["summary"]
+
+
+def test_compiled_sql_runs_in_spark_as_is(spark, settings, capsys) -> None:
+    assert cli.main(["compile", "--select", "diabetes_features", "--ds", "2026-11-22"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("-- diabetes_features (sql/features/diabetes_features.sql, table)")
+    SqlRunner(spark, load_project(REPO_ROOT / "sql"), CTX).check(["+stg_predictions"])
+    columns = spark.sql(printed).columns
+    assert columns[:2] == ["record_id", "created_at"] and columns[-1] == "label"
+
+
+def test_ls_shows_the_graph_with_materializations(capsys) -> None:
+    assert cli.main(["ls", "--select", "stg_predictions+"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:3] == ["stg_predictions", "view", "cache"]
+    assert any(line.startswith("quarantine ") and "partition_by=quarantine_reason" in line for line in lines)
+    assert len(lines) == 5
+
+
+def test_a_new_feature_model_needs_no_python(spark, tmp_path) -> None:
+    root = tmp_path / "sql"
+    shutil.copytree(REPO_ROOT / "sql", root)
+    (root / "features" / "heart_risk_flags.sql").write_text(
+        "{{ config(materialized='table') }}\n"
+        "SELECT record_id, CASE WHEN smoker = 1 AND hypertension = 1 THEN 1 ELSE 0 END AS smoker_with_hypertension\n"
+        "FROM {{ ref('heart_features') }}\n"
+    )
+    (root / "features" / "heart_risk_flags.yml").write_text(
+        "unit_tests:\n"
+        "  - name: both_risks\n"
+        "    given:\n"
+        "      - input: ref('heart_features')\n"
+        "        rows: [{record_id: 1, smoker: 1, hypertension: 1}, {record_id: 2, smoker: 1, hypertension: 0}]\n"
+        "    expect:\n"
+        "      rows: [{record_id: 1, smoker_with_hypertension: 1}, {record_id: 2, smoker_with_hypertension: 0}]\n"
+    )
+    project = load_project(root)
+    cases = [c for c in collect_cases(project) if c.model.name == "heart_risk_flags"]
+    actual, expected = UnitTestRunner(spark, project).run(cases[0])
+    assert sorted(actual.collect()) == sorted(expected.collect())
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        assert cli.main(["ls", "--project-dir", str(root), "--select", "+heart_risk_flags"]) == 0
+    assert "heart_risk_flags" in out.getvalue() and "stg_predictions" in out.getvalue()
+
+
+DATA_TESTS = {
+    **PROJECT,
+    "features/adults.yml": """
+        columns:
+          - name: id
+            tests: [not_null, unique]
+          - name: grp
+            tests:
+              - accepted_values: {values: [adult]}
+        tests:
+          - row_count_min: {min: 5, severity: warn}
+    """,
+    "features/counts.yml": """
+        columns:
+          - name: grp
+            tests:
+              - accepted_values: {values: [adult]}
+    """,
+    "tests/no_teenagers.sql": """
+        SELECT * FROM {{ ref('stg_people') }} WHERE age BETWEEN 13 AND 19
+    """,
+}
+
+
+def test_data_tests_report_failures_and_severity(spark, tmp_path, people) -> None:
+    root = write_project(tmp_path / "sql", DATA_TESTS)
+    project = load_project(root)
+    SqlRunner(spark, project, CTX, tmp_path / "run").run(people)
+    tests = generic_tests(project.models, project.relative) + singular_tests(Renderer(project, CTX), project.relative)
+    results = {(r.model, r.name): r for r in run_tests(spark, tests)}
+    assert results[("adults", "unique(id)")].passed
+    assert results[("adults", "accepted_values(grp)")].passed
+    assert results[("adults", "row_count_min(5)")].failures == 3
+    assert results[("adults", "row_count_min(5)")].severity == "warn"
+    assert results[("counts", "accepted_values(grp)")].failures == 1
+    assert results[("stg_people", "no_teenagers")].failures == 1
+
+
+def test_transform_stops_on_an_error_severity_failure(spark, settings, tmp_path) -> None:
+    import dataclasses
+
+    from jobs.transform import transform
+
+    root = write_project(tmp_path / "sql", DATA_TESTS)
+    run_settings = dataclasses.replace(settings, data_dir=tmp_path / "data")
+    raw = run_settings.run_dir("2026-11-22") / "raw" / "people"
+    spark.createDataFrame(PEOPLE, SCHEMA).write.parquet(str(raw))
+    with pytest.raises(DataTestError) as info:
+        transform(run_settings, CTX, spark, project_dir=root)
+    message = str(info.value)
+    assert "2 data test(s) failed; nothing was trained" in message
+    assert "counts: accepted_values(grp): 1 rows where grp is not one of ['adult'] (sql/features/counts.yml)" in message
+    assert "stg_people: no_teenagers" in message and "row_count_min" not in message  # warnings do not stop
