@@ -96,7 +96,7 @@ def transform(
     return outcome
 
 
-def test_data(
+def rerun_data_tests(
     settings: Settings,
     ctx: RunContext,
     spark: SparkSession,

@@ -1,0 +1,86 @@
+"""extract -> transform on the demo data in a real PostgreSQL: the quarantine matches the seed's dirty-input mix."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from jobs.extract import extract
+from jobs.run_context import RunContext
+from jobs.seed_generator import generate
+from jobs.seed_loader import load
+from jobs.transform import SUMMARY_FILE, rerun_data_tests, transform
+
+ROWS, SEED = 20_000, 11
+CTX = RunContext.for_ds("2026-11-22")  # the seed's end date: the default 365-day window holds every record
+
+
+@pytest.fixture(scope="module")
+def transformed(spark, settings, pg_cluster, tmp_path_factory):
+    import psycopg2
+
+    db = pg_cluster.database_url()
+    data = generate(ROWS, SEED)
+    load(db, data)
+    run_settings = dataclasses.replace(
+        settings,
+        database_url=f"postgresql://{db.user}@{db.host}:{db.port}/{db.database}",
+        data_dir=tmp_path_factory.mktemp("data"),
+    )
+    extracted = extract(run_settings, CTX, spark=spark)
+    outcome = transform(run_settings, CTX, spark)
+    yield run_settings, data.report, extracted, outcome
+    with psycopg2.connect(**db.psycopg_kwargs()) as conn, conn.cursor() as cur:
+        cur.execute("TRUNCATE health_records, users RESTART IDENTITY CASCADE")
+
+
+def test_quarantine_counts_match_the_seeds_dirty_input_mix(spark, transformed) -> None:
+    run_settings, report, _, outcome = transformed
+    path = run_settings.run_dir(CTX.ds_str) / "features" / "quarantine"
+    rows = spark.read.parquet(str(path)).groupBy("quarantine_reason").count().collect()
+    counts = {r.quarantine_reason: r["count"] for r in rows}
+    expected = report.consenting
+    assert counts == {
+        "malformed_json": expected.malformed_json,
+        "unknown_record_type": expected.unknown_record_type,
+        "impossible_value": expected.impossible_value,
+        "duplicate": expected.duplicate,
+    }
+    assert all(n > 0 for n in counts.values())
+
+
+def test_every_extracted_record_is_either_a_feature_row_or_quarantined(transformed) -> None:
+    _, report, extracted, outcome = transformed
+    result = outcome.result
+    features = sum(result.rows(f"{m}_features") for m in ("diabetes", "heart", "liver"))
+    assert extracted.rows == report.consenting_records
+    assert features + result.rows("quarantine") == extracted.rows
+
+
+def test_labels_come_from_verified_outcomes_only(spark, transformed) -> None:
+    run_settings, report, _, _ = transformed
+    features = run_settings.run_dir(CTX.ds_str) / "features"
+    labelled = sum(
+        spark.read.parquet(str(features / f"{m}_features")).where("label IS NOT NULL").count()
+        for m in ("diabetes", "heart", "liver")
+    )
+    assert 0 < labelled < report.consenting_records
+
+
+def test_data_tests_pass_and_are_recorded(spark, transformed) -> None:
+    run_settings, _, _, outcome = transformed
+    assert outcome.tests and all(t.passed or t.severity == "warn" for t in outcome.tests)
+    summary = json.loads((run_settings.run_dir(CTX.ds_str) / SUMMARY_FILE).read_text())
+    assert {m["name"] for m in summary["models"]} >= {"quarantine", "diabetes_features"}
+    assert len(summary["data_tests"]) == len(outcome.tests)
+    again = rerun_data_tests(run_settings, CTX, spark)
+    assert [(r.model, r.name, r.failures) for r in again] == [(r.model, r.name, r.failures) for r in outcome.tests]
+
+
+def test_features_are_partitioned_by_month(transformed) -> None:
+    run_settings, _, _, _ = transformed
+    table = run_settings.run_dir(CTX.ds_str) / "features" / "diabetes_features"
+    months = sorted(p.name for p in table.glob("created_month=*"))
+    assert months[0] == "created_month=2026-05" and months[-1] == "created_month=2026-11"
