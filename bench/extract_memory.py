@@ -16,6 +16,7 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -78,8 +79,13 @@ def child(lookback_days: int) -> None:
 
     # fetchsize=0 (the baseline) is below what the settings accept, so the child sets it directly.
     settings = dataclasses.replace(Settings.from_env(root=ROOT), jdbc_fetchsize=int(os.environ["BENCH_FETCHSIZE"]))
-    spark = spark_session(settings, "bench-extract-memory", overrides={"spark.driver.memory": "1g",
-                                                                        "spark.ui.enabled": "false"})  # fmt: skip
+    gc_log = Path(tempfile.mkdtemp(prefix="bench-gc-")) / "gc.log"
+    spark = spark_session(settings, "bench-extract-memory", overrides={
+        "spark.driver.memory": "1g",
+        "spark.ui.enabled": "false",
+        # Heap after each collection = what the JVM really holds, free of young-generation garbage.
+        "spark.driver.extraJavaOptions": f"-Xlog:gc:file={gc_log}",
+    })  # fmt: skip
     jvm = spark._jvm
     pools = [p for p in jvm.java.lang.management.ManagementFactory.getMemoryPoolMXBeans()
              if p.getType().name() == "HEAP"]  # fmt: skip
@@ -89,8 +95,11 @@ def child(lookback_days: int) -> None:
     result = extract(settings, RunContext.for_ds(DS), spark=spark, vars_overrides={"lookback_days": lookback_days})
     peak_heap = sum(p.getPeakUsage().getUsed() for p in pools)
     old_gen = sum(p.getPeakUsage().getUsed() for p in pools if "Old" in p.getName() or "Tenured" in p.getName())
+    jvm.java.lang.System.gc()  # flush the log with a final collection
+    after_gc = [int(m) for m in re.findall(r"\d+M->(\d+)M\(", gc_log.read_text())] or [0]
     print(json.dumps({"extracted": result.rows, "peak_heap_mb": round(peak_heap / 2**20, 1),
-                      "peak_old_gen_mb": round(old_gen / 2**20, 1)}))  # fmt: skip
+                      "peak_old_gen_mb": round(old_gen / 2**20, 1),
+                      "peak_live_after_gc_mb": max(after_gc)}))  # fmt: skip
 
 
 def main() -> None:
@@ -125,17 +134,18 @@ def main() -> None:
 
     small, large = args.rows
     by = {(r["fetchsize"], r["rows"]): r for r in results}
-    print(f"{'fetchsize':>9} {'rows':>9} {'peak heap MB':>13} {'peak old gen MB':>16}")
+    print(f"{'fetchsize':>9} {'rows':>9} {'peak heap MB':>13} {'peak old gen MB':>16} {'peak live after GC MB':>22}")
     for r in results:
         print(f"{r['fetchsize']:>9} {r['rows']:>9} {r.get('peak_heap_mb', r.get('error')):>13} "
-              f"{r.get('peak_old_gen_mb', ''):>16}")  # fmt: skip
+              f"{r.get('peak_old_gen_mb', ''):>16} {r.get('peak_live_after_gc_mb', ''):>22}")  # fmt: skip
     ratios = {}
     for fetchsize, label in ((10_000, "streaming"), (0, "baseline_fetchsize_0")):
         a, b = by[(fetchsize, small)], by[(fetchsize, large)]
-        if "peak_heap_mb" in a and "peak_heap_mb" in b:
-            ratios[label] = round(b["peak_heap_mb"] / a["peak_heap_mb"], 2)
-        else:
-            ratios[label] = "failed: " + b.get("error", a.get("error", "?"))
+        for metric in ("peak_heap_mb", "peak_live_after_gc_mb"):
+            if a.get(metric) and b.get(metric):
+                ratios[f"{label}:{metric}"] = round(b[metric] / a[metric], 2)
+            else:
+                ratios[f"{label}:{metric}"] = "failed: " + b.get("error", a.get("error", "no reading"))
     print(f"peak heap ratio {large}/{small} rows: {ratios}")
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)

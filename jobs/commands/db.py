@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from datetime import date
 
 from jobs.errors import ConfigError, RetrainError
@@ -96,6 +97,11 @@ def run_status(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def run_url(settings: Settings, args: argparse.Namespace) -> int:
+    if not settings.uses_embedded_database:
+        logging.getLogger("retrain").warning(
+            "DATABASE_URL is set, so the pipeline reads that database, not this embedded one (%s).",
+            settings.database().redacted(),
+        )
     print(settings.embedded_database_url)
     return 0
 

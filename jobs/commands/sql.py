@@ -31,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     transform.set_defaults(handler=run_transform)
 
 
-def run_compile(settings: Settings, args: argparse.Namespace) -> int:
+def _selected_models(settings: Settings, args: argparse.Namespace):
+    """The project and its selected models, rendered, in run order (no Spark needed)."""
     from jobs.sqlproject.graph import dependencies, select, topological_order
     from jobs.sqlproject.render import Renderer
     from jobs.transform import open_project
@@ -40,27 +41,20 @@ def run_compile(settings: Settings, args: argparse.Namespace) -> int:
     rendered = Renderer(project, run_context(args)).render_all()
     graph = dependencies(rendered)
     chosen = select(graph, args.select)
-    for name in topological_order(graph):
-        if name in chosen:
-            model = rendered[name]
-            print(f"-- {name} ({project.relative(model.model.path)}, {model.config.materialized})")
-            print(model.sql)
+    return project, [rendered[name] for name in topological_order(graph) if name in chosen]
+
+
+def run_compile(settings: Settings, args: argparse.Namespace) -> int:
+    project, models = _selected_models(settings, args)
+    for model in models:
+        print(f"-- {model.name} ({project.relative(model.model.path)}, {model.config.materialized})")
+        print(model.sql)
     return 0
 
 
 def run_ls(settings: Settings, args: argparse.Namespace) -> int:
-    from jobs.sqlproject.graph import dependencies, select, topological_order
-    from jobs.sqlproject.render import Renderer
-    from jobs.transform import open_project
-
-    project = open_project(settings, project_dir(args), vars_overrides(args))
-    rendered = Renderer(project, run_context(args)).render_all()
-    graph = dependencies(rendered)
-    chosen = select(graph, args.select)
-    for name in topological_order(graph):
-        if name not in chosen:
-            continue
-        model = rendered[name]
+    _, models = _selected_models(settings, args)
+    for model in models:
         config = model.config
         details = [config.materialized]
         if config.partition_by:
@@ -70,7 +64,7 @@ def run_ls(settings: Settings, args: argparse.Namespace) -> int:
         if config.cache:
             details.append("cache")
         reads = [f"source:{s}" for s in model.sources] + list(model.refs)
-        print(f"{name:<24} {' '.join(details):<52} <- {', '.join(reads) or '-'}")
+        print(f"{model.name:<24} {' '.join(details):<52} <- {', '.join(reads) or '-'}")
     return 0
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from jobs.errors import DataTestError, SqlProjectError
 from jobs.sqlproject.literals import sql_literal
+from jobs.sqlproject.modelconfig import SEVERITIES
 from jobs.sqlproject.project import Model
 from jobs.sqlproject.properties import load_properties
 from jobs.sqlproject.render import Renderer
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SEVERITIES = ("error", "warn")
 GENERIC_TESTS = ("not_null", "unique", "accepted_values", "row_count_min")
 
 

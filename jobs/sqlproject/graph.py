@@ -36,7 +36,8 @@ def topological_order(graph: Mapping[str, Sequence[str]], describe: Mapping[str,
     return order
 
 
-def _closure(start: str, edges: Mapping[str, Iterable[str]]) -> set[str]:
+def reachable(start: str, edges: Mapping[str, Iterable[str]]) -> set[str]:
+    """Every node reachable from ``start`` along ``edges`` (its ancestors for the ref graph), ``start`` excluded."""
     seen: set[str] = set()
     stack = [start]
     while stack:
@@ -48,6 +49,7 @@ def _closure(start: str, edges: Mapping[str, Iterable[str]]) -> set[str]:
 
 
 def downstream_edges(graph: Mapping[str, Sequence[str]]) -> dict[str, set[str]]:
+    """The graph reversed: model -> the models that ref it."""
     children: dict[str, set[str]] = {name: set() for name in graph}
     for name, parents in graph.items():
         for parent in parents:
@@ -71,7 +73,7 @@ def select(graph: Mapping[str, Sequence[str]], selectors: Sequence[str] | None) 
                 raise DependencyError(f"--select {selector!r} names no model. Models: {', '.join(sorted(graph))}.")
             chosen.add(name)
             if selector.startswith("+"):
-                chosen |= _closure(name, graph)
+                chosen |= reachable(name, graph)
             if selector.endswith("+"):
-                chosen |= _closure(name, children)
+                chosen |= reachable(name, children)
     return chosen

@@ -158,11 +158,6 @@ class Renderer:
     def render_all(self, models: Mapping[str, Model] | None = None) -> dict[str, RenderedModel]:
         return {name: self.render(model) for name, model in (models or self.project.models).items()}
 
-    def render_string(self, text: str, path: Path) -> str:
-        """Render a singular data test (SQL that returns failing rows) with the same context as models."""
-        model = Model(name=path.stem, path=path, folder=path.parent.name)
-        return self.render(model).sql
-
 
 def _strip_statement(sql: str) -> str:
     """Spark's ``sql()`` takes one statement: drop a trailing semicolon, keep line numbers intact."""

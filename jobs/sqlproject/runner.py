@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from jobs.errors import ConfigError, ModelExecutionError
 from jobs.snapshot import atomic_directory, write_manifest
-from jobs.sqlproject.graph import _closure, dependencies, downstream_edges, select, topological_order
+from jobs.sqlproject.graph import dependencies, downstream_edges, reachable, select, topological_order
 from jobs.sqlproject.project import SqlProject
 from jobs.sqlproject.render import RenderedModel, Renderer
 from jobs.sqlproject.sources import SourceReader, empty_reader, register_sources
@@ -80,6 +80,14 @@ class SqlRunner:
             raise ConfigError("This runner has no run directory; it can check models but not build tables.")
         return self.run_dir / FEATURES_DIR / name
 
+    def _with_ancestors(self, selectors: Sequence[str] | None) -> tuple[set[str], set[str]]:
+        """The selected models, and those plus every model they read (directly or not)."""
+        chosen = {m.name for m in self.selected(selectors)}
+        needed = set(chosen)
+        for name in chosen:
+            needed |= reachable(name, self.graph)
+        return chosen, needed
+
     # -- running ------------------------------------------------------------------------------------------------
 
     def dataframe(self, rendered: RenderedModel, doing: str = "could not analyse") -> DataFrame:
@@ -93,10 +101,7 @@ class SqlRunner:
 
     def check(self, selectors: Sequence[str] | None = None) -> list[tuple[RenderedModel, DataFrame]]:
         """Analyse the selected models (and what they ref) against empty sources: no data read or written."""
-        chosen = {m.name for m in self.selected(selectors)}
-        needed = set(chosen)
-        for name in chosen:
-            needed |= _closure(name, self.graph)
+        chosen, needed = self._with_ancestors(selectors)
         register_sources(self.spark, self.project.sources.values(), empty_reader)
         checked = []
         for name in self.order:
@@ -112,10 +117,7 @@ class SqlRunner:
 
     def run(self, reader: SourceReader, selectors: Sequence[str] | None = None) -> TransformResult:
         """Run the selected models; unselected ancestors are views again, or tables read from earlier output."""
-        chosen = {m.name for m in self.selected(selectors)}
-        needed = set(chosen)
-        for name in chosen:
-            needed |= _closure(name, self.graph)
+        chosen, needed = self._with_ancestors(selectors)
         register_sources(self.spark, self.project.sources.values(), reader)
         release_after = self._cache_release_points(chosen)
         runs: list[ModelRun] = []
@@ -178,7 +180,7 @@ class SqlRunner:
         try:
             writer.parquet(str(path))
         except PySparkException as e:
-            upstream = [self.rendered[n] for n in _closure(rendered.name, self.graph)]
+            upstream = [self.rendered[n] for n in reachable(rendered.name, self.graph)]
             raise model_error(self.project, rendered, e, "failed while running", upstream) from None
 
     def _register_table(self, name: str, path: Path, cache: bool) -> None:
@@ -204,7 +206,7 @@ class SqlRunner:
             if not self.rendered[name].config.cache:
                 continue
             # A view is only computed when a table reads it, so the cache lives until the last dependent table.
-            readers = [n for n in _closure(name, children) if n in chosen and self.rendered[n].config.is_table]
+            readers = [n for n in reachable(name, children) if n in chosen and self.rendered[n].config.is_table]
             if readers:
                 last = max(readers, key=self.order.index)
                 release.setdefault(last, []).append(name)
