@@ -85,6 +85,9 @@ def child(lookback_days: int) -> None:
         "spark.ui.enabled": "false",
         # Heap after each collection = what the JVM really holds, free of young-generation garbage.
         "spark.driver.extraJavaOptions": f"-Xlog:gc:file={gc_log}",
+        # Parquet buffers a whole row group (128 MB by default) per writing task before flushing it; a small
+        # row group keeps that buffer below the partition size, so what remains is the JDBC read's own memory.
+        "spark.hadoop.parquet.block.size": str(8 << 20),
     })  # fmt: skip
     jvm = spark._jvm
     pools = [p for p in jvm.java.lang.management.ManagementFactory.getMemoryPoolMXBeans()
