@@ -6,8 +6,9 @@ grows with the row count, while the streaming read's should not.
 
     .venv/bin/python -m bench.extract_memory            # seeds its own throwaway PostgreSQL
     .venv/bin/python -m bench.extract_memory --rows 200000 1000000 --partitions 4
+    .venv/bin/python -m bench.extract_memory --heap 512m   # streaming fits; fetchsize=0 runs out of memory
 
-Prints a table and writes bench/results/extract_memory.json.
+Prints a table and writes bench/results/extract_memory_<heap>.json.
 """
 
 from __future__ import annotations
@@ -50,13 +51,14 @@ def seed(db_kwargs: dict, rows: int) -> None:
         )
 
 
-def measure(database_url: str, rows: int, fetchsize: int, partitions: int, data_dir: str) -> dict:
+def measure(database_url: str, rows: int, fetchsize: int, partitions: int, data_dir: str, heap: str) -> dict:
     """Run one extraction in a child process and return its peaks."""
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
         "DATA_DIR": data_dir,
         "BENCH_FETCHSIZE": str(fetchsize),
+        "BENCH_HEAP": heap,
         "JDBC_NUM_PARTITIONS": str(partitions),
         "SPARK_MASTER": "local[2]",
     }
@@ -66,7 +68,8 @@ def measure(database_url: str, rows: int, fetchsize: int, partitions: int, data_
         env=env, cwd=ROOT, capture_output=True, text=True, check=False,
     )  # fmt: skip
     if out.returncode != 0:
-        return {"rows": rows, "fetchsize": fetchsize, "error": (out.stderr.strip().splitlines() or ["?"])[-1]}
+        causes = [line.strip() for line in out.stderr.splitlines() if "Error" in line or "Exception:" in line]
+        return {"rows": rows, "fetchsize": fetchsize, "error": (causes or ["?"])[-1][:200]}
     return {"rows": rows, "fetchsize": fetchsize, **json.loads(out.stdout.strip().splitlines()[-1])}
 
 
@@ -81,7 +84,7 @@ def child(lookback_days: int) -> None:
     settings = dataclasses.replace(Settings.from_env(root=ROOT), jdbc_fetchsize=int(os.environ["BENCH_FETCHSIZE"]))
     gc_log = Path(tempfile.mkdtemp(prefix="bench-gc-")) / "gc.log"
     spark = spark_session(settings, "bench-extract-memory", overrides={
-        "spark.driver.memory": "1g",
+        "spark.driver.memory": os.environ["BENCH_HEAP"],
         "spark.ui.enabled": "false",
         # Heap after each collection = what the JVM really holds, free of young-generation garbage.
         "spark.driver.extraJavaOptions": f"-Xlog:gc:file={gc_log}",
@@ -109,6 +112,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, nargs=2, default=[200_000, 1_000_000], metavar=("SMALL", "LARGE"))
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--heap", default="1g", help="the measured JVM's heap (-Xmx); a small one shows who runs out")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--lookback-days", type=int, default=20, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -128,7 +132,7 @@ def main() -> None:
             seed(db.psycopg_kwargs(), max(args.rows))
             url = f"postgresql://{db.user}@{db.host}:{db.port}/{db.database}"
             results = [
-                measure(url, rows, fetchsize, args.partitions, str(Path(tmp) / "data"))
+                measure(url, rows, fetchsize, args.partitions, str(Path(tmp) / "data"), args.heap)
                 for fetchsize in (10_000, 0)
                 for rows in args.rows
             ]
@@ -152,7 +156,8 @@ def main() -> None:
     print(f"peak heap ratio {large}/{small} rows: {ratios}")
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "extract_memory.json").write_text(json.dumps({"results": results, "ratios": ratios}, indent=2))
+    report = {"heap": args.heap, "results": results, "ratios": ratios}
+    (out / f"extract_memory_{args.heap}.json").write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -94,12 +94,18 @@ def spark_conf(settings: Settings, require_jdbc: bool = True) -> dict[str, str]:
     return conf
 
 
-def silence_py4j_debug() -> None:
-    """Keep py4j at WARNING whatever the host's logging says (Airflow's included).
+def quiet_spark_python_loggers() -> None:
+    """Keep py4j at WARNING whatever the host's logging says (Airflow's included), and mute PySpark's error dumps.
 
-    At DEBUG, py4j logs every argument it sends to the JVM, the JDBC password among them.
+    At DEBUG, py4j logs every argument it sends to the JVM, the JDBC password among them. PySpark logs each SQL
+    error as a JSON line with the whole Java stack trace; the runner reports the same error with the model's file
+    and line instead.
     """
+    from pyspark.logger import PySparkLogger
+
     logging.getLogger("py4j").setLevel(logging.WARNING)
+    for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+        PySparkLogger.getLogger(name).setLevel(logging.CRITICAL + 1)
 
 
 def spark_session(
@@ -111,7 +117,7 @@ def spark_session(
     """Build (or reuse) the process's Spark session with the project's configuration (``overrides`` last)."""
     from pyspark.sql import SparkSession
 
-    silence_py4j_debug()
+    quiet_spark_python_loggers()
     conf = {**spark_conf(settings, require_jdbc=require_jdbc), **(overrides or {})}
     builder = SparkSession.builder.appName(app_name)
     for key, value in conf.items():

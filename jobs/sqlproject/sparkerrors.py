@@ -10,12 +10,14 @@ from jobs.sqlproject.project import SqlProject
 from jobs.sqlproject.render import RenderedModel
 from jobs.sqlproject.sourcemap import excerpt, line_from_message, line_of_offset, rendered_to_template_line
 
+_POSITION_SUFFIX = re.compile(r";\s*line \d+,? pos \d+;?\s*$")
 _NAME = re.compile(r"[`\"]([A-Za-z_][A-Za-z0-9_.]*)[`\"]")
 
 
 def _first_line(error: BaseException) -> str:
+    """Spark's message without its plan and without its own (rendered-SQL) position, which we translate."""
     text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+    return _POSITION_SUFFIX.sub("", text.splitlines()[0]) if text else type(error).__name__
 
 
 def _context_positions(error: BaseException) -> list[tuple[int, str]]:
