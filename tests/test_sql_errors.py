@@ -28,38 +28,54 @@ def runner(spark, root) -> SqlRunner:
 
 
 def test_jinja_syntax_error_names_file_and_line(tmp_path) -> None:
-    root = write_project(tmp_path / "sql", {"staging/a.sql": """
+    root = write_project(
+        tmp_path / "sql",
+        {
+            "staging/a.sql": """
         SELECT id
         FROM {{ source('people') }}
         {% if %}
         WHERE age > 1
-    """})
+    """
+        },
+    )
     with pytest.raises(CompilationError, match=r"a \(sql/staging/a.sql, line 3\)") as info:
         Renderer(load_project(root), CTX).render_all()
     assert "> 3 | {% if %}" in str(info.value)
 
 
 def test_undefined_name_is_an_error_not_empty_sql(tmp_path) -> None:
-    root = write_project(tmp_path / "sql", {"staging/a.sql": """
+    root = write_project(
+        tmp_path / "sql",
+        {
+            "staging/a.sql": """
         SELECT id,
           {{ not_a_macro('x') }} AS x
         FROM {{ source('people') }}
-    """})
+    """
+        },
+    )
     with pytest.raises(CompilationError, match=r"sql/staging/a.sql, line 2\).*'not_a_macro' is undefined"):
         Renderer(load_project(root), CTX).render_all()
 
 
 def test_unknown_ref_lists_the_models(tmp_path) -> None:
-    root = write_project(tmp_path / "sql", {
-        "staging/stg.sql": "SELECT * FROM {{ source('people') }}\n",
-        "features/f.sql": """
+    root = write_project(
+        tmp_path / "sql",
+        {
+            "staging/stg.sql": "SELECT * FROM {{ source('people') }}\n",
+            "features/f.sql": """
             -- features
             SELECT *
             FROM {{ ref('stgg') }}
         """,
-    })
-    with pytest.raises(DependencyError, match=r"f \(sql/features/f.sql, line 3\): ref\('stgg'\) names no model. "
-                                              r"Models: f, stg\."):
+        },
+    )
+    with pytest.raises(
+        DependencyError,
+        match=r"f \(sql/features/f.sql, line 3\): ref\('stgg'\) names no model. "
+        r"Models: f, stg\.",
+    ):
         Renderer(load_project(root), CTX).render_all()
 
 
@@ -76,9 +92,11 @@ def test_unknown_config_key_lists_valid_keys(tmp_path) -> None:
 
 
 def test_unresolved_column_points_at_the_template_line_after_a_macro(spark, tmp_path) -> None:
-    root = write_project(tmp_path / "sql", {
-        "macros/people.sql": MACROS,
-        "staging/stg_people.sql": """
+    root = write_project(
+        tmp_path / "sql",
+        {
+            "macros/people.sql": MACROS,
+            "staging/stg_people.sql": """
             {{ config(materialized='view') }}
             SELECT
               id,
@@ -86,7 +104,8 @@ def test_unresolved_column_points_at_the_template_line_after_a_macro(spark, tmp_
               nmae AS display_name
             FROM {{ source('people') }}
         """,
-    })
+        },
+    )
     with pytest.raises(ModelExecutionError) as info:
         runner(spark, root).check()
     message = str(info.value)
@@ -96,45 +115,65 @@ def test_unresolved_column_points_at_the_template_line_after_a_macro(spark, tmp_
 
 
 def test_type_mismatch_names_file_and_line(spark, tmp_path) -> None:
-    root = write_project(tmp_path / "sql", {"features/f.sql": """
+    root = write_project(
+        tmp_path / "sql",
+        {
+            "features/f.sql": """
         SELECT
           id,
           date_add(created_at, DATE '2026-01-01') AS wrong
         FROM {{ source('people') }}
-    """})
+    """
+        },
+    )
     with pytest.raises(ModelExecutionError, match=r"f \(sql/features/f.sql, line 3\).*DATATYPE_MISMATCH"):
         runner(spark, root).check()
 
 
 def test_cycle_is_reported_with_its_path(spark, tmp_path) -> None:
-    root = write_project(tmp_path / "sql", {
-        "staging/a.sql": "SELECT * FROM {{ ref('c') }}\n",
-        "staging/b.sql": "SELECT * FROM {{ ref('a') }}\n",
-        "staging/c.sql": "SELECT * FROM {{ ref('b') }}\n",
-    })
+    root = write_project(
+        tmp_path / "sql",
+        {
+            "staging/a.sql": "SELECT * FROM {{ ref('c') }}\n",
+            "staging/b.sql": "SELECT * FROM {{ ref('a') }}\n",
+            "staging/c.sql": "SELECT * FROM {{ ref('b') }}\n",
+        },
+    )
     cycle = r"Dependency cycle: (a -> c -> b -> a|b -> a -> c -> b|c -> b -> a -> c)"
     with pytest.raises(DependencyError, match=cycle):
         runner(spark, root)
 
 
 def test_duplicate_model_names_name_both_files(tmp_path) -> None:
-    root = write_project(tmp_path / "sql", {
-        "staging/people.sql": "SELECT 1 AS x\n",
-        "features/people.sql": "SELECT 2 AS x\n",
-    })
-    with pytest.raises(DependencyError, match=r"Two models are named 'people': .*features/people.sql and .*"
-                                              r"staging/people.sql"):
+    root = write_project(
+        tmp_path / "sql",
+        {
+            "staging/people.sql": "SELECT 1 AS x\n",
+            "features/people.sql": "SELECT 2 AS x\n",
+        },
+    )
+    with pytest.raises(
+        DependencyError,
+        match=r"Two models are named 'people': .*features/people.sql and .*"
+        r"staging/people.sql",
+    ):
         load_project(root)
 
 
 def test_runtime_error_names_the_model(spark, tmp_path) -> None:
-    root = write_project(tmp_path / "sql", {"features/f.sql": """
+    root = write_project(
+        tmp_path / "sql",
+        {
+            "features/f.sql": """
         {{ config(materialized='table') }}
         SELECT CAST(name AS INT) AS n
         FROM {{ source('people') }}
-    """})
-    spark.createDataFrame([(1, "ann", 30, None)], "id bigint, name string, age int, created_at timestamp") \
-        .createOrReplaceTempView("people_rows")
+    """
+        },
+    )
+    spark.createDataFrame(
+        [(1, "ann", 30, None)], "id bigint, name string, age int, created_at timestamp"
+    ).createOrReplaceTempView("people_rows")
     runner_ = SqlRunner(spark, load_project(root), CTX, tmp_path / "run")
 
     def reader(spark_, source):

@@ -67,8 +67,11 @@ def test_var_cannot_inject_sql(spark, tmp_path, people) -> None:
 def test_a_var_that_is_not_a_number_fails_cleanly(spark, tmp_path, people) -> None:
     root = write_project(tmp_path / "sql", PROJECT)
     project = load_project(root, {"adult_age": "18; DROP TABLE people"})
-    with pytest.raises(ModelExecutionError, match=r"counts, in stg_people which it reads \(sql/staging/stg_people.sql, "
-                                                  r"line 2\): \[CAST_INVALID_INPUT\]"):
+    with pytest.raises(
+        ModelExecutionError,
+        match=r"counts, in stg_people which it reads \(sql/staging/stg_people.sql, "
+        r"line 2\): \[CAST_INVALID_INPUT\]",
+    ):
         SqlRunner(spark, project, CTX, tmp_path / "run").run(people, ["counts"])
 
 

@@ -16,6 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_run_arguments(parser)
     add_project_arguments(parser)
     parser.add_argument("--source", action="append", dest="sources", help="only this source (repeatable)")
+    parser.add_argument("--json", action="store_true", help="also print the result as JSON")
     parser.set_defaults(handler=run, uses_database=True)
 
 
@@ -32,7 +33,11 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         vars_overrides=parse_vars_option(args.vars),
         sources=args.sources,
     )
-    print(json.dumps(result.to_dict(), indent=2))
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    for snapshot in result.snapshots:
+        print(f"{snapshot.source:<16} {snapshot.rows:>10,} rows  ids {snapshot.id_min}..{snapshot.id_max}  "
+              f"{snapshot.duration_seconds:>6.1f}s  {snapshot.path}")  # fmt: skip
     if result.nothing_new:
         print("Nothing new: every source window is empty.")
     return 0

@@ -28,6 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--from-database", action="store_true", help="read sources over JDBC instead of the extract's snapshots"
     )
     transform.add_argument("--skip-data-tests", action="store_true", help="build only; do not run data tests")
+    transform.add_argument(
+        "--json", action="store_true", help="print the result as JSON (also in the run's transform.json)"
+    )
     transform.set_defaults(handler=run_transform)
 
 
@@ -99,5 +102,14 @@ def run_transform(settings: Settings, args: argparse.Namespace) -> int:
         from_database=args.from_database,
         run_data_tests=not args.skip_data_tests,
     )
-    print(json.dumps(outcome.to_dict(), indent=2))
+    if args.json:
+        print(json.dumps(outcome.to_dict(), indent=2))
+        return 0
+    for run in outcome.result.models:
+        rows = f"{run.rows:>10,} rows" if run.rows is not None else f"{'':>15}"
+        print(f"{run.name:<24} {run.materialized:<6} {rows} {run.seconds:>7.1f}s  {run.path or ''}")
+    failed = [t for t in outcome.tests if not t.passed]
+    print(f"Data tests: {len(outcome.tests) - len(failed)} passed, {len(failed)} warning(s).")
+    for test in failed:
+        print(f"  WARN {test.model}: {test.name}: {test.message}")
     return 0
