@@ -47,6 +47,10 @@ class MissingRelationError(DatabaseError):
     """A table or column that a source needs does not exist."""
 
 
+class SparkDriverLostError(RetrainError):
+    """Spark's driver JVM died under the pipeline (usually out of memory); the task fails so Airflow retries."""
+
+
 class ExtractError(RetrainError):
     """Extraction of a source failed; nothing partial was left behind."""
 

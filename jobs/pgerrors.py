@@ -15,10 +15,12 @@ from jobs.errors import (
     DatabaseUnreachableError,
     JdbcDriverNotFoundError,
     MissingRelationError,
+    RetrainError,
+    SparkDriverLostError,
 )
 
 _UNREACHABLE = re.compile(
-    r"connection refused|could not connect|connection to server .* failed|connection attempt failed|"
+    r"connection refused|connection to \S+ refused|could not connect|connection to server .* failed|connection attempt failed|"
     r"could not translate host name|unknown host|name or service not known|timeout expired|"
     r"an i/o error occurred|connection has been closed|terminating connection|server closed the connection|"
     r"the connection attempt failed|this connection has been closed|EOFException",
@@ -51,8 +53,23 @@ def _first_line(text: str) -> str:
     return text[:500]
 
 
-def classify(error: BaseException, db: DatabaseUrl, what: str) -> DatabaseError | JdbcDriverNotFoundError:
+def _spark_jvm_gone(error: BaseException) -> bool:
+    """py4j lost its socket to Spark's JVM: the JVM died (typically out of memory), not the database."""
+    try:
+        from py4j.protocol import Py4JNetworkError
+    except ImportError:  # pragma: no cover - pyspark always brings py4j
+        return isinstance(error, ConnectionError)
+    return isinstance(error, Py4JNetworkError | ConnectionError)
+
+
+def classify(error: BaseException, db: DatabaseUrl, what: str) -> RetrainError:
     """Map a driver exception to the project's error for it; ``what`` says what was being done."""
+    if _spark_jvm_gone(error):
+        return SparkDriverLostError(
+            f"Spark's JVM stopped answering while {what} ({type(error).__name__}); it most likely ran out of memory. "
+            "Raise spark.driver.memory in spark-defaults.conf, or lower JDBC_FETCHSIZE / raise JDBC_NUM_PARTITIONS. "
+            "Nothing partial was kept."
+        )
     text = scrub(str(error), db)
     where = f"{db.host}:{db.port}/{db.database}"
     detail = _first_line(text)

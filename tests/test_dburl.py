@@ -70,3 +70,21 @@ def test_settings_repr_hides_secrets(tmp_path) -> None:
         env={"DATABASE_URL": f"postgresql://u:{ENCODED}@h/d", "ADMIN_JWT_TOKEN": "tok.en.secret"}, root=tmp_path
     )
     assert ENCODED not in repr(settings) and "tok.en.secret" not in repr(settings)
+
+
+def test_a_dead_spark_jvm_is_not_reported_as_an_unreachable_database() -> None:
+    from py4j.protocol import Py4JNetworkError
+
+    from jobs.errors import DatabaseUnreachableError, SparkDriverLostError
+    from jobs.pgerrors import classify
+
+    db = DatabaseUrl.parse("postgresql://u:s3cret@db:5432/app")
+    for error in (
+        ConnectionRefusedError(111, "Connection refused"),
+        Py4JNetworkError("Answer from Java side is empty"),
+    ):
+        assert isinstance(classify(error, db, "reading source 'x'"), SparkDriverLostError)
+    refused = classify(
+        Exception("Connection to db:5432 refused. Check that the hostname and port are correct"), db, "x"
+    )
+    assert isinstance(refused, DatabaseUnreachableError) and "s3cret" not in str(refused)
