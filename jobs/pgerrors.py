@@ -20,7 +20,8 @@ from jobs.errors import (
 )
 
 _UNREACHABLE = re.compile(
-    r"connection refused|connection to \S+ refused|could not connect|connection to server .* failed|connection attempt failed|"
+    r"connection refused|connection to \S+ refused|could not connect|connection to server .* failed|"
+    r"connection attempt failed|"
     r"could not translate host name|unknown host|name or service not known|timeout expired|"
     r"an i/o error occurred|connection has been closed|terminating connection|server closed the connection|"
     r"the connection attempt failed|this connection has been closed|EOFException",
