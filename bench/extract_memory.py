@@ -69,7 +69,8 @@ def measure(database_url: str, rows: int, fetchsize: int, partitions: int, data_
     )  # fmt: skip
     if out.returncode != 0:
         causes = [line.strip() for line in out.stderr.splitlines() if "Error" in line or "Exception:" in line]
-        return {"rows": rows, "fetchsize": fetchsize, "error": (causes or ["?"])[-1][:200]}
+        oom = [line for line in causes if "OutOfMemoryError" in line]
+        return {"rows": rows, "fetchsize": fetchsize, "error": (oom or causes or ["?"])[-1][:200]}
     return {"rows": rows, "fetchsize": fetchsize, **json.loads(out.stdout.strip().splitlines()[-1])}
 
 
