@@ -9,7 +9,17 @@
 {%- set labs = ['glucose', 'insulin', 'cholesterol', 'total_bilirubin', 'alkaline_phosphatase', 'alt', 'ast', 'albumin'] %}
 {%- set categories = ['sex', 'physical_activity', 'chest_pain_type', 'alcohol_use'] %}
 {%- set flags = ['family_history', 'exercise_angina', 'smoker'] %}
-WITH parsed AS (
+WITH extracted AS (
+  -- Bare get_json_object calls only, so Spark parses each record's JSON once for all of them.
+  SELECT
+    *,
+    {%- for key in numbers + categories + flags %}
+    {{ json_field(key) }} AS {{ key }}_text,
+    {%- endfor %}
+    {{ json_root() }} AS json_root
+  FROM {{ source('predictions') }}
+),
+parsed AS (
   SELECT
     id AS record_id,
     user_id,
@@ -20,24 +30,24 @@ WITH parsed AS (
     model_version,
     LOWER(TRIM(verified_outcome)) AS verified_outcome,
     created_at,
-    {{ is_json_object('data') }} AS is_json,
+    {{ is_json_object('json_root') }} AS is_json,
     {%- for key in numbers %}
-    {{ json_double(key) }} AS {{ key }},
+    {{ to_double(key ~ '_text') }} AS {{ key }},
     {%- endfor %}
     {%- for key in categories %}
-    {{ json_text(key) }} AS {{ key }},
+    {{ to_category(key ~ '_text') }} AS {{ key }},
     {%- endfor %}
     {%- for key in flags %}
-    {{ json_flag(key) }} AS {{ key }},
+    {{ to_flag(key ~ '_text') }} AS {{ key }},
     {%- endfor %}
     -- The same submission logged twice: same user, type, inputs and time; the first id wins.
     ROW_NUMBER() OVER (PARTITION BY user_id, record_type, data, created_at ORDER BY id) AS submission
-  FROM {{ source('predictions') }}
+  FROM extracted
 )
 SELECT
   * EXCEPT (is_json, submission),
   CASE
-    WHEN NOT COALESCE(is_json, FALSE) THEN 'malformed_json'
+    WHEN NOT is_json THEN 'malformed_json'
     WHEN COALESCE(record_type, '') NOT IN ({{ var('record_types') }}) THEN 'unknown_record_type'
     WHEN age < 0 OR age > 120 OR bmi <= 0
       {%- for key in labs %} OR {{ key }} < 0{% endfor %} THEN 'impossible_value'
