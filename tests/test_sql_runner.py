@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-import shutil
-
 import pytest
 
 from jobs import cli
@@ -16,7 +12,6 @@ from jobs.sqlproject.graph import select
 from jobs.sqlproject.project import load_project
 from jobs.sqlproject.render import Renderer
 from jobs.sqlproject.runner import SqlRunner
-from jobs.sqlproject.unittests import UnitTestRunner, collect_cases
 from tests.conftest import REPO_ROOT
 from tests.sqlproject_helpers import write_project
 
@@ -125,32 +120,6 @@ def test_ls_shows_the_graph_with_materializations(capsys) -> None:
     assert lines[0].split()[:3] == ["stg_predictions", "view", "cache"]
     assert any(line.startswith("quarantine ") and "partition_by=quarantine_reason" in line for line in lines)
     assert len(lines) == 5
-
-
-def test_a_new_feature_model_needs_no_python(spark, tmp_path) -> None:
-    root = tmp_path / "sql"
-    shutil.copytree(REPO_ROOT / "sql", root)
-    (root / "features" / "heart_risk_flags.sql").write_text(
-        "{{ config(materialized='table') }}\n"
-        "SELECT record_id, CASE WHEN smoker = 1 AND hypertension = 1 THEN 1 ELSE 0 END AS smoker_with_hypertension\n"
-        "FROM {{ ref('heart_features') }}\n"
-    )
-    (root / "features" / "heart_risk_flags.yml").write_text(
-        "unit_tests:\n"
-        "  - name: both_risks\n"
-        "    given:\n"
-        "      - input: ref('heart_features')\n"
-        "        rows: [{record_id: 1, smoker: 1, hypertension: 1}, {record_id: 2, smoker: 1, hypertension: 0}]\n"
-        "    expect:\n"
-        "      rows: [{record_id: 1, smoker_with_hypertension: 1}, {record_id: 2, smoker_with_hypertension: 0}]\n"
-    )
-    project = load_project(root)
-    cases = [c for c in collect_cases(project) if c.model.name == "heart_risk_flags"]
-    actual, expected = UnitTestRunner(spark, project).run(cases[0])
-    assert sorted(actual.collect()) == sorted(expected.collect())
-    with contextlib.redirect_stdout(io.StringIO()) as out:
-        assert cli.main(["ls", "--project-dir", str(root), "--select", "+heart_risk_flags"]) == 0
-    assert "heart_risk_flags" in out.getvalue() and "stg_predictions" in out.getvalue()
 
 
 DATA_TESTS = {
