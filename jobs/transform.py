@@ -87,8 +87,12 @@ def transform(
     run_dir = settings.run_dir(ctx.ds_str)
     reader = database_reader(settings, ctx, project) if from_database else snapshot_reader(run_dir / "raw")
     runner = SqlRunner(spark, project, ctx, run_dir)
-    result = runner.run(reader, select)
-    tests = data_tests(spark, project, ctx) if run_data_tests and not select else []
+    testing = run_data_tests and not select
+    try:
+        result = runner.run(reader, select, keep_cache=testing)
+        tests = data_tests(spark, project, ctx) if testing else []
+    finally:
+        runner.release_cache()
     outcome = TransformOutcome(result, tuple(tests))
     if not select:
         (run_dir / SUMMARY_FILE).write_text(json.dumps(outcome.to_dict(), indent=2) + "\n", encoding="utf-8")

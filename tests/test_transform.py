@@ -72,6 +72,7 @@ def test_labels_come_from_verified_outcomes_only(spark, transformed) -> None:
 def test_data_tests_pass_and_are_recorded(spark, transformed) -> None:
     run_settings, _, _, outcome = transformed
     assert outcome.tests and all(t.passed or t.severity == "warn" for t in outcome.tests)
+    assert not spark.catalog.isCached("stg_predictions")  # held for the data tests, released after them
     summary = json.loads((run_settings.run_dir(CTX.ds_str) / SUMMARY_FILE).read_text())
     assert {m["name"] for m in summary["models"]} >= {"quarantine", "diabetes_features"}
     assert len(summary["data_tests"]) == len(outcome.tests)

@@ -115,11 +115,16 @@ class SqlRunner:
                 checked.append((rendered, df))
         return checked
 
-    def run(self, reader: SourceReader, selectors: Sequence[str] | None = None) -> TransformResult:
-        """Run the selected models; unselected ancestors are views again, or tables read from earlier output."""
+    def run(
+        self, reader: SourceReader, selectors: Sequence[str] | None = None, keep_cache: bool = False
+    ) -> TransformResult:
+        """Run the selected models; unselected ancestors are views again, or tables read from earlier output.
+
+        ``keep_cache`` keeps cached models until :meth:`release_cache`, for data tests that read them next.
+        """
         chosen, needed = self._with_ancestors(selectors)
         register_sources(self.spark, self.project.sources.values(), reader)
-        release_after = self._cache_release_points(chosen)
+        release_after = {} if keep_cache else self._cache_release_points(chosen)
         runs: list[ModelRun] = []
         for name in self.order:
             if name not in needed:
@@ -132,9 +137,18 @@ class SqlRunner:
             else:
                 self.dataframe(rendered).createOrReplaceTempView(name)
             for cached in release_after.pop(name, ()):
-                self.spark.catalog.uncacheTable(cached)
-                log.info("Released the cache of %s", cached)
+                self._uncache(cached)
         return TransformResult(ds=self.ctx.ds_str, models=tuple(runs))
+
+    def release_cache(self) -> None:
+        """Uncache every cached model still held."""
+        for name, rendered in self.rendered.items():
+            if rendered.config.cache and self.spark.catalog.tableExists(name) and self.spark.catalog.isCached(name):
+                self._uncache(name)
+
+    def _uncache(self, name: str) -> None:
+        self.spark.catalog.uncacheTable(name)
+        log.info("Released the cache of %s", name)
 
     def register_outputs(self, reader: SourceReader) -> None:
         """Make every model queryable again from this run's output, without recomputing a table (for data tests)."""
