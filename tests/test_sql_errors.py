@@ -182,3 +182,23 @@ def test_runtime_error_names_the_model(spark, tmp_path) -> None:
     with pytest.raises(ModelExecutionError, match=r"f \(sql/features/f.sql, line 2\).*CAST_INVALID_INPUT"):
         runner_.run(reader)
     assert not (tmp_path / "run" / "features" / "f").exists()
+
+
+def test_an_error_inside_a_macro_names_the_call_and_the_macro_line(tmp_path) -> None:
+    root = write_project(tmp_path / "sql", {
+        "macros/broken.sql": """
+            {% macro scaled(column) -%}
+            {{ column }} * {{ scale_factor }}
+            {%- endmacro %}
+        """,
+        "features/f.sql": """
+            SELECT
+              {{ scaled('age') }} AS scaled_age
+            FROM {{ source('people') }}
+        """,
+    })  # fmt: skip
+    with pytest.raises(CompilationError) as info:
+        Renderer(load_project(root), CTX).render_all()
+    message = str(info.value)
+    assert "f (sql/features/f.sql, line 2): 'scale_factor' is undefined" in message
+    assert "Raised inside a macro at sql/macros/broken.sql, line 2." in message

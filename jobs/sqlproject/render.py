@@ -19,7 +19,7 @@ from jobs.errors import CompilationError, DependencyError, SqlProjectError
 from jobs.run_context import RunContext
 from jobs.sqlproject.literals import sql_literal
 from jobs.sqlproject.modelconfig import ModelConfig, parse_config
-from jobs.sqlproject.project import Model, SqlProject
+from jobs.sqlproject.project import MACROS_DIR, Model, SqlProject
 from jobs.sqlproject.sourcemap import excerpt
 
 SOURCE_VIEW_PREFIX = "source__"
@@ -180,7 +180,7 @@ def _located(project: SqlProject, model: Model, error: BaseException, message: s
     line = _template_line(error, model.path)
     where = f"{project.relative(model.path)}, line {line}" if line else project.relative(model.path)
     snippet = excerpt(model.path.read_text(encoding="utf-8"), line) if line else ""
-    return f"Compilation error in {model.name} ({where}): {message}{snippet}"
+    return f"Compilation error in {model.name} ({where}): {message}{_in_macro(project, error)}{snippet}"
 
 
 def _jinja_message(project: SqlProject, path: Path, error: jinja2.TemplateError, what: str) -> str:
@@ -194,4 +194,13 @@ def _jinja_message(project: SqlProject, path: Path, error: jinja2.TemplateError,
             "data_interval_end, this, and the macros of macros/."
         )
     snippet = excerpt(filename.read_text(encoding="utf-8"), line) if line and filename.is_file() else ""
-    return f"{what} ({where}): {error.message or type(error).__name__}.{hint}{snippet}"
+    return f"{what} ({where}): {error.message or type(error).__name__}.{hint}{_in_macro(project, error)}{snippet}"
+
+
+def _in_macro(project: SqlProject, error: BaseException) -> str:
+    """Where inside a macro file the error happened, when the model's line is only the macro's call."""
+    macros = project.root / MACROS_DIR
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if Path(f.filename).parent == macros]
+    if not frames:
+        return ""
+    return f" Raised inside a macro at {project.relative(Path(frames[-1].filename))}, line {frames[-1].lineno}."
