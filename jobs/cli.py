@@ -49,7 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(args.verbose)
     try:
         settings = Settings.from_env()
-        if settings.uses_embedded_database and getattr(args, "uses_database", False):
+        reads_database = getattr(args, "uses_database", False) or getattr(args, "from_database", False)
+        if settings.uses_embedded_database and reads_database:
             log.info(
                 "DATABASE_URL is unset: using the embedded PostgreSQL at %s (start it with `retrain db start`).",
                 settings.embedded_database_url,
