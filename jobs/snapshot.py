@@ -6,6 +6,7 @@ replaces the output whole. Paths are on the driver's filesystem (local disk, or 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -20,19 +21,24 @@ log = logging.getLogger(__name__)
 
 # Spark ignores files whose names start with "_" or ".", so the manifest can sit inside the Parquet directory.
 MANIFEST = "_manifest.json"
+STAGING_DIR = ".staging"
 
 
 @contextmanager
 def atomic_directory(target: Path) -> Iterator[Path]:
     """Yield a temporary directory beside ``target``; on success it replaces ``target``, on error it is removed."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
+    # A hidden parent keeps the staging directory out of sight, while its own name stays one that Spark reads
+    # without warning ("All paths were ignored" for a path whose last component starts with "." or "_").
+    staging_root = target.parent / STAGING_DIR
+    staging_root.mkdir(parents=True, exist_ok=True)
+    staging = staging_root / f"{target.name}-{uuid.uuid4().hex[:8]}"
     try:
         yield staging
-    except BaseException:
+        replace_directory(staging, target)
+    finally:
         shutil.rmtree(staging, ignore_errors=True)
-        raise
-    replace_directory(staging, target)
+        with contextlib.suppress(OSError):
+            staging_root.rmdir()  # only when no other write is in progress beside this one
 
 
 def replace_directory(new: Path, target: Path) -> None:
