@@ -79,7 +79,7 @@ def child(lookback_days: int) -> None:
     from jobs.extract import extract
     from jobs.run_context import RunContext
     from jobs.settings import Settings
-    from jobs.spark import spark_session
+    from jobs.spark.session import spark_session
 
     # fetchsize=0 (the baseline) is below what the settings accept, so the child sets it directly.
     settings = dataclasses.replace(Settings.from_env(root=ROOT), jdbc_fetchsize=int(os.environ["BENCH_FETCHSIZE"]))
@@ -99,7 +99,7 @@ def child(lookback_days: int) -> None:
     jvm.java.lang.System.gc()
     for pool in pools:
         pool.resetPeakUsage()
-    result = extract(settings, RunContext.for_ds(DS), spark=spark, vars_overrides={"lookback_days": lookback_days})
+    result = extract(settings, RunContext.for_ds(DS), spark, vars_overrides={"lookback_days": lookback_days})
     peak_heap = sum(p.getPeakUsage().getUsed() for p in pools)
     old_gen = sum(p.getPeakUsage().getUsed() for p in pools if "Old" in p.getName() or "Tenured" in p.getName())
     jvm.java.lang.System.gc()  # flush the log with a final collection
@@ -121,7 +121,7 @@ def main() -> None:
         child(args.lookback_days)
         return
 
-    from jobs.embedded_pg import EmbeddedPostgres
+    from jobs.postgres.embedded import EmbeddedPostgres
     from tests.conftest import free_port
 
     with tempfile.TemporaryDirectory(prefix="bench-extract-") as tmp:

@@ -29,7 +29,7 @@ def write_snapshot(rows: int, seed: int, raw_dir: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from jobs.seed_generator import generate
+    from jobs.demo.generator import generate
 
     records = generate(rows, seed).records
     target = raw_dir / "predictions"
@@ -46,7 +46,7 @@ def main() -> None:
 
     from jobs.run_context import RunContext
     from jobs.settings import Settings
-    from jobs.spark import spark_session
+    from jobs.spark.session import spark_session
     from jobs.sqlproject.project import load_project
     from jobs.sqlproject.runner import SqlRunner
     from jobs.sqlproject.sources import register_sources, snapshot_reader

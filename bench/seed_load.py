@@ -18,9 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from jobs.embedded_pg import EmbeddedPostgres
-from jobs.seed_generator import generate
-from jobs.seed_loader import load
+from jobs.demo.generator import generate
+from jobs.demo.loader import load
+from jobs.postgres.embedded import EmbeddedPostgres
 
 ROOT = Path(__file__).resolve().parents[1]
 

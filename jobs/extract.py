@@ -12,13 +12,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jobs.dburl import DatabaseUrl
 from jobs.errors import ConfigError, ExtractError, MissingRelationError, RetrainError
-from jobs.jdbc import Bounds, default_num_partitions, probe_bounds, read_source
-from jobs.pgerrors import classify
+from jobs.postgres.classify import classify
+from jobs.postgres.jdbc import Bounds, default_num_partitions, probe_bounds, read_source
+from jobs.postgres.url import DatabaseUrl
 from jobs.run_context import RunContext
 from jobs.settings import Settings
-from jobs.snapshot import write_parquet_atomically
+from jobs.spark.atomic import atomic_directory, write_manifest
 from jobs.sqlproject.config import Source, load_project_vars, load_sources
 
 if TYPE_CHECKING:
@@ -64,10 +64,6 @@ class ExtractResult:
                 "snapshots": [asdict(s) for s in self.snapshots]}  # fmt: skip
 
 
-def raw_dir(settings: Settings, ds: str) -> Path:
-    return settings.run_dir(ds) / "raw"
-
-
 def lookback_days(vars_: dict[str, Any]) -> int:
     value = vars_.get("lookback_days")
     if isinstance(value, bool) or not isinstance(value, int):
@@ -108,43 +104,41 @@ def snapshot_source(
     else:
         df = _conform(read_source(spark, db, source, window, bounds, num_partitions, fetchsize), source)
 
-    def write(path: str) -> None:
+    with atomic_directory(target) as staging:
         try:
-            df.write.mode("error").parquet(path)
+            df.write.mode("error").parquet(str(staging))
         except RetrainError:
             raise
         except Exception as e:  # py4j and pyspark errors carry the driver's message
             raise classify(e, db, f"reading source {source.name!r}") from None
-        written = spark.read.parquet(path).count()
+        written = spark.read.parquet(str(staging)).count()
         if written != bounds.rows:
             raise ExtractError(
                 f"Source {source.name!r}: wrote {written} rows but the window held {bounds.rows} when probed; "
                 "rows changed inside the window during the read. Re-run the extract."
             )
-
-    snapshot = SourceSnapshot(
-        source=source.name,
-        path=str(target),
-        rows=bounds.rows,
-        id_min=bounds.id_min,
-        id_max=bounds.id_max,
-        window_start=window[0].isoformat(),
-        window_end=window[1].isoformat(),
-        num_partitions=int(df.rdd.getNumPartitions()) if bounds.rows else 0,
-        fetchsize=fetchsize,
-        duration_seconds=0.0,
-    )
-    write_parquet_atomically(target, write, asdict(snapshot))
-    duration = round(time.monotonic() - started, 3)
-    log.info("Snapshot of %s: %d rows in %.1fs -> %s", source.name, bounds.rows, duration, target)
-    return SourceSnapshot(**{**asdict(snapshot), "duration_seconds": duration})
+        snapshot = SourceSnapshot(
+            source=source.name,
+            path=str(target),
+            rows=bounds.rows,
+            id_min=bounds.id_min,
+            id_max=bounds.id_max,
+            window_start=window[0].isoformat(),
+            window_end=window[1].isoformat(),
+            num_partitions=int(df.rdd.getNumPartitions()) if bounds.rows else 0,
+            fetchsize=fetchsize,
+            duration_seconds=round(time.monotonic() - started, 3),
+        )
+        write_manifest(staging, asdict(snapshot))
+    log.info("Snapshot of %s: %d rows in %.1fs -> %s", source.name, bounds.rows, snapshot.duration_seconds, target)
+    return snapshot
 
 
 def extract(
     settings: Settings,
     ctx: RunContext,
+    spark: SparkSession,
     *,
-    spark: SparkSession | None = None,
     project_dir: Path | None = None,
     vars_overrides: dict[str, Any] | None = None,
     sources: list[str] | None = None,
@@ -157,10 +151,7 @@ def extract(
         raise ConfigError(f"Unknown source(s) {', '.join(unknown)}. Known sources: {', '.join(sorted(declared))}.")
     window_days = lookback_days(load_project_vars(project_dir, vars_overrides))
     db = settings.database()
-    if spark is None:
-        from jobs.spark import spark_session
-
-        spark = spark_session(settings, app_name=f"retrain-extract-{ctx.ds_str}")
+    folder = settings.run_folder(ctx.ds_str)
     num_partitions = settings.jdbc_num_partitions or default_num_partitions(spark)
     snapshots = tuple(
         snapshot_source(
@@ -168,7 +159,7 @@ def extract(
             db,
             declared[name],
             ctx,
-            raw_dir(settings, ctx.ds_str) / name,
+            folder.snapshot(name),
             window_days,
             num_partitions,
             settings.jdbc_fetchsize,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 from jobs.errors import ConfigError
 
@@ -54,3 +55,63 @@ class RunContext:
         if lookback_days < 1:
             raise ConfigError(f"The 'lookback_days' var must be at least 1. Got {lookback_days} instead.")
         return self.data_interval_end - timedelta(days=lookback_days), self.data_interval_end
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """The one owner of ``<DATA_DIR>/runs/ds=<ds>/``: every step asks it where its inputs and outputs live.
+
+    Everything a run writes is keyed by its logical date, so two dates never touch each other's files and a re-run
+    of a date replaces exactly what that date wrote.
+    """
+
+    path: Path
+
+    @classmethod
+    def under(cls, data_dir: Path, ds: str) -> RunFolder:
+        return cls(data_dir / "runs" / f"ds={ds}")
+
+    @property
+    def raw(self) -> Path:
+        """The sources' Parquet snapshots, one folder per source (``extract``)."""
+        return self.path / "raw"
+
+    def snapshot(self, source: str) -> Path:
+        return self.raw / source
+
+    @property
+    def features(self) -> Path:
+        """The SQL project's ``table`` models, one folder per model (``transform``)."""
+        return self.path / "features"
+
+    def feature_table(self, model: str) -> Path:
+        return self.features / model
+
+    @property
+    def transform_summary(self) -> Path:
+        return self.path / "transform.json"
+
+    @property
+    def train_summary(self) -> Path:
+        return self.path / "train.json"
+
+    @property
+    def decision(self) -> Path:
+        return self.path / "decision.json"
+
+    @property
+    def deploy_summary(self) -> Path:
+        return self.path / "deploy.json"
+
+    @property
+    def report_md(self) -> Path:
+        return self.path / "report.md"
+
+    @property
+    def report_json(self) -> Path:
+        return self.path / "report.json"
+
+    @property
+    def logs(self) -> Path:
+        """Spark's full log and other diagnostics of the run (the console shows the pipeline's own lines)."""
+        return self.path / "logs"

@@ -11,8 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jobs.dburl import DatabaseUrl
 from jobs.errors import ConfigError
+from jobs.postgres.url import DatabaseUrl
+from jobs.run_context import RunFolder
 
 EMBEDDED_PG_USER = "retrain"
 EMBEDDED_PG_DATABASE = "retrain"
@@ -95,6 +96,6 @@ class Settings:
         """The source database: ``DATABASE_URL``, or the embedded cluster when it is unset."""
         return DatabaseUrl.parse(self.database_url or self.embedded_database_url)
 
-    def run_dir(self, ds: str) -> Path:
+    def run_folder(self, ds: str) -> RunFolder:
         """Where one logical date's snapshots, features, decisions and reports live."""
-        return self.data_dir / "runs" / f"ds={ds}"
+        return RunFolder.under(self.data_dir, ds)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +24,7 @@ from jobs.sqlproject.datatests import (
 )
 from jobs.sqlproject.project import SqlProject, load_project
 from jobs.sqlproject.render import Renderer
-from jobs.sqlproject.runner import SqlRunner, TransformResult
+from jobs.sqlproject.runner import ModelRun, SqlRunner
 from jobs.sqlproject.sources import SourceReader, snapshot_reader
 
 if TYPE_CHECKING:
@@ -34,16 +34,25 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SUMMARY_FILE = "transform.json"
-
 
 @dataclass(frozen=True)
-class TransformOutcome:
-    result: TransformResult
+class TransformResult:
+    """The models built and the data tests run; ``to_dict()`` is what XCom and ``transform.json`` carry."""
+
+    ds: str
+    models: tuple[ModelRun, ...]
     tests: tuple[DataTestResult, ...]
+    data_tests_ran: bool
+
+    def rows(self, name: str) -> int | None:
+        return next((m.rows for m in self.models if m.name == name), None)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.result.to_dict(), "data_tests": results_to_dicts(self.tests)}
+        return {
+            "ds": self.ds,
+            "models": [asdict(m) for m in self.models],
+            "data_tests": results_to_dicts(self.tests) if self.data_tests_ran else None,
+        }
 
 
 def open_project(settings: Settings, project_dir: Path | None, vars_overrides: Mapping[str, Any] | None) -> SqlProject:
@@ -53,7 +62,7 @@ def open_project(settings: Settings, project_dir: Path | None, vars_overrides: M
 def database_reader(settings: Settings, ctx: RunContext, project: SqlProject) -> SourceReader:
     """Read sources straight from PostgreSQL (same window and partitioning as extract), instead of snapshots."""
     from jobs.extract import lookback_days
-    from jobs.jdbc import default_num_partitions, probe_bounds, read_source
+    from jobs.postgres.jdbc import default_num_partitions, probe_bounds, read_source
 
     db = settings.database()
     window = ctx.window(lookback_days(dict(project.vars)))
@@ -76,39 +85,44 @@ def transform(
     settings: Settings,
     ctx: RunContext,
     spark: SparkSession,
+    *,
     project_dir: Path | None = None,
     vars_overrides: Mapping[str, Any] | None = None,
     select: Sequence[str] | None = None,
     from_database: bool = False,
     run_data_tests: bool = True,
-) -> TransformOutcome:
-    """Build the selected models for ``ctx``'s run and test the result; raises DataTestError on failure."""
+) -> TransformResult:
+    """Build the selected models for ``ctx``'s run and test the result; raises DataTestError on failure.
+
+    A partial build (``select``) skips the data tests, which read every model, and leaves ``transform.json`` alone.
+    """
     project = open_project(settings, project_dir, vars_overrides)
-    run_dir = settings.run_dir(ctx.ds_str)
-    reader = database_reader(settings, ctx, project) if from_database else snapshot_reader(run_dir / "raw")
-    runner = SqlRunner(spark, project, ctx, run_dir)
+    folder = settings.run_folder(ctx.ds_str)
+    reader = database_reader(settings, ctx, project) if from_database else snapshot_reader(folder.raw)
+    runner = SqlRunner(spark, project, ctx, folder.features)
     testing = run_data_tests and not select
     try:
-        result = runner.run(reader, select, keep_cache=testing)
+        runs = runner.run(reader, select, keep_cache=testing)
         tests = data_tests(spark, project, ctx) if testing else []
     finally:
         runner.release_cache()
-    outcome = TransformOutcome(result, tuple(tests))
+    result = TransformResult(ctx.ds_str, runs.models, tuple(tests), data_tests_ran=testing)
     if not select:
-        (run_dir / SUMMARY_FILE).write_text(json.dumps(outcome.to_dict(), indent=2) + "\n", encoding="utf-8")
+        folder.transform_summary.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
     raise_on_errors(tests)
-    return outcome
+    return result
 
 
 def rerun_data_tests(
     settings: Settings,
     ctx: RunContext,
     spark: SparkSession,
+    *,
     project_dir: Path | None = None,
     vars_overrides: Mapping[str, Any] | None = None,
 ) -> list[DataTestResult]:
     """``retrain test-data``: the data tests against what ``transform`` wrote for this run."""
     project = open_project(settings, project_dir, vars_overrides)
-    run_dir = settings.run_dir(ctx.ds_str)
-    SqlRunner(spark, project, ctx, run_dir).register_outputs(snapshot_reader(run_dir / "raw"))
+    folder = settings.run_folder(ctx.ds_str)
+    SqlRunner(spark, project, ctx, folder.features).register_outputs(snapshot_reader(folder.raw))
     return data_tests(spark, project, ctx)

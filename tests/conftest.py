@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.dburl import DatabaseUrl
+from jobs.postgres.url import DatabaseUrl
 from jobs.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -33,7 +33,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 @pytest.fixture(scope="session")
 def spark(settings: Settings):
     """One Spark session for the whole run: starting one costs seconds, stopping one per test costs minutes."""
-    from jobs.spark import spark_session
+    from jobs.spark.session import spark_session
 
     session = spark_session(
         settings,
@@ -47,7 +47,7 @@ def spark(settings: Settings):
 @pytest.fixture(scope="session")
 def pg_cluster(tmp_path_factory: pytest.TempPathFactory):
     """A throwaway PostgreSQL cluster (the project's embedded one) on a free port, with the backend's schema."""
-    from jobs.embedded_pg import EmbeddedPostgres
+    from jobs.postgres.embedded import EmbeddedPostgres
 
     cluster = EmbeddedPostgres(data_dir=tmp_path_factory.mktemp("pg") / "cluster", port=free_port())
     cluster.start()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.dburl import DatabaseUrl
 from jobs.errors import ConfigError
+from jobs.postgres.url import DatabaseUrl
 from jobs.settings import Settings
 
 PASSWORD = "p@ss:w%rd/1"
@@ -76,7 +76,7 @@ def test_a_dead_spark_jvm_is_not_reported_as_an_unreachable_database() -> None:
     from py4j.protocol import Py4JNetworkError
 
     from jobs.errors import DatabaseUnreachableError, SparkDriverLostError
-    from jobs.pgerrors import classify
+    from jobs.postgres.classify import classify
 
     db = DatabaseUrl.parse("postgresql://u:s3cret@db:5432/app")
     for error in (

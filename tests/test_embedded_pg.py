@@ -9,8 +9,8 @@ import psycopg2
 import pytest
 
 from jobs.cli import main
-from jobs.embedded_pg import EmbeddedPostgres, apply_schema
 from jobs.errors import EmbeddedPostgresError, PortInUseError
+from jobs.postgres.embedded import EmbeddedPostgres, apply_schema
 from tests.conftest import free_port
 
 

@@ -13,13 +13,13 @@ import psycopg2
 import psycopg2.extras
 import pytest
 
-from jobs.dburl import DatabaseUrl
 from jobs.errors import AuthenticationFailedError, DatabaseUnreachableError, MissingRelationError
 from jobs.extract import extract
-from jobs.jdbc import probe_bounds, read_source
+from jobs.postgres.jdbc import probe_bounds, read_source
+from jobs.postgres.url import DatabaseUrl
 from jobs.run_context import RunContext
 from jobs.settings import Settings
-from jobs.snapshot import MANIFEST, read_manifest
+from jobs.spark.atomic import MANIFEST, read_manifest
 from jobs.sqlproject.config import load_sources
 from tests.conftest import REPO_ROOT, free_port
 
@@ -80,7 +80,7 @@ def spread_db(empty_db: DatabaseUrl) -> DatabaseUrl:
 
 def test_snapshot_holds_exactly_the_consented_rows_of_the_window(spark, settings, spread_db, tmp_path) -> None:
     run_settings = settings_for(settings, spread_db, data_dir=tmp_path / "data")
-    result = extract(run_settings, CTX, spark=spark, vars_overrides={"lookback_days": 30})
+    result = extract(run_settings, CTX, spark, vars_overrides={"lookback_days": 30})
 
     expected = scalar(
         spread_db,
@@ -97,6 +97,8 @@ def test_snapshot_holds_exactly_the_consented_rows_of_the_window(spark, settings
     assert manifest["rows"] == expected
     assert manifest["window_start"] == (END - timedelta(days=30)).isoformat()
     assert (manifest["id_min"], manifest["id_max"]) == tuple(frame.selectExpr("min(id)", "max(id)").first())
+    assert manifest["duration_seconds"] == snapshot.duration_seconds > 0
+    assert Path(snapshot.path) == run_settings.run_folder(DS).snapshot("predictions")
     assert Path(snapshot.path) == tmp_path / "data" / "runs" / f"ds={DS}" / "raw" / "predictions"
 
 
@@ -114,10 +116,10 @@ def test_partitions_are_all_non_empty_on_spread_ids(spark, settings, spread_db) 
 
 def test_rerun_gives_identical_output(spark, settings, spread_db, tmp_path) -> None:
     run_settings = settings_for(settings, spread_db, data_dir=tmp_path / "data")
-    first = extract(run_settings, CTX, spark=spark, vars_overrides={"lookback_days": 60})
+    first = extract(run_settings, CTX, spark, vars_overrides={"lookback_days": 60})
     rows_first = sorted(spark.read.parquet(first.snapshots[0].path).collect())
     insert(spread_db, [], [(1 + i, "heart", "{}", END + timedelta(hours=i)) for i in range(1, 50)])  # after the window
-    second = extract(run_settings, CTX, spark=spark, vars_overrides={"lookback_days": 60})
+    second = extract(run_settings, CTX, spark, vars_overrides={"lookback_days": 60})
     assert sorted(spark.read.parquet(second.snapshots[0].path).collect()) == rows_first
     raw = Path(second.snapshots[0].path).parent
     assert sorted(p.name for p in raw.iterdir()) == ["predictions"]  # no temporary or old copies left
@@ -125,7 +127,7 @@ def test_rerun_gives_identical_output(spark, settings, spread_db, tmp_path) -> N
 
 def test_empty_window_is_nothing_new(spark, settings, spread_db, tmp_path) -> None:
     run_settings = settings_for(settings, spread_db, data_dir=tmp_path / "data")
-    result = extract(run_settings, RunContext.for_ds("2020-01-01"), spark=spark)
+    result = extract(run_settings, RunContext.for_ds("2020-01-01"), spark)
     assert result.nothing_new and result.rows == 0
     assert spark.read.parquet(result.snapshots[0].path).count() == 0
 
@@ -153,7 +155,7 @@ def test_password_with_special_characters_works_and_never_shows(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     run_settings = settings_for(settings, analyst, password=PASSWORD, data_dir=tmp_path / "data")
-    result = extract(run_settings, CTX, spark=spark, vars_overrides={"lookback_days": 30})
+    result = extract(run_settings, CTX, spark, vars_overrides={"lookback_days": 30})
     assert result.rows == 576
     source = load_sources(REPO_ROOT / "sql")["predictions"]
     bounds = probe_bounds(analyst, source, CTX.window(30))
@@ -167,7 +169,7 @@ def test_password_with_special_characters_works_and_never_shows(
 def test_wrong_password_is_an_authentication_error(spark, settings, analyst, tmp_path) -> None:
     run_settings = settings_for(settings, analyst, password="wrong-secret", data_dir=tmp_path / "data")
     with pytest.raises(AuthenticationFailedError, match=f"rejected the credentials of user '{ANALYST}'") as info:
-        extract(run_settings, CTX, spark=spark)
+        extract(run_settings, CTX, spark)
     assert "wrong-secret" not in str(info.value)
 
 
@@ -177,7 +179,7 @@ def test_unreachable_database_names_host_and_port(spark, settings, tmp_path) -> 
         settings, database_url=f"postgresql://u:s3cret@127.0.0.1:{port}/db", data_dir=tmp_path / "data"
     )
     with pytest.raises(DatabaseUnreachableError, match=f"Cannot reach PostgreSQL at 127.0.0.1:{port}") as info:
-        extract(run_settings, CTX, spark=spark)
+        extract(run_settings, CTX, spark)
     assert "s3cret" not in str(info.value)
     assert not (tmp_path / "data").exists() or not any((tmp_path / "data").rglob("*.parquet"))
 
@@ -203,12 +205,12 @@ def test_missing_table_or_column(spark, settings, spread_db, tmp_path, relation,
     project = make_project(tmp_path, SOURCE_TEMPLATE.format(relation=relation, extra=extra))
     run_settings = settings_for(settings, spread_db, data_dir=tmp_path / "data")
     with pytest.raises(MissingRelationError, match=missing):
-        extract(run_settings, CTX, spark=spark, project_dir=project)
+        extract(run_settings, CTX, spark, project_dir=project)
     assert not any((tmp_path / "data").rglob("*.parquet"))
 
 
 def test_database_killed_during_read_leaves_previous_snapshot(spark, settings, tmp_path) -> None:
-    from jobs.embedded_pg import EmbeddedPostgres
+    from jobs.postgres.embedded import EmbeddedPostgres
 
     cluster = EmbeddedPostgres(data_dir=tmp_path / "pg", port=free_port())
     cluster.start()
@@ -216,7 +218,7 @@ def test_database_killed_during_read_leaves_previous_snapshot(spark, settings, t
         db = cluster.database_url()
         insert(db, [(1, True)], [(1, "liver", "{}", END - timedelta(minutes=i + 1)) for i in range(400)])
         run_settings = settings_for(settings, db, data_dir=tmp_path / "data")
-        good = extract(run_settings, CTX, spark=spark)
+        good = extract(run_settings, CTX, spark)
         before = sorted(spark.read.parquet(good.snapshots[0].path).collect())
 
         # The same window, read slowly (10 ms a row), so the server can be killed in the middle of the read.
@@ -244,9 +246,9 @@ def test_database_killed_during_read_leaves_previous_snapshot(spark, settings, t
         killer = threading.Thread(target=kill_when_reading)
         killer.start()
         with pytest.raises(DatabaseUnreachableError):
-            extract(run_settings, CTX, spark=spark, project_dir=slow)
+            extract(run_settings, CTX, spark, project_dir=slow)
         killer.join()
-        raw = tmp_path / "data" / "runs" / f"ds={DS}" / "raw"
+        raw = run_settings.run_folder(DS).raw
         assert sorted(p.name for p in raw.iterdir()) == ["predictions"]
         assert sorted(spark.read.parquet(str(raw / "predictions")).collect()) == before
     finally:

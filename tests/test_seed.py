@@ -13,10 +13,10 @@ import psycopg2
 import pytest
 
 from jobs.cli import main
+from jobs.demo.clinical import MODELS
+from jobs.demo.generator import DIRTY_RATES, KindCounts
+from jobs.demo.seed import generate, seed_database
 from jobs.errors import ConfigError
-from jobs.seed import generate, seed_database
-from jobs.seed_features import MODELS
-from jobs.seed_generator import DIRTY_RATES, KindCounts
 
 ROWS, SEED = 20_000, 42
 CATEGORIES = {f.key: set(f.categories) for m in MODELS.values() for f in m.features if f.kind == "category"}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.snapshot import atomic_directory, read_manifest, write_parquet_atomically
+from jobs.spark.atomic import atomic_directory, read_manifest, write_parquet_atomically
 
 
 def test_success_replaces_the_previous_output(tmp_path: Path) -> None:

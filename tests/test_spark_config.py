@@ -8,7 +8,7 @@ import pytest
 
 from jobs.errors import ConfigError, JdbcDriverNotFoundError
 from jobs.settings import Settings
-from jobs.spark import DEBIAN_JDBC_JAR, read_spark_defaults, resolve_jdbc_driver, spark_conf
+from jobs.spark.session import DEBIAN_JDBC_JAR, read_spark_defaults, resolve_jdbc_driver, spark_conf
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,7 +49,7 @@ def test_spark_jars_entry_then_debian_jar(tmp_path: Path) -> None:
 
 
 def test_no_driver_lists_every_way_to_get_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("jobs.spark.DEBIAN_JDBC_JAR", tmp_path / "absent.jar")
+    monkeypatch.setattr("jobs.spark.session.DEBIAN_JDBC_JAR", tmp_path / "absent.jar")
     settings = Settings.from_env(env={}, root=tmp_path)
     with pytest.raises(JdbcDriverNotFoundError) as info:
         resolve_jdbc_driver(settings, {"spark.jars": "/gone/postgresql.jar"})

@@ -174,7 +174,7 @@ def test_runtime_error_names_the_model(spark, tmp_path) -> None:
     spark.createDataFrame(
         [(1, "ann", 30, None)], "id bigint, name string, age int, created_at timestamp"
     ).createOrReplaceTempView("people_rows")
-    runner_ = SqlRunner(spark, load_project(root), CTX, tmp_path / "run")
+    runner_ = SqlRunner(spark, load_project(root), CTX, tmp_path / "run" / "features")
 
     def reader(spark_, source):
         return spark_.table("people_rows")

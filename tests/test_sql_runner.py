@@ -53,7 +53,7 @@ def test_var_cannot_inject_sql(spark, tmp_path, people) -> None:
     project = load_project(root, {"exclude_name": attack})
     sql = Renderer(project, CTX).render(project.models["stg_people"]).sql
     assert "name <> 'x\\' OR \\'1\\'=\\'1'" in sql
-    runner = SqlRunner(spark, project, CTX, tmp_path / "run")
+    runner = SqlRunner(spark, project, CTX, tmp_path / "run" / "features")
     runner.run(people, ["counts"])
     # The attack is one harmless string: nobody is called that, so every row stays.
     assert spark.read.parquet(str(tmp_path / "run/features/counts")).groupBy().sum("n").collect()[0][0] == 3
@@ -67,7 +67,7 @@ def test_a_var_that_is_not_a_number_fails_cleanly(spark, tmp_path, people) -> No
         match=r"counts, in stg_people which it reads \(sql/staging/stg_people.sql, "
         r"line 2\): \[CAST_INVALID_INPUT\]",
     ):
-        SqlRunner(spark, project, CTX, tmp_path / "run").run(people, ["counts"])
+        SqlRunner(spark, project, CTX, tmp_path / "run" / "features").run(people, ["counts"])
 
 
 def test_select_operators(tmp_path) -> None:
@@ -83,7 +83,7 @@ def test_select_operators(tmp_path) -> None:
 
 def test_tables_are_parquet_views_are_not_and_the_cache_is_released(spark, tmp_path, people) -> None:
     root = write_project(tmp_path / "sql", PROJECT)
-    runner = SqlRunner(spark, load_project(root), CTX, tmp_path / "run")
+    runner = SqlRunner(spark, load_project(root), CTX, tmp_path / "run" / "features")
     result = runner.run(people)
     features = tmp_path / "run" / "features"
     assert sorted(p.name for p in features.iterdir()) == ["adults", "counts"]
@@ -97,7 +97,7 @@ def test_tables_are_parquet_views_are_not_and_the_cache_is_released(spark, tmp_p
 
 def test_selected_model_reads_tables_built_earlier_and_asks_for_missing_ones(spark, tmp_path, people) -> None:
     root = write_project(tmp_path / "sql", PROJECT)
-    runner = SqlRunner(spark, load_project(root), CTX, tmp_path / "run")
+    runner = SqlRunner(spark, load_project(root), CTX, tmp_path / "run" / "features")
     with pytest.raises(ConfigError, match=r"The table adults has not been built for this run yet"):
         runner.run(people, ["summary"])
     runner.run(people, ["+adults"])
@@ -149,7 +149,7 @@ DATA_TESTS = {
 def test_data_tests_report_failures_and_severity(spark, tmp_path, people) -> None:
     root = write_project(tmp_path / "sql", DATA_TESTS)
     project = load_project(root)
-    SqlRunner(spark, project, CTX, tmp_path / "run").run(people)
+    SqlRunner(spark, project, CTX, tmp_path / "run" / "features").run(people)
     tests = generic_tests(project.models, project.relative) + singular_tests(Renderer(project, CTX), project.relative)
     results = {(r.model, r.name): r for r in run_tests(spark, tests)}
     assert results[("adults", "unique(id)")].passed
@@ -167,7 +167,7 @@ def test_transform_stops_on_an_error_severity_failure(spark, settings, tmp_path)
 
     root = write_project(tmp_path / "sql", DATA_TESTS)
     run_settings = dataclasses.replace(settings, data_dir=tmp_path / "data")
-    raw = run_settings.run_dir("2026-11-22") / "raw" / "people"
+    raw = run_settings.run_folder("2026-11-22").snapshot("people")
     spark.createDataFrame(PEOPLE, SCHEMA).write.parquet(str(raw))
     with pytest.raises(DataTestError) as info:
         transform(run_settings, CTX, spark, project_dir=root)

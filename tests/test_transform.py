@@ -7,11 +7,11 @@ import json
 
 import pytest
 
+from jobs.demo.generator import generate
+from jobs.demo.loader import load
 from jobs.extract import extract
 from jobs.run_context import RunContext
-from jobs.seed_generator import generate
-from jobs.seed_loader import load
-from jobs.transform import SUMMARY_FILE, rerun_data_tests, transform
+from jobs.transform import rerun_data_tests, transform
 
 ROWS, SEED = 20_000, 11
 CTX = RunContext.for_ds("2026-11-22")  # the seed's end date: the default 365-day window holds every record
@@ -29,7 +29,7 @@ def transformed(spark, settings, pg_cluster, tmp_path_factory):
         database_url=f"postgresql://{db.user}@{db.host}:{db.port}/{db.database}",
         data_dir=tmp_path_factory.mktemp("data"),
     )
-    extracted = extract(run_settings, CTX, spark=spark)
+    extracted = extract(run_settings, CTX, spark)
     outcome = transform(run_settings, CTX, spark)
     yield run_settings, data.report, extracted, outcome
     with psycopg2.connect(**db.psycopg_kwargs()) as conn, conn.cursor() as cur:
@@ -38,7 +38,7 @@ def transformed(spark, settings, pg_cluster, tmp_path_factory):
 
 def test_quarantine_counts_match_the_seeds_dirty_input_mix(spark, transformed) -> None:
     run_settings, report, _, outcome = transformed
-    path = run_settings.run_dir(CTX.ds_str) / "features" / "quarantine"
+    path = run_settings.run_folder(CTX.ds_str).features / "quarantine"
     rows = spark.read.parquet(str(path)).groupBy("quarantine_reason").count().collect()
     counts = {r.quarantine_reason: r["count"] for r in rows}
     expected = report.consenting
@@ -53,7 +53,7 @@ def test_quarantine_counts_match_the_seeds_dirty_input_mix(spark, transformed) -
 
 def test_every_extracted_record_is_either_a_feature_row_or_quarantined(transformed) -> None:
     _, report, extracted, outcome = transformed
-    result = outcome.result
+    result = outcome
     features = sum(result.rows(f"{m}_features") for m in ("diabetes", "heart", "liver"))
     assert extracted.rows == report.consenting_records
     assert features + result.rows("quarantine") == extracted.rows
@@ -61,7 +61,7 @@ def test_every_extracted_record_is_either_a_feature_row_or_quarantined(transform
 
 def test_labels_come_from_verified_outcomes_only(spark, transformed) -> None:
     run_settings, report, _, _ = transformed
-    features = run_settings.run_dir(CTX.ds_str) / "features"
+    features = run_settings.run_folder(CTX.ds_str).features
     labelled = sum(
         spark.read.parquet(str(features / f"{m}_features")).where("label IS NOT NULL").count()
         for m in ("diabetes", "heart", "liver")
@@ -73,7 +73,7 @@ def test_data_tests_pass_and_are_recorded(spark, transformed) -> None:
     run_settings, _, _, outcome = transformed
     assert outcome.tests and all(t.passed or t.severity == "warn" for t in outcome.tests)
     assert not spark.catalog.isCached("stg_predictions")  # held for the data tests, released after them
-    summary = json.loads((run_settings.run_dir(CTX.ds_str) / SUMMARY_FILE).read_text())
+    summary = json.loads((run_settings.run_folder(CTX.ds_str).transform_summary).read_text())
     assert {m["name"] for m in summary["models"]} >= {"quarantine", "diabetes_features"}
     assert len(summary["data_tests"]) == len(outcome.tests)
     again = rerun_data_tests(run_settings, CTX, spark)
@@ -82,7 +82,7 @@ def test_data_tests_pass_and_are_recorded(spark, transformed) -> None:
 
 def test_features_are_partitioned_by_month(transformed) -> None:
     run_settings, _, _, _ = transformed
-    table = run_settings.run_dir(CTX.ds_str) / "features" / "diabetes_features"
+    table = run_settings.run_folder(CTX.ds_str).features / "diabetes_features"
     months = sorted(p.name for p in table.glob("created_month=*"))
     assert months[0] == "created_month=2026-05" and months[-1] == "created_month=2026-11"
 
@@ -90,7 +90,7 @@ def test_features_are_partitioned_by_month(transformed) -> None:
 def test_reading_sources_straight_from_the_database_gives_the_same_tables(spark, transformed) -> None:
     run_settings, _, _, outcome = transformed
     again = transform(run_settings, CTX, spark, select=["+quarantine"], from_database=True)
-    assert again.result.rows("quarantine") == outcome.result.rows("quarantine")
+    assert again.rows("quarantine") == outcome.rows("quarantine")
     assert again.tests == ()  # a partial build is not data-tested; `retrain test-data` does that
 
 

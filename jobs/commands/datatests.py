@@ -18,12 +18,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    from jobs.spark import spark_session
+    from jobs.spark.session import spark_session
     from jobs.sqlproject.datatests import raise_on_errors
     from jobs.transform import rerun_data_tests
 
     spark = spark_session(settings, "retrain-test-data", require_jdbc=False)
-    results = rerun_data_tests(settings, run_context(args), spark, project_dir(args), vars_overrides(args))
+    results = rerun_data_tests(
+        settings, run_context(args), spark, project_dir=project_dir(args), vars_overrides=vars_overrides(args)
+    )
     for r in results:
         status = "PASS" if r.passed else r.severity.upper()
         print(f"{status:<5} {r.model:<24} {r.name:<40} {r.message}")

@@ -68,7 +68,7 @@ def _date(value: str) -> date:
 
 
 def _cluster(settings: Settings):
-    from jobs.embedded_pg import EmbeddedPostgres
+    from jobs.postgres.embedded import EmbeddedPostgres
 
     return EmbeddedPostgres.from_settings(settings)
 
@@ -107,8 +107,8 @@ def run_url(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def run_seed(settings: Settings, args: argparse.Namespace) -> int:
-    from jobs.seed import DEFAULT_END_DATE, seed_database
-    from jobs.seed_loader import existing_records
+    from jobs.demo.loader import existing_records
+    from jobs.demo.seed import DEFAULT_END_DATE, seed_database
 
     db = settings.database()
     if settings.uses_embedded_database and not _cluster(settings).status().running:

@@ -24,11 +24,14 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from jobs.extract import extract
+    from jobs.spark.session import spark_session
     from jobs.sqlproject.config import parse_vars_option
 
+    ctx = run_context(args)
     result = extract(
         settings,
-        run_context(args),
+        ctx,
+        spark_session(settings, app_name=f"retrain-extract-{ctx.ds_str}"),
         project_dir=Path(args.project_dir) if args.project_dir else None,
         vars_overrides=parse_vars_option(args.vars),
         sources=args.sources,

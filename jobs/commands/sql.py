@@ -72,14 +72,14 @@ def run_ls(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def run_check(settings: Settings, args: argparse.Namespace) -> int:
-    from jobs.spark import spark_session
+    from jobs.spark.session import spark_session
     from jobs.sqlproject.runner import SqlRunner
     from jobs.transform import open_project
 
     ctx = run_context(args)
     project = open_project(settings, project_dir(args), vars_overrides(args))
     spark = spark_session(settings, "retrain-check", require_jdbc=False)
-    checked = SqlRunner(spark, project, ctx, settings.run_dir(ctx.ds_str)).check(args.select)
+    checked = SqlRunner(spark, project, ctx).check(args.select)
     for rendered, df in checked:
         columns = ", ".join(f"{f.name} {f.dataType.simpleString()}" for f in df.schema.fields)
         print(f"OK {rendered.name} ({project.relative(rendered.model.path)}): {columns}")
@@ -88,7 +88,7 @@ def run_check(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def run_transform(settings: Settings, args: argparse.Namespace) -> int:
-    from jobs.spark import spark_session
+    from jobs.spark.session import spark_session
     from jobs.transform import transform
 
     spark = spark_session(settings, "retrain-transform", require_jdbc=args.from_database)
@@ -105,9 +105,13 @@ def run_transform(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(outcome.to_dict(), indent=2))
         return 0
-    for run in outcome.result.models:
+    for run in outcome.models:
         rows = f"{run.rows:>10,} rows" if run.rows is not None else f"{'':>15}"
         print(f"{run.name:<24} {run.materialized:<6} {rows} {run.seconds:>7.1f}s  {run.path or ''}")
+    if not outcome.data_tests_ran:
+        reason = "--skip-data-tests" if args.skip_data_tests else "a --select build does not run them"
+        print(f"Data tests: not run ({reason}).")
+        return 0
     failed = [t for t in outcome.tests if not t.passed]
     print(f"Data tests: {len(outcome.tests) - len(failed)} passed, {len(failed)} warning(s).")
     for test in failed:

@@ -1,6 +1,6 @@
 """Run an SQL project on Spark: models in dependency order, views as temp views, tables as Parquet.
 
-A ``table`` model is written atomically under ``<run_dir>/features/<model>/`` and then read back from there by its
+A ``table`` model is written atomically under ``<features_dir>/<model>/`` and then read back from there by its
 dependants, so it is computed once. A model with ``cache=true`` is cached before its first dependant runs and
 released as soon as the last table that needs it has been written.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jobs.errors import ConfigError, ModelExecutionError
-from jobs.snapshot import atomic_directory, write_manifest
+from jobs.spark.atomic import atomic_directory, write_manifest
 from jobs.sqlproject.graph import dependencies, downstream_edges, reachable, select, topological_order
 from jobs.sqlproject.project import SqlProject
 from jobs.sqlproject.render import RenderedModel, Renderer
@@ -28,8 +28,6 @@ if TYPE_CHECKING:
     from jobs.run_context import RunContext
 
 log = logging.getLogger(__name__)
-
-FEATURES_DIR = "features"
 
 
 @dataclass(frozen=True)
@@ -44,7 +42,7 @@ class ModelRun:
 
 
 @dataclass(frozen=True)
-class TransformResult:
+class ModelRuns:
     ds: str
     models: tuple[ModelRun, ...]
 
@@ -58,11 +56,13 @@ class TransformResult:
 class SqlRunner:
     """Renders, orders and runs the models of one project for one run on one Spark session."""
 
-    def __init__(self, spark: SparkSession, project: SqlProject, ctx: RunContext, run_dir: Path | None = None) -> None:
+    def __init__(
+        self, spark: SparkSession, project: SqlProject, ctx: RunContext, features_dir: Path | None = None
+    ) -> None:
         self.spark = spark
         self.project = project
         self.ctx = ctx
-        self.run_dir = run_dir
+        self.features_dir = features_dir
         self.rendered = Renderer(project, ctx).render_all()
         self.graph = dependencies(self.rendered)
         describe = {name: project.relative(m.model.path) for name, m in self.rendered.items()}
@@ -76,9 +76,9 @@ class SqlRunner:
         return [self.rendered[name] for name in self.order if name in chosen]
 
     def table_path(self, name: str) -> Path:
-        if self.run_dir is None:
-            raise ConfigError("This runner has no run directory; it can check models but not build tables.")
-        return self.run_dir / FEATURES_DIR / name
+        if self.features_dir is None:
+            raise ConfigError("This runner has no features directory; it can check models but not build tables.")
+        return self.features_dir / name
 
     def _with_ancestors(self, selectors: Sequence[str] | None) -> tuple[set[str], set[str]]:
         """The selected models, and those plus every model they read (directly or not)."""
@@ -115,9 +115,7 @@ class SqlRunner:
                 checked.append((rendered, df))
         return checked
 
-    def run(
-        self, reader: SourceReader, selectors: Sequence[str] | None = None, keep_cache: bool = False
-    ) -> TransformResult:
+    def run(self, reader: SourceReader, selectors: Sequence[str] | None = None, keep_cache: bool = False) -> ModelRuns:
         """Run the selected models; unselected ancestors are views again, or tables read from earlier output.
 
         ``keep_cache`` keeps cached models until :meth:`release_cache`, for data tests that read them next.
@@ -138,7 +136,7 @@ class SqlRunner:
                 self.dataframe(rendered).createOrReplaceTempView(name)
             for cached in release_after.pop(name, ()):
                 self._uncache(cached)
-        return TransformResult(ds=self.ctx.ds_str, models=tuple(runs))
+        return ModelRuns(ds=self.ctx.ds_str, models=tuple(runs))
 
     def release_cache(self) -> None:
         """Uncache every cached model still held."""

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from jobs.dburl import DatabaseUrl
-from jobs.seed_generator import SeedData
+from jobs.demo.generator import SeedData
+from jobs.postgres.url import DatabaseUrl
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def load(db: DatabaseUrl, data: SeedData) -> LoadResult:
     """Replace the contents of ``users`` and ``health_records`` with ``data`` in one transaction."""
     import psycopg2
 
-    from jobs.pgerrors import classify
+    from jobs.postgres.classify import classify
 
     started = time.perf_counter()
     try:
@@ -139,7 +139,7 @@ def existing_records(db: DatabaseUrl) -> int:
     """How many health records the database holds (0 when the table does not exist yet)."""
     import psycopg2
 
-    from jobs.pgerrors import classify
+    from jobs.postgres.classify import classify
 
     try:
         conn = psycopg2.connect(**db.psycopg_kwargs())

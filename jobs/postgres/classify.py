@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 
-from jobs.dburl import DatabaseUrl
 from jobs.errors import (
     AuthenticationFailedError,
     DatabaseError,
@@ -18,6 +17,7 @@ from jobs.errors import (
     RetrainError,
     SparkDriverLostError,
 )
+from jobs.postgres.url import DatabaseUrl
 
 _UNREACHABLE = re.compile(
     r"connection refused|connection to \S+ refused|could not connect|connection to server .* failed|"

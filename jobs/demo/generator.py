@@ -1,7 +1,7 @@
 """Deterministic synthetic backend data for the demo and the tests: ``generate(rows, seed) -> SeedData``.
 
 A pure function of its arguments (numpy's ``Generator``, no wall clock), usable without a database; the loader in
-:mod:`jobs.seed_loader` writes its output to PostgreSQL with COPY.
+:mod:`jobs.demo.loader` writes its output to PostgreSQL with COPY.
 
 The demo data contract (shared by this generator and the SQL models)
 --------------------------------------------------------------------
@@ -53,7 +53,7 @@ How this generator honours it
 - Unknown record types: 'kidney', 'stroke', 'thyroid' (with a known model's keys in ``data``).
 - Records span ``SPAN_DAYS`` days before ``end_date`` (exclusive, UTC): a run with ``ds = end_date`` sees them all.
   Volume grows by half over the span; ids increase with ``created_at``, as a backend assigns them.
-- The outcome's logistic coefficients drift from the first day to the last (see :mod:`jobs.seed_features`).
+- The outcome's logistic coefficients drift from the first day to the last (see :mod:`jobs.demo.clinical`).
 - Labels: 20% of records are never verified; the others are verified 2 days + Exp(mean 12 days) after they were
   made, and only labels that arrived before ``end_date`` are present.
 """
@@ -66,9 +66,9 @@ from datetime import UTC, date, datetime
 import numpy as np
 import pandas as pd
 
+from jobs.demo.clinical import MODELS, sigmoid
+from jobs.demo.json_render import render_clean, render_dirty, tokens
 from jobs.errors import ConfigError
-from jobs.seed_features import MODELS, sigmoid
-from jobs.seed_json import render_clean, render_dirty, tokens
 
 DEFAULT_END_DATE = date(2026, 11, 22)
 SPAN_DAYS = 182

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jobs.seed_features import Feature, RecordModel, Values
+from jobs.demo.clinical import Feature, RecordModel, Values
 
 UNKNOWN_CATEGORIES = ("other", "n/a")
 #: impossible ages: negative or over 120

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from jobs.dburl import DatabaseUrl
-from jobs.pgerrors import classify
+from jobs.postgres.classify import classify
+from jobs.postgres.url import DatabaseUrl
 from jobs.sqlproject.config import Source
 
 if TYPE_CHECKING:

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from jobs.dburl import DatabaseUrl
 from jobs.errors import EmbeddedPostgresError, PortInUseError
+from jobs.postgres.url import DatabaseUrl
 from jobs.settings import EMBEDDED_PG_DATABASE, EMBEDDED_PG_USER, Settings
 
 log = logging.getLogger(__name__)
@@ -71,12 +71,12 @@ def find_bin_dir() -> Path:
 
 
 def apply_schema(db: DatabaseUrl) -> None:
-    """Create the backend's tables and indexes (``jobs/schema.sql``) where they are missing."""
+    """Create the backend's tables and indexes (``jobs/postgres/schema.sql``) where they are missing."""
     import psycopg2
 
-    from jobs.pgerrors import classify
+    from jobs.postgres.classify import classify
 
-    sql = resources.files("jobs").joinpath("schema.sql").read_text(encoding="utf-8")
+    sql = resources.files("jobs.postgres").joinpath("schema.sql").read_text(encoding="utf-8")
     try:
         conn = psycopg2.connect(**db.psycopg_kwargs())
         try:
@@ -86,7 +86,7 @@ def apply_schema(db: DatabaseUrl) -> None:
         finally:
             conn.close()
     except psycopg2.Error as e:
-        raise classify(e, db, "applying jobs/schema.sql") from e
+        raise classify(e, db, "applying jobs/postgres/schema.sql") from e
     log.debug("Schema applied to %s", db.redacted())
 
 

@@ -1,8 +1,8 @@
 """``retrain db seed``: generate the demo data and load it, replacing what the tables held.
 
-The pieces: :mod:`jobs.seed_features` (clinical distributions and drifting outcomes), :mod:`jobs.seed_json`
-(the JSON a backend logs, clean or dirty), :mod:`jobs.seed_generator` (the pure ``generate`` and the data contract)
-and :mod:`jobs.seed_loader` (COPY into PostgreSQL).
+The pieces: :mod:`jobs.demo.clinical` (clinical distributions and drifting outcomes), :mod:`jobs.demo.json_render`
+(the JSON a backend logs, clean or dirty), :mod:`jobs.demo.generator` (the pure ``generate`` and the data contract)
+and :mod:`jobs.demo.loader` (COPY into PostgreSQL).
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import logging
 import time
 from datetime import date
 
-from jobs.dburl import DatabaseUrl
-from jobs.embedded_pg import apply_schema
-from jobs.seed_generator import DEFAULT_END_DATE, SeedData, SeedReport, generate
-from jobs.seed_loader import LoadResult, load
+from jobs.demo.generator import DEFAULT_END_DATE, SeedData, SeedReport, generate
+from jobs.demo.loader import LoadResult, load
+from jobs.postgres.embedded import apply_schema
+from jobs.postgres.url import DatabaseUrl
 
 __all__ = ["DEFAULT_END_DATE", "SeedData", "SeedReport", "generate", "load", "seed_database"]
 

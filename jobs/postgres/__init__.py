@@ -1,0 +1,1 @@
+"""PostgreSQL plumbing: database URLs, error classification, JDBC reads, the embedded cluster and its schema."""

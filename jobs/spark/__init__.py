@@ -1,0 +1,1 @@
+"""Spark plumbing: the session builder and atomic Parquet writes."""
