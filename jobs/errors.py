@@ -2,9 +2,12 @@
 
 Each message says what went wrong, where, and how to fix it. Library code raises these; only the CLI turns them
 into exit codes, so the same errors fail an Airflow task (and trigger its retries) with the same text.
+:func:`check_scalar` is the one validator of settings and config values, so they all fail with one message shape.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class RetrainError(Exception):
@@ -73,3 +76,59 @@ class ModelExecutionError(SqlProjectError):
 
 class DataTestError(RetrainError):
     """A data test of error severity failed; the pipeline stops before training."""
+
+
+def _describe(kind: type, minimum: float | None, maximum: float | None, closed: str) -> str:
+    noun = {bool: "true or false", int: "a whole number", float: "a number"}.get(kind, f"a {kind.__name__}")
+    low_open, high_open = closed in ("neither", "right"), closed in ("neither", "left")
+    if minimum is not None and maximum is not None:
+        return f"{noun} in {'(' if low_open else '['}{minimum}, {maximum}{')' if high_open else ']'}"
+    if minimum is not None:
+        return f"{noun} {'greater than' if low_open else 'of at least'} {minimum}"
+    if maximum is not None:
+        return f"{noun} {'less than' if high_open else 'of at most'} {maximum}"
+    return noun
+
+
+def check_scalar(
+    value: object,
+    what: str,
+    kind: type = int,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    closed: str = "both",
+    from_text: bool = False,
+    error: type[RetrainError] = ConfigError,
+) -> Any:
+    """Validate one setting or config value and return it, in the spirit of scikit-learn's ``check_scalar``.
+
+    Every bool, whole-number and bounded-number check of the package goes through here, so every message has the
+    same shape: ``"<what> must be a whole number of at least 1. Got 0 instead."``. ``what`` names the value and
+    where it comes from ("The JDBC_FETCHSIZE setting", "diabetes_features (sql/...): config(repartition=...)").
+    ``bool`` is never accepted as a number (YAML's ``true`` is not 1). With ``from_text``, a string (an environment
+    variable) is converted to ``kind`` first. ``closed`` says which bounds are included: both, left, right, neither.
+    """
+    expected = _describe(kind, minimum, maximum, closed)
+    problem = f"{what} must be {expected}. Got {value!r} instead."
+    if from_text and isinstance(value, str) and kind in (int, float):
+        try:
+            value = kind(value.strip())
+        except ValueError:
+            raise error(problem) from None
+    if kind is bool:
+        valid_type = isinstance(value, bool)
+    elif kind is float:
+        valid_type = isinstance(value, int | float) and not isinstance(value, bool)
+    else:
+        valid_type = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+    if not valid_type:
+        raise error(problem)
+    if kind is float and value != value:  # NaN passes every comparison below
+        raise error(problem)
+    low_open, high_open = closed in ("neither", "right"), closed in ("neither", "left")
+    too_low = minimum is not None and (value <= minimum if low_open else value < minimum)  # type: ignore[operator]
+    too_high = maximum is not None and (value >= maximum if high_open else value > maximum)  # type: ignore[operator]
+    if too_low or too_high:
+        raise error(f"{what} must be {expected}. Got {value!r} instead.")
+    return value

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jobs.errors import ConfigError, ExtractError, MissingRelationError, RetrainError
+from jobs.errors import ConfigError, ExtractError, MissingRelationError, RetrainError, check_scalar
 from jobs.postgres.classify import classify
 from jobs.postgres.jdbc import Bounds, default_num_partitions, probe_bounds, read_source
 from jobs.postgres.url import DatabaseUrl
@@ -65,12 +65,8 @@ class ExtractResult:
 
 
 def lookback_days(vars_: dict[str, Any]) -> int:
-    value = vars_.get("lookback_days")
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(
-            f"The 'lookback_days' var must be a whole number of days (sql/project.yml or --vars). Got {value!r}."
-        )
-    return value
+    """The extraction window in days: the ``lookback_days`` var of sql/project.yml or --vars."""
+    return check_scalar(vars_.get("lookback_days"), "The 'lookback_days' var (sql/project.yml or --vars)", minimum=1)
 
 
 def _conform(df: DataFrame, source: Source) -> DataFrame:

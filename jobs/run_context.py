@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from jobs.errors import ConfigError
+from jobs.errors import ConfigError, check_scalar
 
 
 def parse_ds(ds: str) -> date:
@@ -52,8 +52,7 @@ class RunContext:
 
     def window(self, lookback_days: int) -> tuple[datetime, datetime]:
         """The extraction window ``[data_interval_end - lookback_days, data_interval_end)``."""
-        if lookback_days < 1:
-            raise ConfigError(f"The 'lookback_days' var must be at least 1. Got {lookback_days} instead.")
+        check_scalar(lookback_days, "The 'lookback_days' var", minimum=1)
         return self.data_interval_end - timedelta(days=lookback_days), self.data_interval_end
 
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jobs.errors import ConfigError
+from jobs.errors import check_scalar
 from jobs.postgres.url import DatabaseUrl
 from jobs.run_context import RunFolder
 
@@ -23,13 +23,7 @@ def _int(env: Mapping[str, str], name: str, default: int | None, minimum: int = 
     raw = env.get(name, "").strip()
     if not raw:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"The {name} setting must be a whole number. Got {raw!r} instead.") from None
-    if value < minimum:
-        raise ConfigError(f"The {name} setting must be at least {minimum}. Got {value} instead.")
-    return value
+    return check_scalar(raw, f"The {name} setting", int, minimum=minimum, from_text=True)
 
 
 @dataclass(frozen=True)

@@ -59,9 +59,9 @@ def test_settings_default_to_the_embedded_database(tmp_path) -> None:
 
 
 def test_settings_reject_bad_numbers(tmp_path) -> None:
-    with pytest.raises(ConfigError, match="JDBC_FETCHSIZE setting must be a whole number. Got 'many'"):
+    with pytest.raises(ConfigError, match="JDBC_FETCHSIZE setting must be a whole number of at least 1. Got 'many'"):
         Settings.from_env(env={"JDBC_FETCHSIZE": "many"}, root=tmp_path)
-    with pytest.raises(ConfigError, match="JDBC_NUM_PARTITIONS setting must be at least 1. Got 0"):
+    with pytest.raises(ConfigError, match="JDBC_NUM_PARTITIONS setting must be a whole number of at least 1. Got 0"):
         Settings.from_env(env={"JDBC_NUM_PARTITIONS": "0"}, root=tmp_path)
 
 

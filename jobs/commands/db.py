@@ -7,7 +7,7 @@ import json
 import logging
 from datetime import date
 
-from jobs.errors import ConfigError, RetrainError
+from jobs.errors import ConfigError, RetrainError, check_scalar
 from jobs.settings import Settings
 
 DEFAULT_ROWS = 200_000
@@ -52,12 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _positive_int(value: str) -> int:
     try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
-    return number
+        return check_scalar(value, "The number of rows", minimum=1, from_text=True)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _date(value: str) -> date:

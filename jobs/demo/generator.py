@@ -68,7 +68,7 @@ import pandas as pd
 
 from jobs.demo.clinical import MODELS, sigmoid
 from jobs.demo.json_render import render_clean, render_dirty, tokens
-from jobs.errors import ConfigError
+from jobs.errors import check_scalar
 
 DEFAULT_END_DATE = date(2026, 11, 22)
 SPAN_DAYS = 182
@@ -160,8 +160,7 @@ class SeedData:
 
 def generate(rows: int, seed: int, end_date: date = DEFAULT_END_DATE) -> SeedData:
     """``rows`` health records (duplicates included) of about ``rows / 8`` users, ending the day before ``end_date``."""
-    if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
-        raise ConfigError(f"The number of rows must be a whole number of at least 1. Got {rows!r} instead.")
+    check_scalar(rows, "The number of rows", minimum=1)
     rng = np.random.default_rng(seed)
     end = int(datetime(end_date.year, end_date.month, end_date.day, tzinfo=UTC).timestamp())
     span = SPAN_DAYS * 86_400

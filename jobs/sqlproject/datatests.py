@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from jobs.errors import DataTestError, SqlProjectError
+from jobs.errors import DataTestError, SqlProjectError, check_scalar
 from jobs.sqlproject.literals import sql_literal
 from jobs.sqlproject.modelconfig import SEVERITIES
 from jobs.sqlproject.project import Model
@@ -102,9 +102,7 @@ def _model_test(model: str, spec: Any, where: str) -> DataTest:
     kind, args = _split(spec, where)
     if kind != "row_count_min":
         raise SqlProjectError(f"{where}: {kind!r} applies to a column; put it under 'columns: - name: ... tests:'.")
-    minimum = args.get("min")
-    if isinstance(minimum, bool) or not isinstance(minimum, int) or minimum < 0:
-        raise SqlProjectError(f"{where}: row_count_min needs 'min:', a whole number >= 0. Got {minimum!r}.")
+    minimum = check_scalar(args.get("min"), f"{where}: row_count_min's 'min:'", minimum=0, error=SqlProjectError)
     query = f"SELECT GREATEST({minimum} - COUNT(*), 0) FROM {_quote(model)}"
     text = "{failures} rows short of the minimum of " + str(minimum)
     return DataTest(f"row_count_min({minimum})", model, where, query, args.get("severity", "error"), text)

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from jobs.errors import CompilationError
+from jobs.errors import CompilationError, check_scalar
 
 MATERIALIZATIONS = ("view", "table")
 _KEYS = ("materialized", "partition_by", "cache", "repartition", "tags", "severity")
@@ -48,13 +48,9 @@ def parse_config(raw: Mapping[str, Any], where: str) -> ModelConfig:
             f"{where}: config(materialized={materialized!r}) must be one of {', '.join(MATERIALIZATIONS)}."
         )
     repartition = raw.get("repartition")
-    if repartition is not None and (
-        isinstance(repartition, bool) or not isinstance(repartition, int) or repartition < 1
-    ):
-        raise CompilationError(f"{where}: config(repartition=...) must be a positive integer. Got {repartition!r}.")
-    cache = raw.get("cache", False)
-    if not isinstance(cache, bool):
-        raise CompilationError(f"{where}: config(cache=...) must be true or false. Got {cache!r}.")
+    if repartition is not None:
+        check_scalar(repartition, f"{where}: config(repartition=...)", minimum=1, error=CompilationError)
+    cache = check_scalar(raw.get("cache", False), f"{where}: config(cache=...)", bool, error=CompilationError)
     partition_by = _string_list(raw.get("partition_by", []), "partition_by", where)
     if partition_by and materialized != "table":
         raise CompilationError(f"{where}: partition_by applies to materialized='table' models only.")
