@@ -132,3 +132,23 @@ def check_scalar(
     if too_low or too_high:
         raise error(f"{what} must be {expected}. Got {value!r} instead.")
     return value
+
+
+class RecipeError(ConfigError):
+    """A training recipe in ``models/`` is missing, cannot be imported, or is invalid."""
+
+
+class ModelInputError(RetrainError):
+    """A prediction request's inputs cannot be read as the recipe's features (names the field)."""
+
+
+class ModelStoreError(RetrainError):
+    """The model store has no such model or version, or a stored artifact does not match its recorded hash."""
+
+
+class TrainError(RetrainError):
+    """Training could not run at all (no feature table for the run, no recipes, ...)."""
+
+
+class ValidateError(RetrainError):
+    """Validation could not run (no train summary for the run, a forced model that was not trained, ...)."""

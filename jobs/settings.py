@@ -36,6 +36,7 @@ class Settings:
     admin_jwt_token: str | None = field(default=None, repr=False)
     data_dir: Path = Path("data")
     model_store: Path = Path("model_store")
+    models_dir: Path = Path("models")
     spark_master: str = "local[*]"
     spark_defaults_conf: Path = Path("spark-defaults.conf")
     spark_jdbc_jar: str | None = None
@@ -63,6 +64,7 @@ class Settings:
             admin_jwt_token=env.get("ADMIN_JWT_TOKEN") or None,
             data_dir=path("DATA_DIR", "data"),
             model_store=path("MODEL_STORE", "model_store"),
+            models_dir=path("MODELS_DIR", "models"),
             spark_master=env.get("SPARK_MASTER") or "local[*]",
             spark_defaults_conf=path("SPARK_DEFAULTS_CONF", "spark-defaults.conf"),
             spark_jdbc_jar=env.get("SPARK_JDBC_JAR") or None,

@@ -1,0 +1,235 @@
+"""Training recipes: one ``models/<name>.py`` per model, loaded by path, and the input rules shared with serving.
+
+A recipe names its feature table (an SQL model), the feature columns, the label and builds an unfitted
+scikit-learn ``Pipeline``. Features are the raw inputs that the backend receives as JSON keys (``age``, ``bmi``,
+...), so the serving backend can predict from a request without running SQL; derived SQL columns (bands) may be
+slices but not features. The model's own ``prediction`` is never a feature and never a label.
+
+The serving backend uses :func:`load_recipes` and :func:`coerce_inputs` (and :func:`features_frame`), so a request
+is read exactly as the training rows were.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jobs.errors import ModelInputError, RecipeError
+from jobs.ml.thresholds import GateThresholds
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from sklearn.pipeline import Pipeline
+
+__all__ = [
+    "GateThresholds",
+    "Recipe",
+    "coerce_inputs",
+    "features_frame",
+    "load_recipes",
+    "tabular_pipeline",
+]
+
+#: columns of every feature table that are bookkeeping or the logged model's output, never features
+RESERVED_COLUMNS = frozenset({"record_id", "created_at", "created_month", "model_version", "prediction"})
+UNKNOWN_CATEGORY = "unknown"
+_TRUE = frozenset({"true", "yes"})
+_FALSE = frozenset({"false", "no"})
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to train one model. Constructing it only checks the names; ``build_estimator`` is called per run."""
+
+    name: str
+    feature_table: str
+    numeric_features: tuple[str, ...]
+    categorical_features: tuple[str, ...]
+    build_estimator: Callable[[], Pipeline] = field(repr=False)
+    label: str = "label"
+    #: a column of the feature table to report accuracy per value of (e.g. ``age_band``); None for none
+    slice_column: str | None = "age_band"
+    thresholds: GateThresholds = field(default_factory=GateThresholds)
+    #: fewer labelled rows than this and the model is not trained this run (the result says why)
+    min_labelled_rows: int = 500
+    #: share of records (by hashed record id) held out for scoring; never trained on, in any run
+    holdout_fraction: float = 0.2
+    #: salt of the holdout hash; changing it reshuffles the holdout, so champion and challenger must share it
+    holdout_salt: str = "holdout-v1"
+
+    def __post_init__(self) -> None:
+        where = f"Recipe {self.name!r}"
+        features = self.numeric_features + self.categorical_features
+        if not features:
+            raise RecipeError(f"{where} has no features. Set numeric_features and/or categorical_features.")
+        duplicated = sorted({f for f in features if features.count(f) > 1})
+        if duplicated:
+            raise RecipeError(f"{where} lists {', '.join(duplicated)} more than once among its features.")
+        reserved = sorted((set(features) | {self.label}) & RESERVED_COLUMNS)
+        if reserved:
+            raise RecipeError(
+                f"{where} uses {', '.join(reserved)} as a feature or label; these columns are bookkeeping or the "
+                "logged model's own output and must never be trained on. Use the verified 'label' column."
+            )
+        if self.label in features:
+            raise RecipeError(f"{where} uses its label {self.label!r} as a feature.")
+        if not 0.0 < self.holdout_fraction < 1.0:
+            raise RecipeError(
+                f"The 'holdout_fraction' setting of {where} must be in (0, 1). Got {self.holdout_fraction} instead."
+            )
+        if self.min_labelled_rows < 2:
+            raise RecipeError(f"{where}: 'min_labelled_rows' must be at least 2. Got {self.min_labelled_rows}.")
+        if not callable(self.build_estimator):
+            raise RecipeError(f"{where}: 'build_estimator' must be a function returning an unfitted Pipeline.")
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        """Every feature column, numeric first, in the order the estimator sees them."""
+        return self.numeric_features + self.categorical_features
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The feature table's columns that training reads."""
+        extra = (self.slice_column,) if self.slice_column and self.slice_column not in self.features else ()
+        return ("record_id", *self.features, self.label, *extra)
+
+
+def tabular_pipeline(numeric: Iterable[str], categorical: Iterable[str], estimator: Any, *, scale: bool = True):
+    """The usual shape: median imputation (+ missing indicators) and scaling for numbers, constant imputation and
+    one-hot encoding (unknown values ignored) for categories, then ``estimator``."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    numbers = [SimpleImputer(strategy="median", add_indicator=True)] + ([StandardScaler()] if scale else [])
+    categories = make_pipeline(
+        SimpleImputer(strategy="constant", fill_value=UNKNOWN_CATEGORY),
+        OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+    )
+    columns = ColumnTransformer(
+        [("numeric", make_pipeline(*numbers), list(numeric)), ("categorical", categories, list(categorical))],
+        remainder="drop",
+    )
+    return Pipeline([("features", columns), ("model", estimator)])
+
+
+def load_recipes(models_dir: Path) -> dict[str, Recipe]:
+    """Every ``<models_dir>/<name>.py`` (not starting with ``_``) that defines ``RECIPE``; name must match the file."""
+    models_dir = Path(models_dir)
+    if not models_dir.is_dir():
+        raise RecipeError(
+            f"The models folder {models_dir} does not exist. Set MODELS_DIR to the folder holding the recipes."
+        )
+    recipes: dict[str, Recipe] = {}
+    for path in sorted(models_dir.glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        recipe = _load_one(path)
+        if recipe.name != path.stem:
+            raise RecipeError(
+                f"{path} defines the recipe {recipe.name!r}; a recipe's name must be its file name ({path.stem!r})."
+            )
+        recipes[recipe.name] = recipe
+    if not recipes:
+        raise RecipeError(f"No recipes in {models_dir}: add models/<name>.py defining RECIPE = Recipe(...).")
+    return recipes
+
+
+def _load_one(path: Path) -> Recipe:
+    module_name = f"retrain_recipes.{path.stem}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise RecipeError(f"Cannot import the recipe {path}.")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # so that objects defined in a recipe can be pickled and unpickled
+    try:
+        spec.loader.exec_module(module)
+    except RecipeError:
+        raise
+    except Exception as e:
+        raise RecipeError(f"Importing the recipe {path} failed: {type(e).__name__}: {e}") from e
+    recipe = getattr(module, "RECIPE", None)
+    if not isinstance(recipe, Recipe):
+        raise RecipeError(f"{path} must define RECIPE = Recipe(...) (from jobs.ml.recipes). Got {type(recipe)}.")
+    return recipe
+
+
+def _number(recipe: Recipe, key: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        text = value.strip().lower()
+        if not text:
+            return None
+        if text in _TRUE or text in _FALSE:
+            return 1.0 if text in _TRUE else 0.0
+        try:
+            number = float(text)
+        except ValueError:
+            raise ModelInputError(
+                f"Input {key!r} of model {recipe.name!r} must be a number. Got {value!r} instead."
+            ) from None
+    else:
+        raise ModelInputError(
+            f"Input {key!r} of model {recipe.name!r} must be a number. Got a {type(value).__name__} instead."
+        )
+    if not math.isfinite(number):
+        raise ModelInputError(f"Input {key!r} of model {recipe.name!r} must be a finite number. Got {value!r}.")
+    return number
+
+
+def _category(recipe: Recipe, key: str, value: Any) -> str:
+    if value is None:
+        return UNKNOWN_CATEGORY
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ModelInputError(
+            f"Input {key!r} of model {recipe.name!r} must be text. Got a {type(value).__name__} instead."
+        )
+    # Same normalisation as the SQL models: trimmed, lower case, '-' and ' ' as '_'.
+    text = str(value).strip().lower().replace("-", "_").replace(" ", "_")
+    return text or UNKNOWN_CATEGORY
+
+
+def coerce_inputs(recipe: Recipe, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """A request's JSON inputs as the recipe's features, read like the SQL models read the logged JSON.
+
+    Numbers given as strings become floats, booleans 1.0/0.0, missing keys and nulls ``None`` (imputed by the
+    pipeline); categories are trimmed and lower-cased, a missing one is ``'unknown'``, and an unknown value is kept
+    for the encoder to ignore. Keys that are not features are ignored. Raises ModelInputError naming the field.
+    """
+    if not isinstance(payload, Mapping):
+        raise ModelInputError(
+            f"The inputs of model {recipe.name!r} must be a JSON object. Got a {type(payload).__name__} instead."
+        )
+    coerced: dict[str, Any] = {key: _number(recipe, key, payload.get(key)) for key in recipe.numeric_features}
+    coerced.update({key: _category(recipe, key, payload.get(key)) for key in recipe.categorical_features})
+    return coerced
+
+
+def features_frame(recipe: Recipe, rows: pd.DataFrame | Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """The estimator's input: the feature columns in order, numbers as float64 (NaN when missing), categories as
+    text (NaN when missing, imputed to 'unknown' by the pipeline)."""
+    import numpy as np
+    import pandas as pd
+
+    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows), columns=list(recipe.features))
+    missing = [c for c in recipe.features if c not in frame.columns]
+    if missing:
+        raise RecipeError(f"Recipe {recipe.name!r}: the data has no column(s) {', '.join(missing)}.")
+    out = pd.DataFrame(index=frame.index)
+    for column in recipe.numeric_features:
+        out[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+    for column in recipe.categorical_features:
+        values = frame[column].astype(object)
+        out[column] = values.where(values.notna(), np.nan)
+    return out

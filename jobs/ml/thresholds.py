@@ -1,0 +1,52 @@
+"""The champion/challenger gate's thresholds: defaults here, overridable per recipe.
+
+Kept apart from the gate itself so that a recipe can import them without pulling in scipy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from jobs.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class GateThresholds:
+    """When a challenger may replace production.
+
+    The defaults keep false promotions of a model that is no better at or below 1% (one-sided exact McNemar test
+    at ``alpha``) and promote a truly 2-points-better model about 80% of the time on a 5,000-row holdout with 20% of
+    the pairs disagreeing (``bench/gate_power.py`` measures both).
+    """
+
+    #: the holdout must have at least this many labelled rows for any verdict but "inconclusive"
+    min_holdout: int = 200
+    #: the challenger's accuracy must beat always predicting the holdout's majority class by this much
+    floor_margin: float = 0.02
+    #: one-sided significance level of McNemar's exact test (challenger better than champion)
+    alpha: float = 0.01
+    #: the lower end of the bootstrap interval of (challenger - champion) accuracy must exceed this
+    min_improvement: float = 0.0
+    #: two-sided confidence level of the paired bootstrap interval
+    confidence: float = 0.95
+    #: bootstrap resamples, and the seed that makes the interval reproducible
+    n_bootstrap: int = 2_000
+    bootstrap_seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("floor_margin", "min_improvement"):
+            value = getattr(self, name)
+            if not -1.0 < value < 1.0:
+                raise ConfigError(f"The {name!r} threshold must be in (-1, 1). Got {value} instead.")
+        for name in ("alpha", "confidence"):
+            value = getattr(self, name)
+            if not 0.0 < value < 1.0:
+                raise ConfigError(f"The {name!r} threshold must be in (0, 1). Got {value} instead.")
+        for name in ("min_holdout", "n_bootstrap"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"The {name!r} threshold must be a whole number of at least 1. Got {value!r}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
