@@ -78,6 +78,34 @@ class DataTestError(RetrainError):
     """A data test of error severity failed; the pipeline stops before training."""
 
 
+class DeployError(RetrainError):
+    """Deployment failed; the production pointers were put back as they were before the step."""
+
+
+class AdminTokenError(DeployError):
+    """``ADMIN_JWT_TOKEN`` is missing, malformed, not an admin token, or expires before the run can finish."""
+
+
+class BackendError(DeployError):
+    """The serving backend's reload endpoint failed, refused the token, or stayed unreachable after the retries."""
+
+
+class ReloadMismatchError(DeployError):
+    """The backend reloaded, but reports other versions or artifact hashes than the ones promoted."""
+
+
+class ServingError(RetrainError):
+    """The serving backend cannot start or load its models."""
+
+
+class ModelLoadError(ServingError):
+    """A model's production version could not be loaded; the previously loaded set keeps serving."""
+
+    def __init__(self, model: str, message: str) -> None:
+        super().__init__(message)
+        self.model = model
+
+
 def _describe(kind: type, minimum: float | None, maximum: float | None, closed: str) -> str:
     noun = {bool: "true or false", int: "a whole number", float: "a number"}.get(kind, f"a {kind.__name__}")
     low_open, high_open = closed in ("neither", "right"), closed in ("neither", "left")

@@ -46,6 +46,9 @@ class Settings:
     embedded_pg_dir: Path = Path(".local/pg")
     embedded_pg_port: int = 54329
     notify_webhook_url: str | None = field(default=None, repr=False)
+    secret_key: str | None = field(default=None, repr=False)
+    reload_timeout_seconds: int = 60
+    reload_attempts: int = 4
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, root: Path | None = None) -> Settings:
@@ -74,6 +77,9 @@ class Settings:
             embedded_pg_dir=path("RETRAIN_PG_DIR", ".local/pg"),
             embedded_pg_port=_int(env, "RETRAIN_PG_PORT", 54329),  # type: ignore[arg-type]
             notify_webhook_url=env.get("NOTIFY_WEBHOOK_URL") or None,
+            secret_key=env.get("SECRET_KEY") or None,
+            reload_timeout_seconds=_int(env, "RELOAD_TIMEOUT_SECONDS", 60),  # type: ignore[arg-type]
+            reload_attempts=_int(env, "RELOAD_ATTEMPTS", 4),  # type: ignore[arg-type]
         )
         if settings.database_url:
             DatabaseUrl.parse(settings.database_url)  # fail early, with a clear message

@@ -1,0 +1,288 @@
+"""deploy_models: promote the approved versions, make the serving backend reload them, check what it loaded.
+
+The order matters: the production pointers are replaced first (atomically, with a history line), then the backend
+is asked to reload them, then the versions and artifact hashes it reports are compared with the promoted ones. If
+any of that fails, every pointer is put back as it was and the step fails, so the store never claims a version the
+backend does not serve. The admin token travels only in the ``Authorization`` header: it is never logged, and a
+backend's answer quoted in a message has it masked.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import jwt
+import requests
+
+from jobs.errors import AdminTokenError, BackendError, DeployError, ReloadMismatchError
+from jobs.run_context import RunContext
+from jobs.settings import Settings
+
+if TYPE_CHECKING:
+    from jobs.ml.store import ModelStore
+
+log = logging.getLogger(__name__)
+
+RELOAD_PATH = "/admin/reload_models"
+ACTOR = "deploy_models"
+_MINT_HINT = "Mint one on the backend with `retrain token --role admin --ttl 2h` (it signs with SECRET_KEY)."
+
+
+# -- the token preflight ------------------------------------------------------------------------------------------
+
+
+def check_admin_token(settings: Settings, *, valid_for: timedelta, now: datetime | None = None) -> None:
+    """Fail fast when ``ADMIN_JWT_TOKEN`` cannot last the run: missing, not a JWT, not admin, or expiring soon.
+
+    Only the backend knows ``SECRET_KEY``, so the signature cannot be checked here; the claims can, and an expired
+    token found before extraction saves a whole run that would fail at its last step.
+    """
+    token = settings.admin_jwt_token
+    if not token:
+        raise AdminTokenError(f"The ADMIN_JWT_TOKEN setting is not set; deploy_models needs an admin JWT. {_MINT_HINT}")
+    try:
+        header = jwt.get_unverified_header(token)
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.InvalidTokenError:
+        raise AdminTokenError(f"ADMIN_JWT_TOKEN is not a JWT (three base64url parts). {_MINT_HINT}") from None
+    if header.get("alg") != "HS256":
+        raise AdminTokenError(f"ADMIN_JWT_TOKEN must be signed with HS256. Got alg {header.get('alg')!r} instead.")
+    if claims.get("role") != "admin":
+        raise AdminTokenError(
+            f"ADMIN_JWT_TOKEN has role {claims.get('role')!r}; reloading models needs role 'admin'. {_MINT_HINT}"
+        )
+    exp = claims.get("exp")
+    if isinstance(exp, bool) or not isinstance(exp, int | float):
+        raise AdminTokenError(f"ADMIN_JWT_TOKEN has no numeric 'exp' claim; admin tokens must expire. {_MINT_HINT}")
+    expires = datetime.fromtimestamp(exp, UTC)
+    now = now or datetime.now(UTC)
+    if expires <= now:
+        raise AdminTokenError(f"ADMIN_JWT_TOKEN expired at {expires:%Y-%m-%d %H:%M:%S} UTC. {_MINT_HINT}")
+    if expires < now + valid_for:
+        raise AdminTokenError(
+            f"ADMIN_JWT_TOKEN expires at {expires:%Y-%m-%d %H:%M:%S} UTC, in {_minutes(expires - now)}, before this "
+            f"run can reach deploy_models (allowed {_minutes(valid_for)}). {_MINT_HINT}"
+        )
+
+
+def _minutes(delta: timedelta) -> str:
+    return f"{delta.total_seconds() / 60:.0f} min"
+
+
+# -- the reload call ----------------------------------------------------------------------------------------------
+
+
+def reload_backend(
+    backend_url: str, token: str, *, timeout: float, attempts: int, backoff_seconds: float = 1.0
+) -> tuple[dict[str, Any], int]:
+    """``POST {backend_url}/admin/reload_models``; returns the backend's JSON answer and the attempts it took.
+
+    Connection errors, timeouts and 5xx answers are retried with exponential backoff (a reload is idempotent); a
+    4xx answer is final, since sending the same request again cannot change it.
+    """
+    url = backend_url.rstrip("/") + RELOAD_PATH
+    last = ""
+    for attempt in range(1, attempts + 1):
+        try:
+            response = requests.post(url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout)
+        except requests.Timeout:
+            last = f"no answer within {timeout:g}s"
+        except requests.ConnectionError as e:
+            last = f"could not connect ({type(e).__name__})"
+        else:
+            detail = _detail(response, token)
+            if response.status_code in (401, 403):
+                raise BackendError(
+                    f"The backend at {url} refused ADMIN_JWT_TOKEN (HTTP {response.status_code}: {detail}). "
+                    f"{_MINT_HINT}"
+                )
+            if 400 <= response.status_code < 500:
+                raise BackendError(f"The backend at {url} did not reload (HTTP {response.status_code}: {detail}).")
+            if response.status_code < 300:
+                try:
+                    return response.json(), attempt
+                except ValueError:
+                    raise BackendError(f"The backend at {url} answered {detail!r}, which is not JSON.") from None
+            last = f"HTTP {response.status_code}: {detail}"
+        if attempt < attempts:
+            delay = backoff_seconds * 2 ** (attempt - 1)
+            log.warning("Reload attempt %d/%d failed (%s); retrying in %.1fs.", attempt, attempts, last, delay)
+            time.sleep(delay)
+    raise BackendError(
+        f"The backend at {url} did not reload after {attempts} attempts; last: {last}. Check that it runs and that "
+        "BACKEND_URL points at it."
+    )
+
+
+def _detail(response: requests.Response, token: str) -> str:
+    """A short account of an answer, with the token masked in case a backend echoes the request."""
+    try:
+        body = response.json()
+        text = json.dumps(body.get("detail", body) if isinstance(body, dict) else body)
+    except ValueError:
+        text = response.text
+    return text[:300].replace(token, "<token>") if token else text[:300]
+
+
+def verify_loaded(answer: dict[str, Any], expected: dict[str, tuple[str, str]]) -> dict[str, dict[str, str]]:
+    """The backend's ``models`` for the promoted ones; raises unless each reports the promoted version and hash."""
+    loaded = answer.get("models") if isinstance(answer, dict) else None
+    if not isinstance(loaded, dict):
+        raise ReloadMismatchError("The backend's reload answer has no 'models' mapping of name -> version and hash.")
+    reported: dict[str, dict[str, str]] = {}
+    problems = []
+    for model, (version, sha) in sorted(expected.items()):
+        got = loaded.get(model) or {}
+        reported[model] = {"version": got.get("version"), "artifact_sha256": got.get("artifact_sha256")}
+        if got.get("version") != version:
+            problems.append(f"{model}: serves version {got.get('version')!r}, promoted {version!r}")
+        elif got.get("artifact_sha256") != sha:
+            problems.append(
+                f"{model} {version}: artifact sha256 {str(got.get('artifact_sha256'))[:12]}... differs from the "
+                f"store's {sha[:12]}... (the backend reads another model store, or the artifact changed)"
+            )
+    if problems:
+        raise ReloadMismatchError("The backend did not load what was promoted: " + "; ".join(problems) + ".")
+    return reported
+
+
+# -- the step -----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    """What was promoted and what the backend reports; ``status`` is deployed, nothing_approved or rolled_back."""
+
+    ds: str
+    status: str
+    approved: dict[str, str] = field(default_factory=dict)
+    previous: dict[str, str | None] = field(default_factory=dict)
+    backend: dict[str, dict[str, str]] = field(default_factory=dict)
+    attempts: int = 0
+    error: str | None = None
+    duration_seconds: float = 0.0
+
+    @property
+    def deployed(self) -> dict[str, str]:
+        return dict(self.approved) if self.status == "deployed" else {}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ds": self.ds,
+            "status": self.status,
+            "deployed": self.deployed,
+            "approved": self.approved,
+            "previous": self.previous,
+            "backend": self.backend,
+            "attempts": self.attempts,
+            "error": self.error,
+            "duration_seconds": self.duration_seconds,
+        }
+
+
+def approved_versions(decision_path: Path) -> dict[str, str]:
+    """``{model: version}`` of the models whose verdict in ``decision.json`` is ``deploy``."""
+    if not decision_path.exists():
+        raise DeployError(f"No decision at {decision_path}: run `retrain validate --ds <ds>` before deploying.")
+    decision = json.loads(decision_path.read_text(encoding="utf-8"))
+    models = decision.get("models", {})
+    approved = {}
+    for name, entry in models.items():
+        if entry.get("verdict") == "deploy":
+            version = entry.get("challenger_version") or entry.get("version")
+            if not version:
+                raise DeployError(f"{decision_path}: model {name!r} is approved but names no version.")
+            approved[name] = version
+    return approved
+
+
+def deploy(settings: Settings, ctx: RunContext, spark: object = None, *, backoff_seconds: float = 1.0) -> DeployResult:
+    """Promote what ``validate`` approved, reload the backend, verify; on any failure restore the pointers and raise."""
+    from jobs.ml.store import ModelStore
+
+    started = time.monotonic()
+    folder = settings.run_folder(ctx.ds_str)
+    approved = approved_versions(folder.decision)
+    if not approved:
+        log.info("Nothing approved for ds=%s: the backend is not called.", ctx.ds_str)
+        return _write(folder.deploy_summary, DeployResult(ctx.ds_str, "nothing_approved", duration_seconds=0.0))
+
+    store = ModelStore(settings.model_store)
+    previous = {model: store.production(model) for model in approved}
+    previous_versions = {model: (p.version if p else None) for model, p in previous.items()}
+    attempts = 0
+    promoted: dict[str, Any] = {}
+    try:
+        check_admin_token(settings, valid_for=timedelta(seconds=settings.reload_timeout_seconds))
+        expected = {}
+        for model, version in sorted(approved.items()):
+            pointer = store.promote(
+                model, version, reason=f"approved by validate_models for ds={ctx.ds_str}", actor=ACTOR
+            )
+            promoted[model] = previous[model]
+            expected[model] = (version, pointer.artifact_sha256)
+            log.info("Promoted %s %s (was %s).", model, version, previous_versions[model] or "none")
+        answer, attempts = reload_backend(
+            settings.backend_url,
+            settings.admin_jwt_token or "",
+            timeout=settings.reload_timeout_seconds,
+            attempts=settings.reload_attempts,
+            backoff_seconds=backoff_seconds,
+        )
+        backend = verify_loaded(answer, expected)
+    except Exception as e:
+        _restore(store, promoted, ctx)
+        if isinstance(e, ReloadMismatchError):  # the backend loaded something else: point it back at the old set
+            _reload_quietly(settings)
+        message = f"{e} The production pointers were restored to {_describe(previous_versions)}."
+        _write(
+            folder.deploy_summary,
+            DeployResult(ctx.ds_str, "rolled_back", approved, previous_versions, {}, attempts, message,
+                         round(time.monotonic() - started, 3)),
+        )  # fmt: skip
+        raise (e.__class__ if isinstance(e, DeployError) else DeployError)(message) from e
+
+    result = DeployResult(
+        ctx.ds_str,
+        "deployed",
+        approved,
+        previous_versions,
+        backend,
+        attempts,
+        None,
+        round(time.monotonic() - started, 3),
+    )
+    log.info("Deployed %s; the backend serves them.", _describe(approved))
+    return _write(folder.deploy_summary, result)
+
+
+def _restore(store: ModelStore, previous: dict[str, Any], ctx: RunContext) -> None:
+    for model, pointer in previous.items():
+        try:
+            store.restore(model, pointer, reason=f"deploy_models for ds={ctx.ds_str} failed")
+        except Exception:  # keep restoring the others; the step fails anyway
+            log.exception("Could not restore the production pointer of %s.", model)
+
+
+def _reload_quietly(settings: Settings) -> None:
+    try:
+        reload_backend(settings.backend_url, settings.admin_jwt_token or "", timeout=settings.reload_timeout_seconds,
+                       attempts=1)  # fmt: skip
+    except DeployError as e:
+        log.warning("The backend could not reload the restored pointers: %s", e)
+
+
+def _describe(versions: dict[str, str | None]) -> str:
+    return ", ".join(f"{m} {v or '(none)'}" for m, v in sorted(versions.items())) or "nothing"
+
+
+def _write(path: Path, result: DeployResult) -> DeployResult:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
+    return result

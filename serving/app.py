@@ -1,0 +1,129 @@
+"""The reference serving backend: ``create_app(settings)`` builds it, ``retrain serve`` runs it with uvicorn.
+
+Routes: ``POST /predict/{model}`` (JSON inputs -> prediction, logged into ``health_records``),
+``POST /admin/reload_models`` (admin JWT; all-or-nothing reload of the production pointers), ``GET /models`` and
+``GET /healthz``. Run one process: the models live in the process, so a reload reaches only the worker it lands on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from jobs.errors import ModelLoadError, RetrainError
+from jobs.settings import Settings
+from serving.auth import admin_required
+from serving.predict import score
+from serving.records import RecordLog, RecordLogUnavailable, UnknownUserError
+from serving.registry import ModelRegistry
+from serving.tokens import require_secret
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, *, max_db_connections: int = 8) -> FastAPI:
+    """The FastAPI app; it loads the production models on start-up (an empty set if they cannot all load)."""
+    secret_key = require_secret(settings.secret_key)
+    registry = ModelRegistry(settings.model_store, settings.models_dir)
+    records = RecordLog(settings.database(), max_connections=max_db_connections)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # A failure is logged by the registry and shown by /models (last_error); a reload can fix it.
+        with contextlib.suppress(ModelLoadError):
+            await run_in_threadpool(registry.reload)
+        yield
+        records.close()
+
+    app = FastAPI(title="retrain reference serving backend", lifespan=lifespan)
+    app.state.registry = registry
+    app.state.records = records
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        return {"status": "ok", "models": len(registry.models)}
+
+    @app.get("/models")
+    def models() -> dict[str, Any]:
+        return registry.describe()
+
+    require_admin = admin_required(secret_key)
+
+    @app.post("/admin/reload_models")
+    def reload_models(claims: Annotated[dict[str, Any], Depends(require_admin)]) -> Any:
+        try:
+            registry.reload()
+        except ModelLoadError as e:
+            # 409, not 5xx: the store's production set cannot be loaded, and asking again will not change that.
+            return JSONResponse(status_code=409, content={"detail": str(e), "model": e.model, **registry.describe()})
+        log.info("Models reloaded (token subject %r).", claims.get("sub"))
+        return registry.describe()
+
+    @app.post("/predict/{model}")
+    async def predict(model: str, request: Request, x_user_id: Annotated[str | None, Header()] = None) -> Any:
+        body = await request.body()
+        return await run_in_threadpool(_predict, registry, records, model, body, x_user_id)
+
+    return app
+
+
+def _error(status: int, detail: str, **extra: Any) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"detail": detail, **extra})
+
+
+def _predict(
+    registry: ModelRegistry, records: RecordLog, model: str, body: bytes, x_user_id: str | None
+) -> JSONResponse | dict[str, Any]:
+    from jobs.ml.recipes import coerce_inputs
+
+    loaded = registry.models.get(model)  # one read of the set: a concurrent reload cannot change it under us
+    if loaded is None:
+        known = ", ".join(sorted(registry.models)) or "none"
+        return _error(404, f"Unknown model {model!r}. Models in production: {known}.")
+    text = body.decode("utf-8", errors="replace")
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        return _error(422, "The body must be a JSON object of the model's inputs.")
+    if not isinstance(payload, dict):
+        return _error(422, "The body must be a JSON object of the model's inputs.")
+    raw_user = x_user_id if x_user_id is not None else payload.get("user_id")
+    try:
+        user_id = None if raw_user in (None, "") else int(raw_user)
+    except (TypeError, ValueError):
+        return _error(422, f"user_id must be a whole number. Got {raw_user!r} instead.", field="user_id")
+    inputs = {k: v for k, v in payload.items() if k != "user_id"}
+    try:
+        coerced = coerce_inputs(loaded.recipe, inputs)
+    except RetrainError as e:
+        return _error(422, str(e), field=getattr(e, "field", None))
+    prediction, confidence = score(loaded.estimator, loaded.recipe, coerced)
+    try:
+        record_id = records.insert(
+            user_id=user_id,
+            record_type=model,
+            data=text,
+            prediction=prediction,
+            confidence=confidence,
+            model_version=loaded.version,
+        )
+    except UnknownUserError as e:
+        return _error(422, str(e), field="user_id")
+    except RecordLogUnavailable as e:
+        log.error("%s", e)
+        return _error(503, "The prediction could not be logged; try again later.")
+    return {
+        "model": model,
+        "version": loaded.version,
+        "prediction": prediction,
+        "confidence": round(confidence, 6),
+        "record_id": record_id,
+    }
