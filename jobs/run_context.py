@@ -111,6 +111,11 @@ class RunFolder:
         return self.path / "report.json"
 
     @property
+    def report_plot(self) -> Path:
+        """The report's champion-vs-challenger accuracy plot, referenced from ``report.md`` by its file name."""
+        return self.path / "report_accuracy.png"
+
+    @property
     def logs(self) -> Path:
         """Spark's full log and other diagnostics of the run (the console shows the pipeline's own lines)."""
         return self.path / "logs"

@@ -104,7 +104,7 @@ def _predict(
     try:
         coerced = coerce_inputs(loaded.recipe, inputs)
     except RetrainError as e:
-        return _error(422, str(e), field=getattr(e, "field", None))
+        return _error(422, str(e))  # the message names the field
     prediction, confidence = score(loaded.estimator, loaded.recipe, coerced)
     try:
         record_id = records.insert(

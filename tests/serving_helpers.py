@@ -1,0 +1,148 @@
+"""Real HTTP servers on 127.0.0.1 for the deploy, serving and notify tests.
+
+- :class:`ScriptedServer`: a tiny ``http.server`` in a thread that answers from a script (e.g. 503, 503, 200) and
+  records every request; it stands in for a misbehaving backend or a webhook receiver.
+- :class:`Backend`: the real serving backend (``python -m jobs serve``) in a subprocess on a free port, its output
+  captured to a file so that tests can check it for secrets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from tests.conftest import REPO_ROOT, free_port
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class ScriptedServer:
+    """Answers the n-th request with ``script[n]`` (status, JSON body), then with ``default``; records requests."""
+
+    script: list[tuple[int, Any]] = field(default_factory=list)
+    default: tuple[int, Any] | Callable[[Recorded], tuple[int, Any]] = (200, {})
+    requests: list[Recorded] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                length = int(self.headers.get("Content-Length") or 0)
+                recorded = Recorded("POST", self.path, dict(self.headers.items()), self.rfile.read(length))
+                server.requests.append(recorded)
+                n = len(server.requests) - 1
+                if n < len(server.script):
+                    status, body = server.script[n]
+                else:
+                    status, body = server.default(recorded) if callable(server.default) else server.default
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:  # keep test output quiet
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> ScriptedServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Backend:
+    """``python -m jobs serve`` on a free port with ``env``; :meth:`stop` ends it (and only it)."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        full_env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "ADMIN_JWT_TOKEN", "SECRET_KEY")}
+        full_env.update(env, PYTHONUNBUFFERED="1")
+        self._log = log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "jobs", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            cwd=REPO_ROOT,
+            env=full_env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"The backend exited with {self.process.returncode}:\n{self.output()}")
+            try:
+                if requests.get(self.url + "/healthz", timeout=1).ok:
+                    return
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"The backend did not answer within {timeout}s:\n{self.output()}")
+
+    def get(self, path: str) -> requests.Response:
+        return requests.get(self.url + path, timeout=10)
+
+    def post(self, path: str, **kwargs: Any) -> requests.Response:
+        return requests.post(self.url + path, timeout=30, **kwargs)
+
+    def reload(self, token: str) -> requests.Response:
+        return self.post("/admin/reload_models", headers={"Authorization": f"Bearer {token}"})
+
+    def output(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+
+def assert_no_secrets(texts: Iterable[str], secrets: Iterable[str]) -> None:
+    """No secret appears in any text (a failure names the secret's position, never the secret itself)."""
+    secrets = [s for s in secrets if s]
+    for i, text in enumerate(texts):
+        for j, secret in enumerate(secrets):
+            if secret in text:  # not an assert: pytest would print both strings
+                raise AssertionError(f"secret #{j} appears in text #{i}")
