@@ -1,0 +1,134 @@
+"""The package's shape: a short top level, no import cycles, no reaching into another package's private names."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import sys
+from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
+
+from tests.conftest import REPO_ROOT
+
+JOBS = REPO_ROOT / "jobs"
+STEP_MODULES = {"extract.py", "transform.py", "train.py", "validate.py", "deploy.py", "notify.py"}
+TOP_LEVEL_LIMIT = 10
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(REPO_ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def package_of(name: str, path: Path) -> str:
+    return name if path.name == "__init__.py" else name.rpartition(".")[0]
+
+
+def modules() -> dict[str, Path]:
+    return {module_name(p): p for p in sorted(JOBS.rglob("*.py")) if "__pycache__" not in p.parts}
+
+
+def resolve(node: ast.ImportFrom, current: str, path: Path) -> str:
+    if not node.level:
+        return node.module or ""
+    base = package_of(current, path).split(".")
+    base = base[: len(base) - node.level + 1]
+    return ".".join([*base, node.module] if node.module else base)
+
+
+def import_time_imports(path: Path, current: str, known: dict[str, Path]) -> set[str]:
+    """The ``jobs`` modules a module imports when it is imported (not inside functions, not for type checking)."""
+    found: set[str] = set()
+
+    def visit(body: list[ast.stmt]) -> None:
+        for node in body:
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                visit(node.orelse)
+                continue
+            if isinstance(node, ast.If | ast.Try):
+                visit(node.body)
+                visit(getattr(node, "orelse", []))
+                for handler in getattr(node, "handlers", []):
+                    visit(handler.body)
+            elif isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names if alias.name in known)
+            elif isinstance(node, ast.ImportFrom):
+                target = resolve(node, current, path)
+                for alias in node.names:
+                    submodule = f"{target}.{alias.name}"
+                    found.add(submodule if submodule in known else target)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")).body)
+    return {name for name in found if name in known and name != current}
+
+
+def test_top_level_of_jobs_is_short() -> None:
+    entries = sorted(p.name for p in JOBS.iterdir() if p.name != "__pycache__" and not p.name.startswith("."))
+    others = [e for e in entries if e not in STEP_MODULES | {"__init__.py", "__main__.py"}]
+    assert len(others) <= TOP_LEVEL_LIMIT, f"jobs/ holds {len(others)} entries besides the steps: {others}"
+
+
+def test_no_import_cycles() -> None:
+    known = modules()
+    graph = {name: import_time_imports(path, name, known) for name, path in known.items()}
+    try:
+        order = list(TopologicalSorter(graph).static_order())
+    except CycleError as e:
+        raise AssertionError(f"import cycle: {' -> '.join(e.args[1])}") from None
+    assert set(order) == set(known)
+
+
+def test_every_module_imports_on_its_own() -> None:
+    """Importing any module first (as Airflow's tasks and the CLI's handlers do) works, whatever was loaded before."""
+    saved = {name: module for name, module in sys.modules.items() if name == "jobs" or name.startswith("jobs.")}
+    failures = []
+    try:
+        for name in modules():
+            if name == "jobs.__main__":  # runs the command line when imported
+                continue
+            for loaded in [n for n in sys.modules if n == "jobs" or n.startswith("jobs.")]:
+                del sys.modules[loaded]
+            try:
+                importlib.import_module(name)
+            except Exception as e:  # noqa: BLE001 - every failure is collected and reported
+                failures.append(f"{name}: {type(e).__name__}: {e}")
+    finally:
+        for loaded in [n for n in sys.modules if n == "jobs" or n.startswith("jobs.")]:
+            del sys.modules[loaded]
+        sys.modules.update(saved)
+    assert not failures, "\n".join(failures)
+
+
+def test_no_module_uses_another_packages_private_names() -> None:
+    known = modules()
+    offences = []
+    for name, path in known.items():
+        package = package_of(name, path)
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        aliases: dict[str, str] = {}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                target = resolve(node, name, path)
+                if not target.startswith("jobs"):
+                    continue
+                for alias in node.names:
+                    if f"{target}.{alias.name}" in known:
+                        aliases[alias.asname or alias.name] = f"{target}.{alias.name}"
+                    elif alias.name.startswith("_") and package_of(target, known.get(target, Path())) != package:
+                        offences.append(f"{name} imports {alias.name} from {target}")
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name in known and alias.asname:
+                        aliases[alias.asname] = alias.name
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in aliases
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+            ):
+                target = aliases[node.value.id]
+                if package_of(target, known[target]) != package:
+                    offences.append(f"{name} uses {target}.{node.attr}")
+    assert not offences, "\n".join(offences)
