@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from jobs.errors import ConfigError
+from jobs.errors import check_scalar
 
 
 @dataclass(frozen=True)
@@ -36,17 +36,12 @@ class GateThresholds:
 
     def __post_init__(self) -> None:
         for name in ("floor_margin", "min_improvement"):
-            value = getattr(self, name)
-            if not -1.0 < value < 1.0:
-                raise ConfigError(f"The {name!r} threshold must be in (-1, 1). Got {value} instead.")
+            check_scalar(getattr(self, name), f"The {name!r} threshold", float, minimum=-1, maximum=1, closed="neither")
         for name in ("alpha", "confidence"):
-            value = getattr(self, name)
-            if not 0.0 < value < 1.0:
-                raise ConfigError(f"The {name!r} threshold must be in (0, 1). Got {value} instead.")
+            check_scalar(getattr(self, name), f"The {name!r} threshold", float, minimum=0, maximum=1, closed="neither")
         for name in ("min_holdout", "n_bootstrap"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"The {name!r} threshold must be a whole number of at least 1. Got {value!r}.")
+            check_scalar(getattr(self, name), f"The {name!r} threshold", int, minimum=1)
+        check_scalar(self.bootstrap_seed, "The 'bootstrap_seed' threshold", int, minimum=0)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,0 +1,186 @@
+"""validate_models: score production (champion) and the new version (challenger) on the same holdout; decide.
+
+Both models predict the *same* labelled holdout rows of this run (membership by hashed record id, so the champion,
+trained in an earlier run, never saw them either). The pure gate :func:`decide` turns the paired predictions into
+``deploy``, ``reject`` or ``inconclusive`` with its reasons; a model that was not trained this run is ``skipped``.
+Writes ``decision.json`` with both models' metrics, the interval, the p-value, the thresholds, the verdict and its
+reasons. A forced deployment exists only through ``force`` and is recorded as such.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from jobs.errors import ModelStoreError, RetrainError, ValidateError
+from jobs.ml.dataset import read_feature_table, split
+from jobs.ml.gate import DEPLOY, Decision, decide
+from jobs.ml.metrics import classification_metrics
+from jobs.ml.recipes import Recipe, features_frame, load_recipes
+from jobs.ml.store import ModelStore
+from jobs.ml.thresholds import GateThresholds
+from jobs.run_context import RunContext
+from jobs.settings import Settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+__all__ = ["Decision", "GateThresholds", "ModelVerdict", "ValidateResult", "decide", "validate"]
+
+log = logging.getLogger(__name__)
+SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class ModelVerdict:
+    model: str
+    verdict: str
+    reasons: tuple[str, ...]
+    challenger_version: str | None = None
+    champion_version: str | None = None
+    forced: bool = False
+    record: dict[str, Any] | None = None  # the full decision.json entry
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.record or {"verdict": self.verdict, "reasons": list(self.reasons), "forced": self.forced}
+
+
+@dataclass(frozen=True)
+class ValidateResult:
+    ds: str
+    models: tuple[ModelVerdict, ...]
+
+    @property
+    def approved(self) -> dict[str, str]:
+        """Model -> version to deploy (verdict "deploy", forced or not)."""
+        return {m.model: m.challenger_version for m in self.models if m.verdict == DEPLOY and m.challenger_version}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ds": self.ds, "models": {m.model: m.to_dict() for m in self.models}}
+
+
+def _predict(estimator: Any, recipe: Recipe, frame) -> tuple[np.ndarray, np.ndarray]:
+    score = estimator.predict_proba(features_frame(recipe, frame))[:, list(estimator.classes_).index(1)]
+    return (score >= 0.5).astype(np.int8), score
+
+
+def _as_recipe_of(recipe: Recipe, metadata: dict[str, Any]) -> Recipe:
+    """The recipe as it was when a stored version was trained (its features may differ from today's)."""
+    return dataclasses.replace(
+        recipe,
+        numeric_features=tuple(metadata.get("numeric_features", recipe.numeric_features)),
+        categorical_features=tuple(metadata.get("categorical_features", recipe.categorical_features)),
+    )
+
+
+def _skipped(model: str, reason: str, version: str | None = None) -> ModelVerdict:
+    record = {"verdict": SKIPPED, "reasons": [reason], "forced": False, "challenger": None, "champion": None}
+    if version:
+        record["challenger"] = {"version": version}
+    return ModelVerdict(model, SKIPPED, (reason,), challenger_version=version, record=record)
+
+
+def validate_one(
+    settings: Settings, ctx: RunContext, recipe: Recipe, version: str, *, store: ModelStore, force: bool
+) -> ModelVerdict:
+    challenger_meta = store.metadata(recipe.name, version)
+    pointer = store.production(recipe.name)
+    champion_meta = store.metadata(recipe.name, pointer.version) if pointer else None
+    challenger_recipe = _as_recipe_of(recipe, challenger_meta)
+    champion_recipe = _as_recipe_of(recipe, champion_meta) if champion_meta else None
+    both = [challenger_recipe] + ([champion_recipe] if champion_recipe else [])
+    reading = dataclasses.replace(  # read every column either model needs
+        recipe,
+        numeric_features=tuple(dict.fromkeys(f for r in both for f in r.numeric_features)),
+        categorical_features=tuple(dict.fromkeys(f for r in both for f in r.categorical_features)),
+    )
+    table = settings.run_folder(ctx.ds_str).feature_table(recipe.feature_table)
+    holdout = split(read_feature_table(table, reading), recipe).holdout
+    y = holdout[recipe.label].to_numpy()
+    slices = holdout[recipe.slice_column].to_numpy() if recipe.slice_column else None
+
+    new_pred, new_score = _predict(store.load(recipe.name, version), challenger_recipe, holdout)
+    old_pred = old_metrics = None
+    if pointer and champion_recipe:
+        old_pred, old_score = _predict(store.load(recipe.name, pointer.version), champion_recipe, holdout)
+        old_metrics = classification_metrics(y, old_pred, old_score, slices, recipe.slice_column)
+    decision = decide(y, old_pred, new_pred, recipe.thresholds, force=force)
+    record = {
+        **decision.to_dict(),
+        "challenger": {
+            "version": version,
+            "artifact_sha256": challenger_meta["artifact_sha256"],
+            "metrics": classification_metrics(y, new_pred, new_score, slices, recipe.slice_column),
+        },
+        "champion": None
+        if pointer is None
+        else {"version": pointer.version, "artifact_sha256": pointer.artifact_sha256, "metrics": old_metrics},
+    }
+    log.info("%s: %s (%s).", recipe.name, decision.verdict, "; ".join(decision.codes))
+    return ModelVerdict(
+        recipe.name, decision.verdict, decision.reasons, version, pointer.version if pointer else None,
+        decision.forced, record,
+    )  # fmt: skip
+
+
+def validate(
+    settings: Settings,
+    ctx: RunContext,
+    spark: SparkSession | None = None,
+    *,
+    force: bool | Sequence[str] = False,
+    force_reason: str | None = None,
+) -> ValidateResult:
+    """Decide, per model trained in ``ctx``'s run, whether its new version replaces production.
+
+    ``force``: True for every trained model, or the names of the models whose deployment is forced whatever the
+    gate says (recorded in decision.json, with ``force_reason``). Spark is not needed.
+    """
+    folder = settings.run_folder(ctx.ds_str)
+    if not folder.train_summary.exists():
+        raise ValidateError(
+            f"No training summary for {ctx.ds_str} at {folder.train_summary}. Run `retrain train --ds {ctx.ds_str}` "
+            "first."
+        )
+    trained = json.loads(folder.train_summary.read_text(encoding="utf-8"))["models"]
+    forced = set(trained) if force is True else set(force or ())
+    unknown = sorted(forced - set(trained))
+    if unknown:
+        raise ValidateError(
+            f"Cannot force model(s) {', '.join(unknown)}: not trained in the run of {ctx.ds_str}. "
+            f"Trained: {', '.join(sorted(trained)) or 'none'}."
+        )
+    recipes = load_recipes(settings.models_dir)
+    store = ModelStore(settings.model_store)
+    verdicts = []
+    for model in sorted(trained):
+        entry = trained[model]
+        if not entry.get("version"):
+            reason = f"Not trained this run: {entry.get('skipped')}."
+            if model in forced:
+                reason += " A forced deployment needs a trained version; nothing was forced."
+            verdicts.append(_skipped(model, reason))
+            continue
+        if model not in recipes:
+            verdicts.append(_skipped(model, f"The recipe models/{model}.py no longer exists.", entry["version"]))
+            continue
+        try:
+            verdict = validate_one(settings, ctx, recipes[model], entry["version"], store=store, force=model in forced)
+        except ValidateError:
+            raise
+        except (ModelStoreError, RetrainError) as e:
+            log.error("%s: could not be validated: %s", model, e)
+            verdict = _skipped(model, f"Could not be validated: {e}", entry["version"])
+        if verdict.forced and verdict.record is not None:
+            verdict.record["force_reason"] = force_reason or "no reason given"
+        verdicts.append(verdict)
+    result = ValidateResult(ctx.ds_str, tuple(verdicts))
+    payload = {"ds": ctx.ds_str, "forced": sorted(forced), **result.to_dict()}
+    folder.decision.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
+    return result

@@ -1,0 +1,127 @@
+"""train and validate on hand-built feature tables: skipped models, reproducibility, the holdout, decision.json."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from jobs.errors import TrainError, ValidateError
+from jobs.ml.dataset import split
+from jobs.ml.holdout import holdout_mask
+from jobs.ml.recipes import load_recipes
+from jobs.ml.store import ModelStore, sha256_file
+from jobs.run_context import RunContext
+from jobs.train import train
+from jobs.validate import validate
+from tests.ml_helpers import feature_table
+
+CTX = RunContext.for_ds("2026-11-22")
+
+
+@pytest.fixture
+def run(settings, tmp_path):
+    """Settings with their own data and store, and a run whose diabetes table is fine, heart has a single class and
+    liver too few labelled rows."""
+    run_settings = dataclasses.replace(settings, data_dir=tmp_path / "data", model_store=tmp_path / "store")
+    features = run_settings.run_folder(CTX.ds_str).features
+    feature_table(features / "diabetes_features", "diabetes", 6_000, seed=1)
+    feature_table(features / "heart_features", "heart", 3_000, seed=2, label=0)
+    feature_table(features / "liver_features", "liver", 400, seed=3)
+    return run_settings
+
+
+def test_models_with_too_few_labels_or_one_class_are_skipped_and_the_others_train(run) -> None:
+    result = train(run, CTX)
+    assert list(result.trained) == ["diabetes"]
+    assert "every labelled row has the same outcome (label 0)" in result.skipped["heart"]
+    assert "rows have a verified outcome; the recipe needs at least 500" in result.skipped["liver"]
+    summary = json.loads(run.run_folder(CTX.ds_str).train_summary.read_text())
+    assert summary["models"]["heart"]["version"] is None and summary["models"]["heart"]["skipped"]
+    diabetes = summary["models"]["diabetes"]
+    assert diabetes["version"] == result.trained["diabetes"] and diabetes["rows"] == 6_000
+    assert diabetes["train_rows"] + diabetes["holdout_rows"] == diabetes["labelled"]
+    assert 0.75 < diabetes["label_coverage"] < 0.85 and 0.15 < diabetes["holdout_rows"] / diabetes["labelled"] < 0.25
+    metrics = diabetes["metrics"]
+    assert {"accuracy", "balanced_accuracy", "roc_auc", "f1", "log_loss", "confusion_matrix"} <= set(metrics)
+    assert metrics["accuracy"] > metrics["majority_class_accuracy"] and metrics["roc_auc"] > 0.75
+    assert set(metrics["slices"]["accuracy"]) == {"under_30", "30-44", "45-59", "60-74", "75+"}
+    assert metrics["slices"]["column"] == "age_band"
+
+
+def test_a_version_records_where_it_came_from(run) -> None:
+    version = train(run, CTX).trained["diabetes"]
+    store = ModelStore(run.model_store)
+    meta = store.metadata("diabetes", version)
+    assert meta["artifact_sha256"] == sha256_file(store.path("diabetes", version) / "model.joblib")
+    assert meta["features"] == list(load_recipes(run.models_dir)["diabetes"].features)
+    assert "prediction" not in meta["features"] and meta["label"] == "label"
+    assert set(meta["sql"]) == {"diabetes_features", "stg_predictions"}  # the table and everything upstream
+    assert all(len(h) == 64 for h in meta["sql"].values())
+    assert meta["vars"]["lookback_days"] == 365 and meta["window"][1].startswith("2026-11-22")
+    assert meta["rows"] == 6_000 and meta["class_balance"].keys() == {"0", "1"}
+    assert {"scikit-learn", "numpy", "pandas", "pyarrow", "scipy", "python"} <= set(meta["libraries"])
+    assert meta["code_revision"] and meta["recipe"]["sha256"] and meta["holdout"]["salt"] == "holdout-v1"
+
+
+def test_training_the_same_data_twice_gives_the_same_metrics(run) -> None:
+    first, second = train(run, CTX), train(run, CTX)
+    assert first.trained["diabetes"] != second.trained["diabetes"]  # two immutable versions
+    store = ModelStore(run.model_store)
+    assert store.metrics("diabetes", first.trained["diabetes"]) == store.metrics("diabetes", second.trained["diabetes"])
+
+
+def test_the_holdout_is_the_same_in_every_run_over_the_same_records(tmp_path) -> None:
+    recipe = load_recipes(__import__("tests.conftest").conftest.REPO_ROOT / "models")["diabetes"]
+    early = feature_table(tmp_path / "a", "diabetes", 3_000, seed=4, labelled=1.0)
+    # a later run: the first 1,000 records again (e.g. a longer window) plus new ones, in another order
+    later = pd.concat([early.iloc[:1000], feature_table(tmp_path / "b", "diabetes", 2_000, seed=5, first_id=10_001,
+                                                          labelled=1.0)]).sample(frac=1, random_state=0)  # fmt: skip
+    held_early = set(split(early, recipe).holdout["record_id"])
+    held_later = set(split(later, recipe).holdout["record_id"])
+    assert held_early & set(early["record_id"][:1000]) == held_later & set(early["record_id"][:1000])
+    mask = holdout_mask(range(100_000), 0.2, "holdout-v1")
+    assert 0.19 < mask.mean() < 0.21 and np.array_equal(mask, holdout_mask(range(100_000), 0.2, "holdout-v1"))
+    assert not np.array_equal(mask, holdout_mask(range(100_000), 0.2, "another salt"))
+
+
+def test_first_validation_deploys_then_same_data_is_inconclusive_and_force_is_recorded(run) -> None:
+    first = train(run, CTX).trained["diabetes"]
+    result = validate(run, CTX)
+    assert result.approved == {"diabetes": first}
+    decision = json.loads(run.run_folder(CTX.ds_str).decision.read_text())
+    entry = decision["models"]["diabetes"]
+    assert entry["verdict"] == "deploy" and entry["codes"] == ["first_deployment"] and entry["champion"] is None
+    assert entry["challenger"]["metrics"]["accuracy"] == pytest.approx(entry["challenger_accuracy"], abs=1e-6)
+    assert (
+        decision["models"]["heart"]["verdict"] == "skipped"
+        and "same outcome" in decision["models"]["heart"]["reasons"][0]
+    )
+
+    ModelStore(run.model_store).promote("diabetes", first, reason="first deployment", actor="test")
+    second = train(run, CTX).trained["diabetes"]
+    again = validate(run, CTX)
+    assert again.approved == {}
+    entry = json.loads(run.run_folder(CTX.ds_str).decision.read_text())["models"]["diabetes"]
+    assert entry["verdict"] == "inconclusive" and entry["p_value"] == 1.0
+    assert entry["champion"]["version"] == first and entry["challenger"]["version"] == second
+    assert entry["champion"]["metrics"] == entry["challenger"]["metrics"]  # scored on the very same rows
+
+    forced = validate(run, CTX, force=["diabetes"], force_reason="hotfix for a data bug")
+    assert forced.approved == {"diabetes": second}
+    entry = json.loads(run.run_folder(CTX.ds_str).decision.read_text())["models"]["diabetes"]
+    assert entry["forced"] is True and entry["gate_verdict"] == "inconclusive"
+    assert entry["force_reason"] == "hotfix for a data bug"
+    with pytest.raises(ValidateError, match="Cannot force model.*kidney"):
+        validate(run, CTX, force=["kidney"])
+
+
+def test_missing_inputs_say_which_command_to_run(settings, tmp_path) -> None:
+    empty = dataclasses.replace(settings, data_dir=tmp_path / "data", model_store=tmp_path / "store")
+    with pytest.raises(TrainError, match="retrain transform --ds 2026-11-22"):
+        train(empty, CTX)
+    with pytest.raises(ValidateError, match="retrain train --ds 2026-11-22"):
+        validate(empty, CTX)
