@@ -38,22 +38,30 @@ class ModelTraining:
 
     model: str
     version: str | None
-    skipped: str | None
+    reason: str | None  # why it was not trained (None when it was)
     rows: int = 0
-    labelled: int = 0
+    labelled_rows: int = 0
     label_coverage: float = 0.0
     class_counts: dict[str, int] = field(default_factory=dict)
     train_rows: int = 0
     holdout_rows: int = 0
     metrics: dict[str, Any] | None = None
     artifact_sha256: str | None = None
-    seconds: float = 0.0
+    duration_seconds: float = 0.0
+
+    @property
+    def skipped(self) -> bool:
+        return self.version is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "skipped": self.skipped}
 
 
 @dataclass(frozen=True)
 class TrainResult:
     ds: str
     models: tuple[ModelTraining, ...]
+    duration_seconds: float = 0.0
 
     @property
     def trained(self) -> dict[str, str]:
@@ -62,10 +70,15 @@ class TrainResult:
 
     @property
     def skipped(self) -> dict[str, str]:
-        return {m.model: m.skipped for m in self.models if m.skipped}
+        """Model -> why it was not trained."""
+        return {m.model: m.reason or "" for m in self.models if m.skipped}
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ds": self.ds, "models": {m.model: asdict(m) for m in self.models}}
+        return {
+            "ds": self.ds,
+            "duration_seconds": self.duration_seconds,
+            "models": {m.model: m.to_dict() for m in self.models},
+        }
 
 
 def select_recipes(recipes: Mapping[str, Recipe], names: Sequence[str] | None) -> list[Recipe]:
@@ -101,7 +114,7 @@ def train_one(
     parts = split(frame, recipe)
     counts = parts.class_counts(recipe.label)
     base = {
-        "model": recipe.name, "rows": parts.rows, "labelled": parts.labelled,
+        "model": recipe.name, "rows": parts.rows, "labelled_rows": parts.labelled,
         "label_coverage": round(parts.label_coverage, 6), "class_counts": counts,
         "train_rows": len(parts.train), "holdout_rows": len(parts.holdout),
     }  # fmt: skip
@@ -109,7 +122,8 @@ def train_one(
     reason = _skip_reason(recipe, parts.labelled, train_classes, len(parts.holdout), counts)
     if reason:
         log.warning("%s: not trained: %s.", recipe.name, reason)
-        return ModelTraining(version=None, skipped=reason, seconds=round(time.perf_counter() - started, 3), **base)
+        return ModelTraining(version=None, reason=reason, duration_seconds=round(time.perf_counter() - started, 3),
+                             **base)  # fmt: skip
 
     estimator = recipe.build_estimator()
     estimator.fit(features_frame(recipe, parts.train), parts.train[recipe.label].to_numpy())
@@ -146,8 +160,8 @@ def train_one(
     version, digest = store.write(recipe.name, ds, estimator, metrics, metadata)
     log.info("%s: trained %s on %d rows, holdout accuracy %.4f.", recipe.name, version, len(parts.train),
              metrics["accuracy"])  # fmt: skip
-    return ModelTraining(version=version, skipped=None, metrics=metrics, artifact_sha256=digest,
-                         seconds=round(time.perf_counter() - started, 3), **base)  # fmt: skip
+    return ModelTraining(version=version, reason=None, metrics=metrics, artifact_sha256=digest,
+                         duration_seconds=round(time.perf_counter() - started, 3), **base)  # fmt: skip
 
 
 def train(
@@ -163,6 +177,7 @@ def train(
     from jobs.extract import lookback_days
     from jobs.transform import open_project
 
+    started = time.perf_counter()
     recipes = select_recipes(load_recipes(settings.models_dir), models)
     folder = settings.run_folder(ctx.ds_str)
     if not folder.features.is_dir():
@@ -194,7 +209,7 @@ def train(
         outcomes.append(
             train_one(recipe, frame, store=store, ds=ctx.ds_str, provenance=provenance, recipe_file=recipe_file)
         )
-    result = TrainResult(ctx.ds_str, tuple(outcomes))
+    result = TrainResult(ctx.ds_str, tuple(outcomes), round(time.perf_counter() - started, 3))
     folder.train_summary.write_text(json.dumps(result.to_dict(), indent=2, default=str) + "\n", encoding="utf-8")
     return result
 

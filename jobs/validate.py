@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -55,6 +56,7 @@ class ModelVerdict:
 class ValidateResult:
     ds: str
     models: tuple[ModelVerdict, ...]
+    duration_seconds: float = 0.0
 
     @property
     def approved(self) -> dict[str, str]:
@@ -62,7 +64,11 @@ class ValidateResult:
         return {m.model: m.challenger_version for m in self.models if m.verdict == DEPLOY and m.challenger_version}
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ds": self.ds, "models": {m.model: m.to_dict() for m in self.models}}
+        return {
+            "ds": self.ds,
+            "duration_seconds": self.duration_seconds,
+            "models": {m.model: m.to_dict() for m in self.models},
+        }
 
 
 def _predict(estimator: Any, recipe: Recipe, frame) -> tuple[np.ndarray, np.ndarray]:
@@ -80,9 +86,15 @@ def _as_recipe_of(recipe: Recipe, metadata: dict[str, Any]) -> Recipe:
 
 
 def _skipped(model: str, reason: str, version: str | None = None) -> ModelVerdict:
-    record = {"verdict": SKIPPED, "reasons": [reason], "forced": False, "challenger": None, "champion": None}
-    if version:
-        record["challenger"] = {"version": version}
+    record = {
+        "verdict": SKIPPED,
+        "reasons": [reason],
+        "forced": False,
+        "challenger_version": version,
+        "champion_version": None,
+        "challenger": {"version": version} if version else None,
+        "champion": None,
+    }
     return ModelVerdict(model, SKIPPED, (reason,), challenger_version=version, record=record)
 
 
@@ -113,6 +125,8 @@ def validate_one(
     decision = decide(y, old_pred, new_pred, recipe.thresholds, force=force)
     record = {
         **decision.to_dict(),
+        "challenger_version": version,
+        "champion_version": pointer.version if pointer else None,
         "challenger": {
             "version": version,
             "artifact_sha256": challenger_meta["artifact_sha256"],
@@ -142,6 +156,7 @@ def validate(
     ``force``: True for every trained model, or the names of the models whose deployment is forced whatever the
     gate says (recorded in decision.json, with ``force_reason``). Spark is not needed.
     """
+    started = time.perf_counter()
     folder = settings.run_folder(ctx.ds_str)
     if not folder.train_summary.exists():
         raise ValidateError(
@@ -162,7 +177,7 @@ def validate(
     for model in sorted(trained):
         entry = trained[model]
         if not entry.get("version"):
-            reason = f"Not trained this run: {entry.get('skipped')}."
+            reason = f"Not trained this run: {entry.get('reason')}."
             if model in forced:
                 reason += " A forced deployment needs a trained version; nothing was forced."
             verdicts.append(_skipped(model, reason))
@@ -180,7 +195,7 @@ def validate(
         if verdict.forced and verdict.record is not None:
             verdict.record["force_reason"] = force_reason or "no reason given"
         verdicts.append(verdict)
-    result = ValidateResult(ctx.ds_str, tuple(verdicts))
+    result = ValidateResult(ctx.ds_str, tuple(verdicts), round(time.perf_counter() - started, 3))
     payload = {"ds": ctx.ds_str, "forced": sorted(forced), **result.to_dict()}
     folder.decision.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
     return result

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from jobs.deploy import approved_versions
 from jobs.errors import TrainError, ValidateError
 from jobs.ml.dataset import split
 from jobs.ml.holdout import holdout_mask
@@ -40,11 +41,14 @@ def test_models_with_too_few_labels_or_one_class_are_skipped_and_the_others_trai
     assert "every labelled row has the same outcome (label 0)" in result.skipped["heart"]
     assert "rows have a verified outcome; the recipe needs at least 500" in result.skipped["liver"]
     summary = json.loads(run.run_folder(CTX.ds_str).train_summary.read_text())
-    assert summary["models"]["heart"]["version"] is None and summary["models"]["heart"]["skipped"]
+    assert summary["models"]["heart"]["version"] is None and summary["models"]["heart"]["skipped"] is True
+    assert summary["models"]["heart"]["reason"] == result.skipped["heart"]
     diabetes = summary["models"]["diabetes"]
     assert diabetes["version"] == result.trained["diabetes"] and diabetes["rows"] == 6_000
-    assert diabetes["train_rows"] + diabetes["holdout_rows"] == diabetes["labelled"]
-    assert 0.75 < diabetes["label_coverage"] < 0.85 and 0.15 < diabetes["holdout_rows"] / diabetes["labelled"] < 0.25
+    assert diabetes["train_rows"] + diabetes["holdout_rows"] == diabetes["labelled_rows"]
+    assert (
+        0.75 < diabetes["label_coverage"] < 0.85 and 0.15 < diabetes["holdout_rows"] / diabetes["labelled_rows"] < 0.25
+    )
     metrics = diabetes["metrics"]
     assert {"accuracy", "balanced_accuracy", "roc_auc", "f1", "log_loss", "confusion_matrix"} <= set(metrics)
     assert metrics["accuracy"] > metrics["majority_class_accuracy"] and metrics["roc_auc"] > 0.75
@@ -92,6 +96,7 @@ def test_first_validation_deploys_then_same_data_is_inconclusive_and_force_is_re
     first = train(run, CTX).trained["diabetes"]
     result = validate(run, CTX)
     assert result.approved == {"diabetes": first}
+    assert approved_versions(run.run_folder(CTX.ds_str).decision) == {"diabetes": first}  # what deploy reads
     decision = json.loads(run.run_folder(CTX.ds_str).decision.read_text())
     entry = decision["models"]["diabetes"]
     assert entry["verdict"] == "deploy" and entry["codes"] == ["first_deployment"] and entry["champion"] is None

@@ -67,7 +67,7 @@ def run_train(settings: Settings, args: argparse.Namespace) -> int:
             print(f"{m.model:<12} {m.version:<22} train {m.train_rows:>9,}  holdout {m.holdout_rows:>8,}  "
                   f"accuracy {accuracy:.4f}  label coverage {m.label_coverage:.1%}")  # fmt: skip
         else:
-            print(f"{m.model:<12} skipped: {m.skipped}")
+            print(f"{m.model:<12} skipped: {m.reason}")
     return 0
 
 
