@@ -131,7 +131,7 @@ def main() -> None:
         try:
             db = cluster.database_url()
             seed(db.psycopg_kwargs(), max(args.rows))
-            url = f"postgresql://{db.user}@{db.host}:{db.port}/{db.database}"
+            url = db.full_url()
             results = [
                 measure(url, rows, fetchsize, args.partitions, str(Path(tmp) / "data"), args.heap)
                 for fetchsize in (10_000, 0)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from jobs.errors import check_scalar
+from jobs.postgres.secret import read_secret, secret_file
 from jobs.postgres.url import DatabaseUrl
 from jobs.run_context import RunFolder
 
@@ -92,11 +93,22 @@ class Settings:
 
     @property
     def embedded_database_url(self) -> str:
+        """The embedded cluster's URL without its password: the form to print and log."""
         return f"postgresql://{EMBEDDED_PG_USER}@127.0.0.1:{self.embedded_pg_port}/{EMBEDDED_PG_DATABASE}"
 
+    @property
+    def embedded_pg_secret_file(self) -> Path:
+        """The embedded cluster's password file (mode 0600), written when the cluster is created."""
+        return secret_file(self.embedded_pg_dir)
+
     def database(self) -> DatabaseUrl:
-        """The source database: ``DATABASE_URL``, or the embedded cluster when it is unset."""
-        return DatabaseUrl.parse(self.database_url or self.embedded_database_url)
+        """The source database: ``DATABASE_URL``, or the embedded cluster (with its password) when it is unset."""
+        return DatabaseUrl.parse(self.database_url) if self.database_url else self.embedded_database()
+
+    def embedded_database(self) -> DatabaseUrl:
+        """The embedded cluster's URL with the password from its file (empty before the cluster exists)."""
+        embedded = DatabaseUrl.parse(self.embedded_database_url)
+        return replace(embedded, password=read_secret(self.embedded_pg_secret_file) or "")
 
     def run_folder(self, ds: str) -> RunFolder:
         """Where one logical date's snapshots, features, decisions and reports live."""

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import os
 import socket
+import stat
 from pathlib import Path
 
 import psycopg2
 import pytest
 
 from jobs.cli import main
-from jobs.errors import EmbeddedPostgresError, PortInUseError
+from jobs.errors import ConfigError, EmbeddedPostgresError, PortInUseError
 from jobs.postgres.embedded import EmbeddedPostgres, apply_schema
+from jobs.postgres.secret import read_secret
+from jobs.postgres.url import DatabaseUrl
 from tests.conftest import free_port
 
 
@@ -28,7 +34,7 @@ def test_session_cluster_runs_on_its_port_and_localhost_only(pg_cluster, pg):
     status = pg_cluster.status()
     assert status.running and status.pid and status.port == pg_cluster.port
     assert status.data_dir == pg_cluster.data_dir
-    assert pg.redacted() == f"postgresql://retrain@127.0.0.1:{pg_cluster.port}/retrain"
+    assert pg.redacted() == f"postgresql://retrain:***@127.0.0.1:{pg_cluster.port}/retrain"
     settings = dict(query(pg, "SELECT name, setting FROM pg_settings WHERE name IN "
                               "('listen_addresses', 'port')"))  # fmt: skip
     assert settings == {"listen_addresses": "127.0.0.1", "port": str(pg_cluster.port)}
@@ -122,7 +128,7 @@ def test_stop_start_keeps_data_and_a_failed_start_shows_the_server_log(tmp_path_
         cluster.stop()
 
 
-def test_db_commands_print_status_and_url(pg_cluster, monkeypatch, capsys):
+def test_db_commands_print_status_and_url(pg_cluster, monkeypatch, capsys, caplog):
     monkeypatch.setenv("RETRAIN_PG_DIR", str(pg_cluster.data_dir))
     monkeypatch.setenv("RETRAIN_PG_PORT", str(pg_cluster.port))
     assert main(["db", "status"]) == 0
@@ -130,8 +136,71 @@ def test_db_commands_print_status_and_url(pg_cluster, monkeypatch, capsys):
     assert "running" in out and f"port: {pg_cluster.port}" in out and str(pg_cluster.data_dir) in out
     assert main(["db", "url"]) == 0
     assert capsys.readouterr().out.strip() == f"postgresql://retrain@127.0.0.1:{pg_cluster.port}/retrain"
+    assert main(["db", "url", "--with-password"]) == 0
+    full = capsys.readouterr().out.strip()
+    assert full == f"postgresql://retrain:{pg_cluster.database_url().password}@127.0.0.1:{pg_cluster.port}/retrain"
+    assert query(DatabaseUrl.parse(full), "SELECT current_user") == [("retrain",)]  # what psql "$(...)" would do
     assert main(["db", "start"]) == 0  # already running: nothing to do
 
     monkeypatch.setenv("RETRAIN_PG_DIR", str(pg_cluster.data_dir.parent / "never-started"))
     assert main(["db", "status"]) == 3
     assert "stopped" in capsys.readouterr().out
+    assert main(["db", "url", "--with-password"]) == 1  # no cluster, no password file
+    assert "retrain db start" in caplog.text
+
+
+def connect_without_password(**where) -> str:
+    try:
+        psycopg2.connect(**where, connect_timeout=5).close()
+    except psycopg2.OperationalError as e:
+        return str(e)
+    raise AssertionError(f"connected without a password: {where}")
+
+
+def test_no_connection_without_the_password(pg_cluster, pg):
+    for user, dbname in (("retrain", "retrain"), ("postgres", "postgres")):
+        tcp = connect_without_password(host="127.0.0.1", port=pg_cluster.port, user=user, dbname=dbname)
+        socket_ = connect_without_password(host=str(pg_cluster.data_dir), port=pg_cluster.port, user=user,
+                                           dbname=dbname)  # fmt: skip
+        assert "password" in tcp and "password" in socket_
+    wrong = dataclasses.replace(pg, password="not-the-password")
+    assert "password authentication failed" in connect_without_password(**wrong.psycopg_kwargs())
+    rules = (pg_cluster.data_dir / "pg_hba.conf").read_text()
+    active = [line.split() for line in rules.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    assert active and all(rule[-1] == "scram-sha-256" for rule in active)
+
+
+def test_the_password_file_is_the_owners_alone(pg_cluster, pg):
+    info = pg_cluster.secret_file.stat()
+    assert stat.S_IMODE(info.st_mode) == 0o600 and info.st_uid == os.geteuid()
+    assert pg_cluster.secret_file.read_text().strip() == pg.password and len(pg.password) >= 40
+    assert pg.password not in repr(pg) + str(pg) + pg.redacted() + repr(pg_cluster)
+
+
+def test_a_readable_password_file_is_refused(tmp_path):
+    path = tmp_path / "pg.password"
+    path.write_text("secret\n")
+    path.chmod(0o644)
+    with pytest.raises(ConfigError, match="chmod 600"):
+        read_secret(path)
+
+
+def test_a_trusting_cluster_is_locked_when_it_starts(tmp_path_factory, caplog):
+    """Clusters created before passwords existed trusted every local connection; the next start locks them."""
+    cluster = EmbeddedPostgres(tmp_path_factory.mktemp("pg-legacy") / "cluster", free_port())
+    try:
+        cluster.start()
+        cluster.stop()
+        hba = cluster.data_dir / "pg_hba.conf"
+        hba.write_text(hba.read_text().replace("scram-sha-256", "trust"))
+        cluster.secret_file.unlink()
+        caplog.set_level(logging.DEBUG)
+        cluster.start()
+        db = cluster.database_url()
+        assert db.password and query(db, "SELECT current_user") == [("retrain",)]
+        assert "password" in connect_without_password(host="127.0.0.1", port=cluster.port, user="postgres",
+                                                      dbname="postgres")  # fmt: skip
+        assert "locking it with a password" in caplog.text and db.password not in caplog.text
+        assert db.password not in (cluster.data_dir / "server.log").read_text()
+    finally:
+        cluster.stop()

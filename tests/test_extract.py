@@ -50,12 +50,7 @@ def scalar(db: DatabaseUrl, sql: str):
 
 
 def settings_for(settings: Settings, db: DatabaseUrl, password: str | None = None, **changes) -> Settings:
-    auth = f"{db.user}:{password}" if password else db.user
-    if password:
-        from urllib.parse import quote
-
-        auth = f"{quote(db.user)}:{quote(password, safe='')}"
-    url = f"postgresql://{auth}@{db.host}:{db.port}/{db.database}"
+    url = dataclasses.replace(db, password=password or db.password).full_url()
     return dataclasses.replace(settings, database_url=url, **changes)
 
 

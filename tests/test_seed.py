@@ -295,5 +295,5 @@ def test_no_password_in_logs_or_output(pg, monkeypatch, caplog, capsys):
             assert secret not in text
     finally:
         with conn.cursor() as cur:
-            cur.execute("ALTER ROLE retrain PASSWORD NULL")
+            cur.execute("ALTER ROLE retrain PASSWORD %s", (pg.password,))
         conn.close()

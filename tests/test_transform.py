@@ -26,7 +26,7 @@ def transformed(spark, settings, pg_cluster, tmp_path_factory):
     load(db, data)
     run_settings = dataclasses.replace(
         settings,
-        database_url=f"postgresql://{db.user}@{db.host}:{db.port}/{db.database}",
+        database_url=db.full_url(),
         data_dir=tmp_path_factory.mktemp("data"),
     )
     extracted = extract(run_settings, CTX, spark)

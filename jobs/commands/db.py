@@ -28,7 +28,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     commands.add_parser(
         "status", help=f"print whether it runs, its port and data dir (exit code {STOPPED_EXIT_CODE} when stopped)"
     ).set_defaults(handler=run_status)
-    commands.add_parser("url", help="print the embedded PostgreSQL's connection URL").set_defaults(handler=run_url)
+    url = commands.add_parser(
+        "url",
+        help="print the embedded PostgreSQL's connection URL (without its password)",
+        description="Prints the embedded PostgreSQL's URL without the password. With --with-password, prints the "
+        'whole URL, for tools that need it: psql "$(retrain db url --with-password)".',
+    )
+    url.add_argument("--with-password", action="store_true", help="include the password (from the 0600 password file)")
+    url.set_defaults(handler=run_url)
 
     seed = commands.add_parser(
         "seed",
@@ -99,7 +106,16 @@ def run_url(settings: Settings, args: argparse.Namespace) -> int:
             "DATABASE_URL is set, so the pipeline reads that database, not this embedded one (%s).",
             settings.database().redacted(),
         )
-    print(settings.embedded_database_url)
+    if not args.with_password:
+        print(settings.embedded_database_url)
+        return 0
+    db = settings.embedded_database()
+    if not db.password:
+        raise RetrainError(
+            f"The embedded PostgreSQL has no password file yet ({settings.embedded_pg_secret_file}): create the "
+            "cluster with `retrain db start` first."
+        )
+    print(db.full_url())
     return 0
 
 

@@ -2,8 +2,13 @@
 
 It uses the machine's server binaries (``pg_config --bindir``, else the newest ``/usr/lib/postgresql/*/bin``),
 listens on 127.0.0.1 only, on its own port (54329 by default, so a system PostgreSQL on 5432 is left alone), with
-trust authentication and its unix socket inside the data directory. ``initdb`` refuses to run as root, so as root
-every server command runs as the ``postgres`` user through ``runuser``.
+its unix socket inside the data directory. ``initdb`` refuses to run as root, so as root every server command runs
+as the ``postgres`` user through ``runuser``.
+
+It holds health records, so it is locked like a real server: ``scram-sha-256`` authentication for every connection
+(TCP and unix socket alike) with a random password generated at ``initdb`` and kept in a file only its owner can
+read (:mod:`jobs.postgres.secret`). A cluster created by an older version with ``trust`` authentication is locked
+the same way the next time it starts.
 
 Tuned for a throwaway development database: ``wal_level = minimal`` lets a COPY into a table truncated in the same
 transaction skip the WAL, and ``synchronous_commit = off`` makes commits cheap. Neither loses data on a clean stop.
@@ -19,11 +24,15 @@ import shutil
 import socket
 import stat
 import subprocess
-from dataclasses import dataclass
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
 from jobs.errors import EmbeddedPostgresError, PortInUseError
+from jobs.postgres.secret import new_password, read_secret, secret_file, write_secret
 from jobs.postgres.url import DatabaseUrl
 from jobs.settings import EMBEDDED_PG_DATABASE, EMBEDDED_PG_USER, Settings
 
@@ -31,6 +40,7 @@ log = logging.getLogger(__name__)
 
 SUPERUSER = "postgres"
 SERVER_OS_USER = "postgres"
+AUTH_METHOD = "scram-sha-256"
 _CONF_MARKER = "# --- retrain: project-local settings ---"
 _INSTALL_HINT = "Install them with `make setup` (as root it runs apt-get) or `apt-get install postgresql`."
 _SCHEMA_LOCK = 4_242_001  # advisory lock id: concurrent apply_schema calls must not race on CREATE ... IF NOT EXISTS
@@ -120,8 +130,17 @@ class EmbeddedPostgres:
     def log_file(self) -> Path:
         return self.data_dir / "server.log"
 
+    @property
+    def secret_file(self) -> Path:
+        return secret_file(self.data_dir)
+
     def database_url(self) -> DatabaseUrl:
-        return DatabaseUrl.parse(f"postgresql://{EMBEDDED_PG_USER}@127.0.0.1:{self.port}/{EMBEDDED_PG_DATABASE}")
+        """The pipeline's role and database, with the password (it shows only as ``***``)."""
+        return self._url(EMBEDDED_PG_USER, EMBEDDED_PG_DATABASE)
+
+    def _url(self, user: str, database: str) -> DatabaseUrl:
+        url = DatabaseUrl.parse(f"postgresql://{user}@127.0.0.1:{self.port}/{database}")
+        return replace(url, password=read_secret(self.secret_file) or "")
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
 
@@ -164,6 +183,8 @@ class EmbeddedPostgres:
             if not (self.data_dir / "PG_VERSION").exists():
                 self._initdb()
             self._pg_ctl_start()
+        if read_secret(self.secret_file) is None:
+            self._lock_trusting_cluster()
         self._ensure_database()
         apply_schema(self.database_url())
 
@@ -255,14 +276,18 @@ class EmbeddedPostgres:
 
     def _initdb(self) -> None:
         log.info("Creating the embedded PostgreSQL cluster in %s", self.data_dir)
-        result = self._run([
-            self._bin("initdb"), "-D", str(self.data_dir), "-U", SUPERUSER, "--auth=trust", "--encoding=UTF8",
-            "--no-locale", "--no-sync",
-        ])  # fmt: skip
+        password = new_password()
+        with self._pwfile(password) as pwfile:
+            result = self._run([
+                self._bin("initdb"), "-D", str(self.data_dir), "-U", SUPERUSER, f"--pwfile={pwfile}",
+                f"--auth={AUTH_METHOD}", "--encoding=UTF8", "--no-locale", "--no-sync",
+            ])  # fmt: skip
         if result.returncode != 0:
             raise EmbeddedPostgresError(
                 f"initdb failed for {self.data_dir} (exit code {result.returncode}):\n{_tail(result.stderr)}"
             )
+        write_secret(self.secret_file, password)
+        log.info("The password of the embedded PostgreSQL is in %s (readable by its owner only)", self.secret_file)
         socket_dir = str(self.data_dir.resolve()).replace("'", "''")
         with open(self.data_dir / "postgresql.conf", "a", encoding="utf-8") as conf:
             conf.write(
@@ -292,19 +317,23 @@ class EmbeddedPostgres:
         import psycopg2
         from psycopg2 import sql
 
-        admin = DatabaseUrl.parse(f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/postgres")
+        admin = self._url(SUPERUSER, "postgres")
         try:
             conn = psycopg2.connect(**admin.psycopg_kwargs())
         except psycopg2.Error as e:
             raise EmbeddedPostgresError(
-                f"Cannot connect to the embedded PostgreSQL on 127.0.0.1:{self.port}: {e}{self._log_tail()}"
-            ) from e
+                f"Cannot connect to the embedded PostgreSQL on 127.0.0.1:{self.port} as {SUPERUSER!r} with the "
+                f"password in {self.secret_file}: {str(e).strip()}{self._log_tail()}"
+            ) from None
         try:
             conn.autocommit = True  # CREATE DATABASE refuses to run inside a transaction
             with conn.cursor() as cur:
                 cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (EMBEDDED_PG_USER,))
                 if cur.fetchone() is None:
-                    cur.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(EMBEDDED_PG_USER)))
+                    cur.execute(
+                        sql.SQL("CREATE ROLE {} LOGIN PASSWORD %s").format(sql.Identifier(EMBEDDED_PG_USER)),
+                        (_verifier(admin.password, EMBEDDED_PG_USER, conn),),
+                    )
                 cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (EMBEDDED_PG_DATABASE,))
                 if cur.fetchone() is None:
                     cur.execute(
@@ -316,12 +345,73 @@ class EmbeddedPostgres:
         finally:
             conn.close()
 
+    @contextmanager
+    def _pwfile(self, password: str) -> Iterator[str]:
+        """A private temporary file with the password for ``initdb --pwfile``, readable by the server's user only."""
+        fd, name = tempfile.mkstemp(prefix="retrain-pw-")  # mode 0600
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(password + "\n")
+            if self._as_root():
+                user = pwd.getpwnam(SERVER_OS_USER)
+                os.chown(name, user.pw_uid, user.pw_gid)
+            yield name
+        finally:
+            os.unlink(name)
+
+    def _lock_trusting_cluster(self) -> None:
+        """Give a cluster created with ``trust`` authentication passwords and switch it to ``scram-sha-256``.
+
+        Clusters made by earlier versions of this module trusted every local connection. The passwords are set
+        while trust still lets us in; only then is ``pg_hba.conf`` rewritten and reloaded, so a failure half-way
+        leaves a working (if unlocked) cluster that the next start locks again.
+        """
+        import psycopg2
+        from psycopg2 import sql
+
+        hba = self.data_dir / "pg_hba.conf"
+        try:
+            rules = hba.read_text(encoding="utf-8")
+        except OSError as e:
+            raise EmbeddedPostgresError(f"Cannot read {hba}: {e}") from e
+        if not re.search(r"^\s*(local|host)\S*\s.*\btrust\s*$", rules, re.MULTILINE):
+            raise EmbeddedPostgresError(
+                f"The password file of the embedded PostgreSQL ({self.secret_file}) is missing, so the pipeline "
+                f"cannot connect to the cluster in {self.data_dir}. Restore the file, or recreate the cluster: "
+                f"`retrain db stop`, remove {self.data_dir}, then `retrain db start` and `retrain db seed`."
+            )
+        log.warning("The embedded PostgreSQL in %s trusts every local connection: locking it with a password",
+                    self.data_dir)  # fmt: skip
+        password = new_password()
+        url = DatabaseUrl.parse(f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/postgres")
+        conn = psycopg2.connect(**url.psycopg_kwargs())
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute("SELECT rolname FROM pg_roles WHERE rolname IN (%s, %s)", (SUPERUSER, EMBEDDED_PG_USER))
+                for (role,) in cur.fetchall():
+                    verifier = _verifier(password, role, conn)
+                    cur.execute(sql.SQL("ALTER ROLE {} PASSWORD %s").format(sql.Identifier(role)), (verifier,))
+                write_secret(self.secret_file, password)
+                hba.write_text(re.sub(r"\btrust(\s*)$", rf"{AUTH_METHOD}\1", rules, flags=re.MULTILINE),
+                               encoding="utf-8")  # fmt: skip
+                cur.execute("SELECT pg_reload_conf()")
+        finally:
+            conn.close()
+
     def _log_tail(self, lines: int = 20) -> str:
         try:
             text = self.log_file.read_text(errors="replace")
         except OSError:
             return ""
         return f"\nLast lines of {self.log_file}:\n{_tail(text, lines)}"
+
+
+def _verifier(password: str, role: str, conn) -> str:
+    """The SCRAM verifier of ``password``, computed by libpq: the plain password never reaches the server's logs."""
+    from psycopg2.extensions import encrypt_password
+
+    return encrypt_password(password, role, conn, AUTH_METHOD)
 
 
 def _tail(text: str, lines: int = 20) -> str:

@@ -84,5 +84,11 @@ class DatabaseUrl:
         query = "&".join(f"{k}={v}" for k, v in self.params)
         return f"postgresql://{auth}{self.host}:{self.port}/{self.database}" + (f"?{query}" if query else "")
 
+    def full_url(self) -> str:
+        """The whole URL, password included (URL-encoded): only for tools that need it, never for logs or messages."""
+        if not self.password:
+            return self.redacted()
+        return self.redacted().replace(":***@", f":{quote(self.password, safe='')}@", 1)
+
     def __str__(self) -> str:
         return self.redacted()
