@@ -14,16 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from jobs.run_context import RunContext
 from jobs.settings import Settings
-from jobs.sqlproject.datatests import (
-    DataTestResult,
-    generic_tests,
-    raise_on_errors,
-    results_to_dicts,
-    run_tests,
-    singular_tests,
-)
+from jobs.sqlproject.compiled import CompiledProject
+from jobs.sqlproject.datatests import DataTestResult, raise_on_errors, results_to_dicts, run_tests
 from jobs.sqlproject.project import SqlProject, load_project
-from jobs.sqlproject.render import Renderer
 from jobs.sqlproject.runner import ModelRun, SqlRunner
 from jobs.sqlproject.sources import SourceReader, snapshot_reader
 
@@ -75,10 +68,9 @@ def database_reader(settings: Settings, ctx: RunContext, project: SqlProject) ->
     return read
 
 
-def data_tests(spark: SparkSession, project: SqlProject, ctx: RunContext) -> list[DataTestResult]:
-    """Run every data test against the models currently registered in ``spark``."""
-    tests = generic_tests(project.models, project.relative) + singular_tests(Renderer(project, ctx), project.relative)
-    return run_tests(spark, tests)
+def data_tests(spark: SparkSession, compiled: CompiledProject) -> list[DataTestResult]:
+    """Run every data test against the models currently registered in ``spark`` (one Spark query per model)."""
+    return run_tests(spark, compiled.tests)
 
 
 def transform(
@@ -89,25 +81,29 @@ def transform(
     project_dir: Path | None = None,
     vars_overrides: Mapping[str, Any] | None = None,
     select: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
     from_database: bool = False,
     run_data_tests: bool = True,
 ) -> TransformResult:
     """Build the selected models for ``ctx``'s run and test the result; raises DataTestError on failure.
 
-    A partial build (``select``) skips the data tests, which read every model, and leaves ``transform.json`` alone.
+    A partial build (``select`` or ``exclude``) skips the data tests, which read every model, and leaves
+    ``transform.json`` alone.
     """
     project = open_project(settings, project_dir, vars_overrides)
+    compiled = CompiledProject.build(project, ctx)
     folder = settings.run_folder(ctx.ds_str)
     reader = database_reader(settings, ctx, project) if from_database else snapshot_reader(folder.raw)
-    runner = SqlRunner(spark, project, ctx, folder.features)
-    testing = run_data_tests and not select
+    runner = SqlRunner(spark, compiled, folder.features)
+    partial = bool(select or exclude)
+    testing = run_data_tests and not partial
     try:
-        runs = runner.run(reader, select, keep_cache=testing)
-        tests = data_tests(spark, project, ctx) if testing else []
+        runs = runner.run(reader, select, keep_cache=testing, exclude=exclude)
+        tests = data_tests(spark, compiled) if testing else []
     finally:
         runner.release_cache()
     result = TransformResult(ctx.ds_str, runs.models, tuple(tests), data_tests_ran=testing)
-    if not select:
+    if not partial:
         folder.transform_summary.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
     raise_on_errors(tests)
     return result
@@ -122,7 +118,7 @@ def rerun_data_tests(
     vars_overrides: Mapping[str, Any] | None = None,
 ) -> list[DataTestResult]:
     """``retrain test-data``: the data tests against what ``transform`` wrote for this run."""
-    project = open_project(settings, project_dir, vars_overrides)
+    compiled = CompiledProject.build(open_project(settings, project_dir, vars_overrides), ctx)
     folder = settings.run_folder(ctx.ds_str)
-    SqlRunner(spark, project, ctx, folder.features).register_outputs(snapshot_reader(folder.raw))
-    return data_tests(spark, project, ctx)
+    SqlRunner(spark, compiled, folder.features).register_outputs(snapshot_reader(folder.raw))
+    return data_tests(spark, compiled)

@@ -9,6 +9,7 @@ from chispa import assert_df_equality
 
 from jobs import cli
 from jobs.run_context import RunContext
+from jobs.sqlproject.compiled import CompiledProject
 from jobs.sqlproject.project import load_project
 from jobs.sqlproject.runner import SqlRunner
 from jobs.sqlproject.unittests import UnitTestRunner, collect_cases
@@ -40,10 +41,12 @@ def test_the_worked_example_needs_no_python(spark, tmp_path, capsys) -> None:
     assert "FROM heart_features" in capsys.readouterr().out
 
     project = load_project(root)
-    checked = SqlRunner(spark, project, RunContext.for_ds("2026-11-22")).check(["+heart_risk_flags"])
+    checked = SqlRunner(spark, CompiledProject.build(project, RunContext.for_ds("2026-11-22"))).check(
+        ["+heart_risk_flags"]
+    )
     assert checked[-1][1].columns == ["record_id", "smoker_with_hypertension", "any_cardiac_risk"]
 
     cases = [c for c in collect_cases(project) if c.model.name == "heart_risk_flags"]
     assert len(cases) == 1
-    actual, expected = UnitTestRunner(spark, project).run(cases[0])
+    actual, expected = UnitTestRunner.for_project(spark, project).run(cases[0])
     assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)

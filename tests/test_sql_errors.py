@@ -6,6 +6,7 @@ import pytest
 
 from jobs.errors import CompilationError, DependencyError, ModelExecutionError
 from jobs.run_context import RunContext
+from jobs.sqlproject.compiled import CompiledProject
 from jobs.sqlproject.project import load_project
 from jobs.sqlproject.render import Renderer
 from jobs.sqlproject.runner import SqlRunner
@@ -24,7 +25,7 @@ END
 
 
 def runner(spark, root) -> SqlRunner:
-    return SqlRunner(spark, load_project(root), CTX)
+    return SqlRunner(spark, CompiledProject.build(load_project(root), CTX))
 
 
 def test_jinja_syntax_error_names_file_and_line(tmp_path) -> None:
@@ -140,8 +141,24 @@ def test_cycle_is_reported_with_its_path(spark, tmp_path) -> None:
         },
     )
     cycle = r"Dependency cycle: (a -> c -> b -> a|b -> a -> c -> b|c -> b -> a -> c)"
-    with pytest.raises(DependencyError, match=cycle):
+    with pytest.raises(DependencyError, match=cycle) as info:
         runner(spark, root)
+    for name in "abc":
+        assert f"{name}: sql/staging/{name}.sql" in str(info.value)
+
+
+@pytest.mark.parametrize("command", ["compile", "ls"])
+def test_compile_and_ls_report_a_cycle_with_the_model_files(tmp_path, caplog, command) -> None:
+    """compile and ls build the project as check and transform do, so the cycle names the same files."""
+    from jobs import cli
+
+    root = write_project(
+        tmp_path / "sql",
+        {"staging/a.sql": "SELECT * FROM {{ ref('b') }}\n", "staging/b.sql": "SELECT * FROM {{ ref('a') }}\n"},
+    )
+    assert cli.main([command, "--project-dir", str(root)]) != 0
+    assert "Dependency cycle: " in caplog.text
+    assert "\n  a: sql/staging/a.sql\n  b: sql/staging/b.sql" in caplog.text
 
 
 def test_duplicate_model_names_name_both_files(tmp_path) -> None:
@@ -174,7 +191,7 @@ def test_runtime_error_names_the_model(spark, tmp_path) -> None:
     spark.createDataFrame(
         [(1, "ann", 30, None)], "id bigint, name string, age int, created_at timestamp"
     ).createOrReplaceTempView("people_rows")
-    runner_ = SqlRunner(spark, load_project(root), CTX, tmp_path / "run" / "features")
+    runner_ = SqlRunner(spark, CompiledProject.build(load_project(root), CTX), tmp_path / "run" / "features")
 
     def reader(spark_, source):
         return spark_.table("people_rows")

@@ -18,7 +18,7 @@ CASES = collect_cases(PROJECT)
 
 @pytest.fixture(scope="module")
 def unit_runner(spark) -> UnitTestRunner:
-    return UnitTestRunner(spark, PROJECT)
+    return UnitTestRunner.for_project(spark, PROJECT)
 
 
 def test_every_model_has_unit_tests() -> None:

@@ -7,7 +7,8 @@ import pytest
 from jobs import cli
 from jobs.errors import ConfigError, DataTestError, DependencyError, ModelExecutionError
 from jobs.run_context import RunContext
-from jobs.sqlproject.datatests import generic_tests, run_tests, singular_tests
+from jobs.sqlproject.compiled import CompiledProject
+from jobs.sqlproject.datatests import run_tests
 from jobs.sqlproject.graph import select
 from jobs.sqlproject.project import load_project
 from jobs.sqlproject.render import Renderer
@@ -53,7 +54,7 @@ def test_var_cannot_inject_sql(spark, tmp_path, people) -> None:
     project = load_project(root, {"exclude_name": attack})
     sql = Renderer(project, CTX).render(project.models["stg_people"]).sql
     assert "name <> 'x\\' OR \\'1\\'=\\'1'" in sql
-    runner = SqlRunner(spark, project, CTX, tmp_path / "run" / "features")
+    runner = SqlRunner(spark, CompiledProject.build(project, CTX), tmp_path / "run" / "features")
     runner.run(people, ["counts"])
     # The attack is one harmless string: nobody is called that, so every row stays.
     assert spark.read.parquet(str(tmp_path / "run/features/counts")).groupBy().sum("n").collect()[0][0] == 3
@@ -67,7 +68,7 @@ def test_a_var_that_is_not_a_number_fails_cleanly(spark, tmp_path, people) -> No
         match=r"counts, in stg_people which it reads \(sql/staging/stg_people.sql, "
         r"line 2\): \[CAST_INVALID_INPUT\]",
     ):
-        SqlRunner(spark, project, CTX, tmp_path / "run" / "features").run(people, ["counts"])
+        SqlRunner(spark, CompiledProject.build(project, CTX), tmp_path / "run" / "features").run(people, ["counts"])
 
 
 def test_select_operators(tmp_path) -> None:
@@ -83,7 +84,7 @@ def test_select_operators(tmp_path) -> None:
 
 def test_tables_are_parquet_views_are_not_and_the_cache_is_released(spark, tmp_path, people) -> None:
     root = write_project(tmp_path / "sql", PROJECT)
-    runner = SqlRunner(spark, load_project(root), CTX, tmp_path / "run" / "features")
+    runner = SqlRunner(spark, CompiledProject.build(load_project(root), CTX), tmp_path / "run" / "features")
     result = runner.run(people)
     features = tmp_path / "run" / "features"
     assert sorted(p.name for p in features.iterdir()) == ["adults", "counts"]
@@ -97,7 +98,7 @@ def test_tables_are_parquet_views_are_not_and_the_cache_is_released(spark, tmp_p
 
 def test_selected_model_reads_tables_built_earlier_and_asks_for_missing_ones(spark, tmp_path, people) -> None:
     root = write_project(tmp_path / "sql", PROJECT)
-    runner = SqlRunner(spark, load_project(root), CTX, tmp_path / "run" / "features")
+    runner = SqlRunner(spark, CompiledProject.build(load_project(root), CTX), tmp_path / "run" / "features")
     with pytest.raises(ConfigError, match=r"The table adults has not been built for this run yet"):
         runner.run(people, ["summary"])
     runner.run(people, ["+adults"])
@@ -109,7 +110,7 @@ def test_compiled_sql_runs_in_spark_as_is(spark, settings, capsys) -> None:
     assert cli.main(["compile", "--select", "diabetes_features", "--ds", "2026-11-22"]) == 0
     printed = capsys.readouterr().out
     assert printed.startswith("-- diabetes_features (sql/features/diabetes_features.sql, table)")
-    SqlRunner(spark, load_project(REPO_ROOT / "sql"), CTX).check(["+stg_predictions"])
+    SqlRunner(spark, CompiledProject.build(load_project(REPO_ROOT / "sql"), CTX)).check(["+stg_predictions"])
     columns = spark.sql(printed).columns
     assert columns[:2] == ["record_id", "created_at"] and columns[-1] == "label"
 
@@ -149,9 +150,8 @@ DATA_TESTS = {
 def test_data_tests_report_failures_and_severity(spark, tmp_path, people) -> None:
     root = write_project(tmp_path / "sql", DATA_TESTS)
     project = load_project(root)
-    SqlRunner(spark, project, CTX, tmp_path / "run" / "features").run(people)
-    tests = generic_tests(project.models, project.relative) + singular_tests(Renderer(project, CTX), project.relative)
-    results = {(r.model, r.name): r for r in run_tests(spark, tests)}
+    SqlRunner(spark, CompiledProject.build(project, CTX), tmp_path / "run" / "features").run(people)
+    results = {(r.model, r.name): r for r in run_tests(spark, CompiledProject.build(project, CTX).tests)}
     assert results[("adults", "unique(id)")].passed
     assert results[("adults", "accepted_values(grp)")].passed
     assert results[("adults", "row_count_min(5)")].failures == 3
@@ -173,5 +173,8 @@ def test_transform_stops_on_an_error_severity_failure(spark, settings, tmp_path)
         transform(run_settings, CTX, spark, project_dir=root)
     message = str(info.value)
     assert "2 data test(s) failed; nothing was trained" in message
-    assert "counts: accepted_values(grp): 1 rows where grp is not one of ['adult'] (sql/features/counts.yml)" in message
+    assert (
+        "counts: accepted_values(grp): 1 rows where grp is not one of ['adult'] (50% of 2 rows) "
+        "(sql/features/counts.yml, line 4)" in message
+    )
     assert "stg_people: no_teenagers" in message and "row_count_min" not in message  # warnings do not stop

@@ -25,8 +25,15 @@ def add_project_arguments(parser: argparse.ArgumentParser, selectable: bool = Fa
     parser.add_argument("--vars", help="""override var() values, e.g. '{"lookback_days": 30}'""")
     if selectable:
         parser.add_argument(
-            "-s", "--select", action="append", metavar="SELECTOR",
-            help="models to use: a name, +name (with what it reads), name+ (with what reads it); repeatable",
+            "-s",
+            "--select",
+            action="append",
+            metavar="SELECTOR",
+            help="models to use: a name, path:FOLDER, tag:TAG, config.materialized:table; +X (with what it reads), "
+            "X+ (with what reads it); several separated by spaces (union) or ',' (intersection); repeatable",
+        )
+        parser.add_argument(
+            "--exclude", action="append", metavar="SELECTOR", help="models to leave out (same selectors as --select)"
         )  # fmt: skip
 
 

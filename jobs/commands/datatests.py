@@ -27,8 +27,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         settings, run_context(args), spark, project_dir=project_dir(args), vars_overrides=vars_overrides(args)
     )
     for r in results:
-        status = "PASS" if r.passed else r.severity.upper()
+        status = r.status.upper()
         print(f"{status:<5} {r.model:<24} {r.name:<40} {r.message}")
     raise_on_errors(results)
-    print(f"{len(results)} data test(s) passed" if all(r.passed for r in results) else "Warnings only.")
+    warned = sum(1 for r in results if r.status == "warn")
+    print(f"{len(results) - warned} data test(s) passed, {warned} warning(s).")
     return 0

@@ -34,17 +34,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     transform.set_defaults(handler=run_transform)
 
 
-def _selected_models(settings: Settings, args: argparse.Namespace):
-    """The project and its selected models, rendered, in run order (no Spark needed)."""
-    from jobs.sqlproject.graph import dependencies, select, topological_order
-    from jobs.sqlproject.render import Renderer
+def _compiled(settings: Settings, args: argparse.Namespace):
+    """The project built once (rendered models, graph, run order, data tests): no Spark needed."""
+    from jobs.sqlproject.compiled import CompiledProject
     from jobs.transform import open_project
 
-    project = open_project(settings, project_dir(args), vars_overrides(args))
-    rendered = Renderer(project, run_context(args)).render_all()
-    graph = dependencies(rendered)
-    chosen = select(graph, args.select)
-    return project, [rendered[name] for name in topological_order(graph) if name in chosen]
+    return CompiledProject.build(open_project(settings, project_dir(args), vars_overrides(args)), run_context(args))
+
+
+def _selected_models(settings: Settings, args: argparse.Namespace):
+    """The project and its selected models, rendered, in run order (no Spark needed)."""
+    compiled = _compiled(settings, args)
+    return compiled.project, compiled.selected(args.select, args.exclude)
 
 
 def run_compile(settings: Settings, args: argparse.Namespace) -> int:
@@ -66,23 +67,31 @@ def run_ls(settings: Settings, args: argparse.Namespace) -> int:
             details.append(f"repartition={config.repartition}")
         if config.cache:
             details.append("cache")
-        reads = [f"source:{s}" for s in model.sources] + list(model.refs)
+        if config.tags:
+            details.append("tags=" + ",".join(config.tags))
+        reads = [f"source:{s}" for s in model.sources] + [f"seed:{s}" for s in model.seeds] + list(model.refs)
         print(f"{model.name:<24} {' '.join(details):<52} <- {', '.join(reads) or '-'}")
     return 0
 
 
 def run_check(settings: Settings, args: argparse.Namespace) -> int:
     from jobs.spark.session import spark_session
+    from jobs.sqlproject.datatests import analyse
     from jobs.sqlproject.runner import SqlRunner
-    from jobs.transform import open_project
+    from jobs.sqlproject.unittests import check_unit_tests
 
-    ctx = run_context(args)
-    project = open_project(settings, project_dir(args), vars_overrides(args))
+    compiled = _compiled(settings, args)  # every YAML file, every model and every data test compiled here
+    project = compiled.project
     spark = spark_session(settings, "retrain-check", require_jdbc=False)
-    checked = SqlRunner(spark, project, ctx).check(args.select)
+    partial = bool(args.select or args.exclude)
+    checked = SqlRunner(spark, compiled).check(args.select, args.exclude)
     for rendered, df in checked:
         columns = ", ".join(f"{f.name} {f.dataType.simpleString()}" for f in df.schema.fields)
         print(f"OK {rendered.name} ({project.relative(rendered.model.path)}): {columns}")
+    if not partial:
+        analyse(spark, compiled.tests)
+        cases = check_unit_tests(spark, compiled)
+        print(f"{len(compiled.tests)} data test(s) and {cases} unit test(s) compiled and analysed.")
     print(f"{len(checked)} model(s) analysed against the declared source schemas; no data was read.")
     return 0
 
@@ -99,6 +108,7 @@ def run_transform(settings: Settings, args: argparse.Namespace) -> int:
         project_dir=project_dir(args),
         vars_overrides=vars_overrides(args),
         select=args.select,
+        exclude=args.exclude,
         from_database=args.from_database,
         run_data_tests=not args.skip_data_tests,
     )

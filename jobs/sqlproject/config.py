@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from jobs.errors import ConfigError
+from jobs.sqlproject.yamlfile import check_keys, load_yaml, where
 
 PROJECT_FILE = "project.yml"
 SOURCES_FILE = "sources.yml"
@@ -53,6 +54,14 @@ class Source:
     query: str | None = None
     description: str = ""
     jdbc_options: Mapping[str, str] = field(default_factory=dict)
+    #: dbt's source group (``source('group', 'table')``) and the table's name in it; None for a flat source
+    group: str | None = None
+    table_name: str = ""
+
+    @property
+    def call(self) -> str:
+        """How a model names it: ``source('predictions')`` or ``source('ecom', 'raw_customers')``."""
+        return f"source({self.group!r}, {self.table_name!r})" if self.group else f"source({self.name!r})"
 
     @property
     def relation_sql(self) -> str:
@@ -65,10 +74,82 @@ class Source:
         return ", ".join(f"`{name}` {type_}" for name, type_ in self.columns.items())
 
 
+SOURCE_KEYS = ("name", "description", "table", "query", "partition_column", "window_column", "jdbc_options", "columns")
+GROUP_KEYS = ("name", "description", "schema", "tables", "partition_column", "window_column", "jdbc_options")
+TABLE_KEYS = ("name", "description", "identifier", "query", "partition_column", "window_column", "jdbc_options",
+              "columns")  # fmt: skip
+COLUMN_KEYS = ("name", "data_type", "description")
+
+
+def source_key(group: str | None, table: str) -> str:
+    """The name a source is known by (and its snapshot folder): ``table``, or ``group__table`` for dbt's groups."""
+    return f"{group}__{table}" if group else table
+
+
+def _columns(value: Any, path: Path, name: str, at: str) -> dict[str, str]:
+    """``{id: bigint}`` or dbt's list ``[{name: id, data_type: bigint}]``."""
+    if isinstance(value, list):
+        columns = {}
+        for column in value:
+            check_keys(column, COLUMN_KEYS, str(path), f"a column of source {name!r}")
+            if not column.get("name") or not column.get("data_type"):
+                raise ConfigError(f"{at}: each column of source {name!r} needs 'name' and 'data_type'.")
+            columns[str(column["name"])] = str(column["data_type"])
+        value = columns
+    if not isinstance(value, dict) or not value:
+        raise ConfigError(
+            f"{at}: source {name!r} needs 'columns:', a mapping of column name to Spark type "
+            "(e.g. id: bigint) or a list of {name, data_type}, so models can be checked without reading data."
+        )
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def _source(entry: Any, path: Path, group: Any = None) -> Source:
+    file = str(path)
+    group_name = group.get("name") if group is not None else None
+    check_keys(entry, TABLE_KEYS if group is not None else SOURCE_KEYS, file,
+               f"table of source group {group_name!r}" if group is not None else "a source")  # fmt: skip
+    at = where(file, entry)
+    table_name = _require_identifier(entry.get("name"), "a source's 'name'", path)
+    name = source_key(group_name, table_name)
+    inherited = {k: group.get(k) for k in ("partition_column", "window_column") if group is not None}
+    settings = {**{k: v for k, v in inherited.items() if v is not None}, **entry}
+    query = entry.get("query")
+    if group is not None:
+        table = None if query else f"{group.get('schema') or group_name}.{entry.get('identifier') or table_name}"
+    else:
+        table = entry.get("table")
+        if bool(table) == bool(query):
+            raise ConfigError(f"{at}: source {name!r} must have exactly one of 'table' or 'query'.")
+    columns = _columns(entry.get("columns"), path, name, at)
+    for key in ("partition_column", "window_column"):
+        if settings.get(key) not in columns:
+            raise ConfigError(
+                f"{at}: source {name!r} has {key}={settings.get(key)!r}, which is not one of its columns: "
+                f"{', '.join(columns)}."
+            )
+    jdbc = {**((group or {}).get("jdbc_options") or {}), **(entry.get("jdbc_options") or {})}
+    return Source(
+        name=name,
+        path=path,
+        table=table,
+        query=query,
+        partition_column=settings["partition_column"],
+        window_column=settings["window_column"],
+        columns=columns,
+        description=str(entry.get("description", "")),
+        jdbc_options={str(k): str(v) for k, v in jdbc.items()},
+        group=group_name,
+        table_name=table_name,
+    )
+
+
 def load_sources(project_dir: Path) -> dict[str, Source]:
-    """Read ``sources.yml``; every error names the file and the source."""
+    """Read ``sources.yml``: flat sources (``source('name')``) and dbt's groups of ``tables:``
+    (``source('group', 'table')``); every error names the file, the line and the source."""
     path = project_dir / SOURCES_FILE
-    document = _read_yaml(path)
+    document = load_yaml(path, ConfigError)
+    check_keys(document, ("version", "sources"), str(path), "sources.yml")
     entries = document.get("sources") if isinstance(document, dict) else None
     if not isinstance(entries, list):
         raise ConfigError(f"{path}: expected a top-level 'sources:' list.")
@@ -76,35 +157,20 @@ def load_sources(project_dir: Path) -> dict[str, Source]:
     for entry in entries:
         if not isinstance(entry, dict):
             raise ConfigError(f"{path}: each source must be a mapping with a 'name'. Got {entry!r} instead.")
-        name = _require_identifier(entry.get("name"), "a source's 'name'", path)
-        if name in sources:
-            raise ConfigError(f"{path}: the source {name!r} is declared twice.")
-        table, query = entry.get("table"), entry.get("query")
-        if bool(table) == bool(query):
-            raise ConfigError(f"{path}: source {name!r} must have exactly one of 'table' or 'query'.")
-        columns = entry.get("columns")
-        if not isinstance(columns, dict) or not columns:
-            raise ConfigError(
-                f"{path}: source {name!r} needs 'columns:', a mapping of column name to Spark type "
-                "(e.g. id: bigint), so models can be checked without reading data."
-            )
-        for key in ("partition_column", "window_column"):
-            if entry.get(key) not in columns:
-                raise ConfigError(
-                    f"{path}: source {name!r} has {key}={entry.get(key)!r}, which is not one of its columns: "
-                    f"{', '.join(columns)}."
-                )
-        sources[name] = Source(
-            name=name,
-            path=path,
-            table=table,
-            query=query,
-            partition_column=entry["partition_column"],
-            window_column=entry["window_column"],
-            columns={str(k): str(v) for k, v in columns.items()},
-            description=str(entry.get("description", "")),
-            jdbc_options={str(k): str(v) for k, v in (entry.get("jdbc_options") or {}).items()},
-        )
+        if "tables" in entry:
+            check_keys(entry, GROUP_KEYS, str(path), "a source group")
+            group_name = _require_identifier(entry.get("name"), "a source group's 'name'", path)
+            tables = entry.get("tables")
+            if not isinstance(tables, list) or not tables:
+                raise ConfigError(f"{where(str(path), entry, 'tables')}: 'tables' of source group "
+                                  f"{group_name!r} must be a non-empty list.")  # fmt: skip
+            found = [_source(table, path, entry) for table in tables]
+        else:
+            found = [_source(entry, path)]
+        for source in found:
+            if source.name in sources:
+                raise ConfigError(f"{where(str(path), entry)}: the source {source.name!r} is declared twice.")
+            sources[source.name] = source
     return sources
 
 

@@ -1,40 +1,110 @@
-"""Data tests on the data a run produced: declarative ones from ``<model>.yml`` and singular SQL in ``tests/``.
+"""Data tests on the data a run produced: generic ones from property files and singular SQL in ``tests/``.
 
-Generic tests (``not_null``, ``unique``, ``accepted_values``, ``row_count_min``) compile to one counting query
-each, run by Spark on the model's output, so nothing is collected to the driver but a number. A singular test is a
-templated query returning the failing rows. ``severity: warn`` reports a failure; ``error`` (the default) fails.
+Built-in generic tests: ``not_null``, ``unique``, ``accepted_values``, ``relationships`` and ``row_count_min``; an
+analyst's own are ``{% test name(model, column_name, ...) %}`` blocks in ``macros/`` or ``tests/generic/`` returning
+the failing rows. Every test takes dbt's config: ``severity`` (error|warn), ``warn_if`` / ``error_if`` (a count
+condition such as ``">10"``, or a share of the tested rows such as ``">0.1%"``) and ``where`` (a filter on the
+tested model's rows).
+
+All tests of one model run as **one Spark query**: row-level conditions (not_null, accepted_values, row counts) are
+conditional counts of one aggregate over the model, the others (unique, relationships, custom and singular tests)
+scalar subqueries of the same statement. Nothing but one row of numbers reaches the driver. When that statement
+fails, each test runs on its own so that the error names the test that broke.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from jobs.errors import DataTestError, SqlProjectError, check_scalar
+import jinja2
+
+from jobs.errors import CompilationError, DataTestError, SqlProjectError, check_scalar
 from jobs.sqlproject.literals import sql_literal
 from jobs.sqlproject.modelconfig import SEVERITIES
-from jobs.sqlproject.project import Model
-from jobs.sqlproject.properties import load_properties
-from jobs.sqlproject.render import Renderer
+from jobs.sqlproject.project import Model, SqlProject
+from jobs.sqlproject.properties import TestSpec
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+    from jobs.sqlproject.render import Renderer
+
 log = logging.getLogger(__name__)
 
-GENERIC_TESTS = ("not_null", "unique", "accepted_values", "row_count_min")
+BUILT_IN_TESTS = ("not_null", "unique", "accepted_values", "relationships", "row_count_min")
+_MODEL_LEVEL = ("row_count_min",)
+TEST_CONFIG_KEYS = ("severity", "where", "warn_if", "error_if")
+_ARGUMENTS = {
+    "not_null": (),
+    "unique": (),
+    "accepted_values": ("values", "quote"),
+    "relationships": ("to", "field"),
+    "row_count_min": ("min",),
+}
+_CONDITION = re.compile(r"^\s*(!=|<>|>=|<=|==|=|>|<)\s*(\d+(?:\.\d+)?)\s*(%?)\s*$")
+_RELATION = re.compile(r"""^\s*(ref|source)\(\s*((?:['"][A-Za-z_][A-Za-z0-9_]*['"]\s*,?\s*){1,2})\)\s*$""")
+_COMPARE: dict[str, Callable[[float, float], bool]] = {
+    "!=": lambda a, b: a != b, "<>": lambda a, b: a != b, ">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b,
+    "==": lambda a, b: a == b, "=": lambda a, b: a == b, ">": lambda a, b: a > b, "<": lambda a, b: a < b,
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """``warn_if`` / ``error_if``: a comparison of the failure count, or of its percentage of the tested rows."""
+
+    text: str
+    operator: str
+    value: float
+    percent: bool
+
+    @classmethod
+    def parse(cls, text: Any, key: str, at: str) -> Threshold:
+        match = _CONDITION.match(str(text)) if isinstance(text, str | int) and not isinstance(text, bool) else None
+        if not match:
+            raise SqlProjectError(
+                f"{at}: {key} must be a condition on the failure count like '>10' or '!=0', or on its share of "
+                f"the tested rows like '>0.1%'. Got {text!r} instead."
+            )
+        return cls(str(text).strip(), match.group(1), float(match.group(2)), bool(match.group(3)))
+
+    def holds(self, failures: int, rows: int | None) -> bool:
+        if self.percent:
+            share = 100.0 * failures / rows if rows else 0.0
+            return _COMPARE[self.operator](share, self.value)
+        return _COMPARE[self.operator](failures, self.value)
+
+
+ALWAYS = Threshold("!=0", "!=", 0, False)
 
 
 @dataclass(frozen=True)
 class DataTest:
+    """One test, compiled: either an aggregate over the model's rows or a query returning one count."""
+
     name: str
-    model: str
-    where: str
-    query: str  # returns one row: the number of failures
+    model: str  # the relation tested (model or seed), or the refs of a singular test
+    where: str  # file, line
+    describe_failure: str  # "{failures} ..." text
+    aggregate: str | None = None  # an aggregate expression over the model giving the failures
+    query: str | None = None  # a query returning one row: the number of failures
+    rows: str | None = None  # an aggregate giving the number of tested rows (for percentages)
     severity: str = "error"
-    describe_failure: str = "{failures} failing rows"
+    warn_if: Threshold = ALWAYS
+    error_if: Threshold = ALWAYS
+    relation: str | None = None  # the view the aggregate reads
+
+    def status(self, failures: int, rows: int | None) -> str:
+        """dbt's rule: error when severity is error and error_if holds, else warn when warn_if holds, else pass."""
+        if self.severity == "error" and self.error_if.holds(failures, rows):
+            return "error"
+        if self.warn_if.holds(failures, rows):
+            return "warn"
+        return "pass"
 
 
 @dataclass(frozen=True)
@@ -45,117 +115,279 @@ class DataTestResult:
     severity: str
     failures: int
     message: str
+    status: str = "pass"
+    rows: int | None = None
 
     @property
     def passed(self) -> bool:
-        return self.failures == 0
+        return self.status == "pass"
 
 
-def _quote(name: str) -> str:
+def quote(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
-def _split(spec: Any, where: str) -> tuple[str, dict[str, Any]]:
-    """``not_null`` or ``{accepted_values: {values: [...], severity: warn}}`` -> (kind, arguments)."""
+def _split(spec: Any, at: str, custom: Mapping[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """``not_null`` or ``{accepted_values: {values: [...], severity: warn}}`` -> (kind, arguments, config).
+
+    dbt >= 1.8's ``{arguments: {...}, config: {...}}`` is read too; arguments and config may also sit side by side.
+    """
     if isinstance(spec, str):
-        kind, args = spec, {}
+        kind, body = spec, {}
     elif isinstance(spec, dict) and len(spec) == 1:
-        kind, args = next(iter(spec.items()))
-        args = args or {}
+        kind, body = next(iter(spec.items()))
+        body = body if body is not None else {}
     else:
-        raise SqlProjectError(f"{where}: a test is a name or a one-key mapping like {{unique: {{}}}}. Got {spec!r}.")
-    if kind not in GENERIC_TESTS:
-        raise SqlProjectError(f"{where}: unknown test {kind!r}. Tests: {', '.join(GENERIC_TESTS)}.")
-    if not isinstance(args, dict):
-        raise SqlProjectError(f"{where}: the arguments of {kind!r} must be a mapping. Got {args!r}.")
-    severity = args.get("severity", "error")
-    if severity not in SEVERITIES:
-        raise SqlProjectError(f"{where}: severity must be one of {', '.join(SEVERITIES)}. Got {severity!r}.")
-    return kind, args
-
-
-def _column_test(model: str, column: str, spec: Any, where: str) -> DataTest:
-    kind, args = _split(spec, where)
-    relation, col = _quote(model), _quote(column)
-    severity = args.get("severity", "error")
-    if kind == "not_null":
-        query = f"SELECT COUNT(*) FROM {relation} WHERE {col} IS NULL"
-        text = "{failures} rows where " + column + " is NULL"
-    elif kind == "unique":
-        query = (
-            f"SELECT COUNT(*) FROM (SELECT {col} FROM {relation} WHERE {col} IS NOT NULL "
-            f"GROUP BY {col} HAVING COUNT(*) > 1)"
+        raise SqlProjectError(f"{at}: a test is a name or a one-key mapping like {{unique: {{}}}}. Got {spec!r}.")
+    known = sorted(set(BUILT_IN_TESTS) | set(custom))
+    if kind not in known:
+        raise SqlProjectError(
+            f"{at}: unknown test {kind!r}. Tests: {', '.join(known)} (write your own as a "
+            "{% test name(model, column_name) %} block in macros/ or tests/generic/)."
         )
-        text = "{failures} values of " + column + " appear more than once"
+    if not isinstance(body, dict):
+        raise SqlProjectError(f"{at}: the arguments of {kind!r} must be a mapping. Got {body!r}.")
+    allowed_args = _ARGUMENTS.get(kind) if kind not in custom else _custom_arguments(custom[kind])
+    arguments = dict(body.get("arguments") or {})
+    config = dict(body.get("config") or {})
+    for key, value in body.items():
+        if key in ("arguments", "config"):
+            continue
+        if key in TEST_CONFIG_KEYS or key == "name":
+            config[key] = value
+        elif key in allowed_args:
+            arguments[key] = value
+        else:
+            raise SqlProjectError(
+                f"{at}: unknown key {key!r} for test {kind!r}. Arguments: {', '.join(allowed_args) or 'none'}; "
+                f"config: {', '.join(TEST_CONFIG_KEYS)}, name."
+            )
+    for key in arguments:
+        if key not in allowed_args:
+            raise SqlProjectError(f"{at}: unknown argument {key!r} of {kind!r}. Arguments: "
+                                  f"{', '.join(allowed_args) or 'none'}.")  # fmt: skip
+    for key in config:
+        if key not in (*TEST_CONFIG_KEYS, "name"):
+            raise SqlProjectError(f"{at}: unknown config {key!r} of {kind!r}. Config: {', '.join(TEST_CONFIG_KEYS)}.")
+    severity = str(config.get("severity", "error")).lower()
+    if severity not in SEVERITIES:
+        raise SqlProjectError(f"{at}: severity must be one of {', '.join(SEVERITIES)}. Got {severity!r}.")
+    config["severity"] = severity
+    return kind, arguments, config
+
+
+def _custom_arguments(macro: Any) -> tuple[str, ...]:
+    return tuple(a for a in macro.arguments if a not in ("model", "column_name"))
+
+
+def _relation_of(text: Any, project: SqlProject, at: str) -> str:
+    """``ref('customers')`` / ``source('ecom', 'orders')`` -> the view's name."""
+    from jobs.sqlproject.config import source_key
+    from jobs.sqlproject.render import source_view
+
+    match = _RELATION.match(str(text)) if isinstance(text, str) else None
+    if not match:
+        raise SqlProjectError(f"{at}: relationships needs to: ref('model') or to: source('group', 'table'). "
+                              f"Got {text!r}.")  # fmt: skip
+    names = re.findall(r"""['"]([A-Za-z_][A-Za-z0-9_]*)['"]""", match.group(2))
+    if match.group(1) == "ref":
+        name = names[-1]
+        if name not in project.models and name not in project.seeds:
+            raise SqlProjectError(f"{at}: relationships to ref({name!r}), which names no model or seed.")
+        return name
+    key = source_key(names[0] if len(names) == 2 else None, names[-1])
+    if key not in project.sources:
+        raise SqlProjectError(f"{at}: relationships to {text}, which names no source in sources.yml.")
+    return source_view(key)
+
+
+def compile_test(project: SqlProject, renderer: Renderer, relation: str, spec: TestSpec) -> DataTest:
+    """One YAML test of ``relation`` (a model or seed) as a :class:`DataTest`; refusals name file and line."""
+    at, column = spec.where, spec.column
+    custom = {name[len("test_") :]: macro for name, macro in renderer.env.globals.items()
+              if name.startswith("test_") and isinstance(macro, jinja2.runtime.Macro)}  # fmt: skip
+    kind, args, config = _split(spec.spec, at, custom)
+    rel, col = quote(relation), quote(column) if column else None
+    where_sql = config.get("where")
+    if where_sql is not None and (not isinstance(where_sql, str) or not where_sql.strip()):
+        raise SqlProjectError(f"{at}: where must be an SQL condition on the model's columns. Got {where_sql!r}.")
+    filt = f"({where_sql})" if where_sql else "TRUE"
+    source = f"(SELECT * FROM {rel} WHERE {where_sql})" if where_sql else rel
+    rows = f"COUNT_IF({filt})" if where_sql else "COUNT(*)"
+    common = {
+        "model": relation,
+        "where": at,
+        "severity": config["severity"],
+        "warn_if": Threshold.parse(config.get("warn_if", "!=0"), "warn_if", at),
+        "error_if": Threshold.parse(config.get("error_if", "!=0"), "error_if", at),
+        "rows": rows,
+        "relation": rel,
+    }
+    if kind in _MODEL_LEVEL and column:
+        raise SqlProjectError(f"{at}: {kind!r} is a model-level test; put it under the model's 'data_tests:'.")
+    if kind in BUILT_IN_TESTS and kind not in _MODEL_LEVEL and not column and kind not in custom:
+        raise SqlProjectError(f"{at}: {kind!r} applies to a column; put it under 'columns: - name: ... data_tests:'.")
+    label = f"{kind}({column})" if column else kind
+    if kind in custom:
+        return _custom_test(renderer, custom[kind], kind, label, source, column, args, config, at, common)
+    if kind == "not_null":
+        test = DataTest(label, aggregate=f"COUNT_IF({filt} AND {col} IS NULL)",
+                        describe_failure="{failures} rows where " + column + " is NULL", **common)  # fmt: skip
     elif kind == "accepted_values":
         values = args.get("values")
         if not isinstance(values, list) or not values:
-            raise SqlProjectError(f"{where}: accepted_values needs 'values:', a non-empty list.")
-        query = f"SELECT COUNT(*) FROM {relation} WHERE {col} IS NOT NULL AND {col} NOT IN ({sql_literal(values)})"
-        text = "{failures} rows where " + column + f" is not one of {values}"
-    else:
-        raise SqlProjectError(f"{where}: {kind!r} is a model-level test; put it under the model's 'tests:'.")
-    return DataTest(f"{kind}({column})", model, where, query, severity, text)
+            raise SqlProjectError(f"{at}: accepted_values needs 'values:', a non-empty list.")
+        listed = sql_literal(values) if args.get("quote", True) else ", ".join(str(v) for v in values)
+        test = DataTest(label, aggregate=f"COUNT_IF({filt} AND {col} IS NOT NULL AND {col} NOT IN ({listed}))",
+                        describe_failure="{failures} rows where " + column + f" is not one of {values}",
+                        **common)  # fmt: skip
+    elif kind == "unique":
+        query = f"SELECT COUNT(*) FROM (SELECT {col} FROM {source} WHERE {col} IS NOT NULL GROUP BY {col} " \
+                "HAVING COUNT(*) > 1)"  # fmt: skip
+        test = DataTest(label, query=query, describe_failure="{failures} values of " + column +
+                        " appear more than once", **common)  # fmt: skip
+    elif kind == "relationships":
+        if "to" not in args or not isinstance(args.get("field"), str):
+            raise SqlProjectError(f"{at}: relationships needs 'to:' (ref('model')) and 'field:' (its column).")
+        parent = _relation_of(args["to"], project, at)
+        query = f"SELECT COUNT(*) FROM (SELECT {col} FROM {source} WHERE {col} IS NOT NULL) child " \
+                f"LEFT ANTI JOIN {quote(parent)} parent ON child.{col} = parent.{quote(args['field'])}"  # fmt: skip
+        text = "{failures} rows whose " + column + f" is not a {args['field']} of {args['to']}"
+        test = DataTest(label, query=query, describe_failure=text, **common)
+    else:  # row_count_min
+        minimum = check_scalar(args.get("min"), f"{at}: row_count_min's 'min:'", minimum=0, error=SqlProjectError)
+        test = DataTest(f"row_count_min({minimum})", aggregate=f"GREATEST({minimum} - {rows}, 0)",
+                        describe_failure="{failures} rows short of the minimum of " + str(minimum),
+                        **common)  # fmt: skip
+    if config.get("name"):
+        test = DataTest(**{**test.__dict__, "name": str(config["name"])})
+    return test
 
 
-def _model_test(model: str, spec: Any, where: str) -> DataTest:
-    kind, args = _split(spec, where)
-    if kind != "row_count_min":
-        raise SqlProjectError(f"{where}: {kind!r} applies to a column; put it under 'columns: - name: ... tests:'.")
-    minimum = check_scalar(args.get("min"), f"{where}: row_count_min's 'min:'", minimum=0, error=SqlProjectError)
-    query = f"SELECT GREATEST({minimum} - COUNT(*), 0) FROM {_quote(model)}"
-    text = "{failures} rows short of the minimum of " + str(minimum)
-    return DataTest(f"row_count_min({minimum})", model, where, query, args.get("severity", "error"), text)
+def _custom_test(renderer, macro, kind, label, source, column, args, config, at, common) -> DataTest:
+    required = macro.arguments[: len(macro.arguments) - len(macro.defaults)]
+    given = {"model": source, **({"column_name": quote(column)} if column else {}), **args}
+    missing = [a for a in required if a not in given]
+    if missing:
+        raise SqlProjectError(f"{at}: test {kind!r} needs argument(s) {', '.join(missing)}.")
+    try:
+        sql = str(macro(**{k: v for k, v in given.items() if k in macro.arguments})).strip().rstrip(";")
+    except Exception as e:  # an error inside the test's Jinja
+        raise CompilationError(f"{at}: test {kind!r} could not be rendered: {e}") from e
+    test = DataTest(label, query=f"SELECT COUNT(*) FROM (\n{sql}\n)", describe_failure="{failures} failing rows",
+                    **common)  # fmt: skip
+    return test
 
 
-def generic_tests(models: Mapping[str, Model], relative) -> list[DataTest]:
-    """Every declarative test of the given models."""
+def generic_tests(project: SqlProject, renderer: Renderer) -> list[DataTest]:
+    """Every test of the property files, for models and seeds, in file order."""
     tests: list[DataTest] = []
-    for model in models.values():
-        props = load_properties(model)
-        where = relative(props.path)
-        for spec in props.tests:
-            tests.append(_model_test(model.name, spec, where))
-        for column in props.columns:
-            for spec in column.get("tests") or ():
-                tests.append(_column_test(model.name, column["name"], spec, where))
+    for group in (project.properties.models, project.properties.seeds):
+        for name, props in sorted(group.items()):
+            tests.extend(compile_test(project, renderer, name, spec) for spec in props.tests)
     return tests
 
 
-def singular_tests(renderer: Renderer, relative) -> list[DataTest]:
+def singular_tests(project: SqlProject, renderer: Renderer) -> list[DataTest]:
     """``tests/*.sql``: queries returning failing rows; ``config(severity='warn')`` makes one a warning."""
     tests = []
-    for path in renderer.project.singular_tests:
+    for path in project.singular_tests:
         rendered = renderer.render(Model(name=path.stem, path=path, folder="tests"))
         body = rendered.sql.rstrip().rstrip(";")
-        tests.append(DataTest(path.stem, ",".join(rendered.refs) or "-", relative(path),
-                              f"SELECT COUNT(*) FROM (\n{body}\n)", rendered.config.severity))  # fmt: skip
+        tests.append(DataTest(path.stem, ",".join(rendered.refs) or "-", project.relative(path),
+                              "{failures} failing rows", query=f"SELECT COUNT(*) FROM (\n{body}\n)",
+                              severity=rendered.config.severity))  # fmt: skip
     return tests
+
+
+def statement(tests: Sequence[DataTest]) -> str:
+    """One query computing every test of one model: ``f<i>`` failures and ``r<i>`` tested rows per test."""
+    columns = []
+    relation = next((t.relation for t in tests if t.relation), None)
+    for index, test in enumerate(tests):
+        failures = test.aggregate if test.aggregate else f"({test.query})"
+        columns.append(f"{failures} AS f{index}")
+        if test.rows and relation:
+            columns.append(f"{test.rows} AS r{index}")
+    select = ",\n  ".join(columns)
+    return f"SELECT\n  {select}\nFROM {relation}" if relation else f"SELECT\n  {select}"
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def analyse(spark: SparkSession, tests: Sequence[DataTest]) -> None:
+    """Analyse (not run) every model's test statement: a misspelt column in a test fails here, naming the test."""
+    from pyspark.errors import PySparkException
+
+    for group in _by_model(tests).values():
+        try:
+            spark.sql(statement(group))
+        except PySparkException:
+            for test in group:
+                try:
+                    spark.sql(statement([test]))
+                except PySparkException as e:
+                    raise SqlProjectError(f"Data test {test.name} on {test.model} ({test.where}) is not valid SQL "
+                                          f"for that model: {_first_line(e)}") from None  # fmt: skip
+            raise
+
+
+def _by_model(tests: Sequence[DataTest]) -> dict[str, list[DataTest]]:
+    groups: dict[str, list[DataTest]] = {}
+    for test in tests:
+        groups.setdefault(test.model if test.relation else f"singular:{test.model}", []).append(test)
+    return groups
 
 
 def run_tests(spark: SparkSession, tests: Sequence[DataTest]) -> list[DataTestResult]:
+    """Every test, one Spark query per model; results in the order of ``tests``."""
     from pyspark.errors import PySparkException
 
-    results = []
-    for test in tests:
+    found: dict[int, DataTestResult] = {}
+    positions = {id(t): i for i, t in enumerate(tests)}
+    for group in _by_model(tests).values():
         try:
-            failures = int(spark.sql(test.query).collect()[0][0])
-        except PySparkException as e:
-            raise SqlProjectError(
-                f"Data test {test.name} on {test.model} ({test.where}) could not run: {str(e).splitlines()[0]}"
-            ) from None
-        message = "ok" if failures == 0 else test.describe_failure.format(failures=failures)
-        result = DataTestResult(test.name, test.model, test.where, test.severity, failures, message)
-        level = logging.INFO if result.passed else (logging.ERROR if test.severity == "error" else logging.WARNING)
-        log.log(level, "%s %s on %s: %s", "PASS" if result.passed else test.severity.upper(), test.name,
-                test.model, message)  # fmt: skip
-        results.append(result)
-    return results
+            row = spark.sql(statement(group)).collect()[0].asDict()
+            values = [(row[f"f{i}"], row.get(f"r{i}")) for i in range(len(group))]
+        except PySparkException:
+            values = []
+            for test in group:  # find the test that broke
+                try:
+                    one = spark.sql(statement([test])).collect()[0].asDict()
+                except PySparkException as e:
+                    raise SqlProjectError(
+                        f"Data test {test.name} on {test.model} ({test.where}) could not run: {_first_line(e)}"
+                    ) from None
+                values.append((one["f0"], one.get("r0")))
+        for test, (failures, rows) in zip(group, values, strict=True):
+            found[positions[id(test)]] = _result(test, int(failures or 0), None if rows is None else int(rows))
+    return [found[i] for i in range(len(tests))]
+
+
+def _result(test: DataTest, failures: int, rows: int | None) -> DataTestResult:
+    status = test.status(failures, rows)
+    if failures == 0:
+        message = "ok"
+    else:
+        message = test.describe_failure.format(failures=failures)
+        if rows:
+            message += f" ({100.0 * failures / rows:.3g}% of {rows} rows)"
+        thresholds = [f"{k} {t.text}" for k, t in (("warn_if", test.warn_if), ("error_if", test.error_if))
+                      if t != ALWAYS]  # fmt: skip
+        if thresholds:
+            message += f"; {', '.join(thresholds)}"
+    result = DataTestResult(test.name, test.model, test.where, test.severity, failures, message, status, rows)
+    level = {"pass": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}[status]
+    log.log(level, "%s %s on %s: %s", status.upper(), test.name, test.model, message)
+    return result
 
 
 def raise_on_errors(results: Sequence[DataTestResult]) -> None:
-    """Stop the pipeline when a test of error severity failed; warnings only get reported."""
-    failed = [r for r in results if not r.passed and r.severity == "error"]
+    """Stop the pipeline when a test failed with status error; warnings only get reported."""
+    failed = [r for r in results if r.status == "error"]
     if failed:
         lines = "\n".join(f"  {r.model}: {r.name}: {r.message} ({r.where})" for r in failed)
         raise DataTestError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import graphlib
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 from jobs.errors import DependencyError
 from jobs.sqlproject.render import RenderedModel
@@ -57,23 +58,94 @@ def downstream_edges(graph: Mapping[str, Sequence[str]]) -> dict[str, set[str]]:
     return children
 
 
-def select(graph: Mapping[str, Sequence[str]], selectors: Sequence[str] | None) -> set[str]:
-    """dbt's node selection: ``name``, ``+name`` (with its ancestors), ``name+`` (with its descendants).
+@dataclass(frozen=True)
+class NodeInfo:
+    """What selectors match on besides the name: the file's path in the project, tags and materialization."""
 
-    No selector selects every model; several selectors are a union; ``,`` and spaces also separate selectors.
+    parts: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    materialized: str = "view"
+
+
+METHODS = ("path", "tag", "config.materialized")
+
+
+def select(
+    graph: Mapping[str, Sequence[str]],
+    selectors: Sequence[str] | None,
+    nodes: Mapping[str, NodeInfo] | None = None,
+    exclude: Sequence[str] | None = None,
+) -> set[str]:
+    """dbt's node selection.
+
+    A selector is a model name, ``path:staging`` (a folder or file; a bare folder name works too), ``tag:nightly``
+    or ``config.materialized:table``, with ``+`` before it (and what it reads) and/or after it (and what reads
+    it). Selectors separated by spaces (or repeated options) are a union; joined by ``,`` an intersection.
+    No selector selects every model; ``exclude`` (same grammar) removes models from the result. A selector that
+    matches nothing is an error, never an empty run.
     """
-    if not selectors:
-        return set(graph)
-    children = downstream_edges(graph)
+    nodes = nodes or {}
+    chosen = _union(graph, selectors, nodes, "--select") if selectors else set(graph)
+    if exclude:
+        chosen -= _union(graph, exclude, nodes, "--exclude")
+    return chosen
+
+
+def _union(graph, selectors: Sequence[str], nodes, option: str) -> set[str]:
     chosen: set[str] = set()
     for raw in selectors:
-        for selector in raw.replace(",", " ").split():
-            name = selector.strip("+")
-            if name not in graph:
-                raise DependencyError(f"--select {selector!r} names no model. Models: {', '.join(sorted(graph))}.")
-            chosen.add(name)
-            if selector.startswith("+"):
-                chosen |= reachable(name, graph)
-            if selector.endswith("+"):
-                chosen |= reachable(name, children)
+        for term in raw.split():
+            parts = [_one(graph, part, nodes, option) for part in term.split(",") if part]
+            chosen |= set.intersection(*parts) if parts else set()
     return chosen
+
+
+def _one(graph, selector: str, nodes, option: str) -> set[str]:
+    core = selector.strip("+")
+    base = _method(graph, core, nodes, option, selector)
+    chosen = set(base)
+    if selector.startswith("+"):
+        for name in base:
+            chosen |= reachable(name, graph)
+    if selector.endswith("+"):
+        children = downstream_edges(graph)
+        for name in base:
+            chosen |= reachable(name, children)
+    return chosen
+
+
+def _method(graph, core: str, nodes, option: str, selector: str) -> set[str]:
+    method, _, value = core.rpartition(":")
+    if method and method not in METHODS:
+        raise DependencyError(
+            f"{option} {selector!r}: unknown selector method {method!r}. Methods: {', '.join(METHODS)} "
+            "(or a model name)."
+        )
+    info = {name: nodes.get(name, NodeInfo()) for name in graph}
+    if method == "tag":
+        found = {name for name, node in info.items() if value in node.tags}
+        known = sorted({t for node in info.values() for t in node.tags})
+        what = f"Tags: {', '.join(known) or 'none'}"
+    elif method == "config.materialized":
+        found = {name for name, node in info.items() if node.materialized == value}
+        what = "Materializations: " + ", ".join(sorted({n.materialized for n in info.values()}))
+    elif method == "path" or (not method and core not in graph):
+        wanted = tuple(p for p in value.replace("\\", "/").strip("/").removesuffix(".sql").split("/") if p)
+        found = {name for name, node in info.items() if _under(node.parts, wanted)}
+        what = (
+            "Models: "
+            + ", ".join(sorted(graph))
+            + "; folders: "
+            + ", ".join(sorted({"/".join(n.parts[:-1]) for n in info.values() if len(n.parts) > 1}))
+        )
+    else:
+        found = {core} if core in graph else set()
+        what = f"Models: {', '.join(sorted(graph))}"
+    if not found:
+        raise DependencyError(f"{option} {selector!r} names no model. {what}.")
+    return found
+
+
+def _under(parts: tuple[str, ...], wanted: tuple[str, ...]) -> bool:
+    """``staging`` matches staging/x; ``sql/staging`` too (the project folder's own name may lead)."""
+    return any(candidate and parts[: len(candidate)] == candidate for candidate in (wanted, wanted[1:]))

@@ -7,6 +7,7 @@ errors (``StrictUndefined``) and every error names the model file and line.
 
 from __future__ import annotations
 
+import re
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,9 +18,11 @@ import jinja2
 
 from jobs.errors import CompilationError, DependencyError, SqlProjectError
 from jobs.run_context import RunContext
+from jobs.sqlproject.config import source_key
+from jobs.sqlproject.folderconfig import config_for
 from jobs.sqlproject.literals import sql_literal
 from jobs.sqlproject.modelconfig import ModelConfig, parse_config
-from jobs.sqlproject.project import MACROS_DIR, Model, SqlProject
+from jobs.sqlproject.project import GENERIC_TESTS_DIR, MACROS_DIR, Model, SqlProject
 from jobs.sqlproject.sourcemap import excerpt
 
 SOURCE_VIEW_PREFIX = "source__"
@@ -40,10 +43,17 @@ class RenderedModel:
     refs: tuple[str, ...]
     sources: tuple[str, ...]
     config: ModelConfig
+    seeds: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
         return self.model.name
+
+
+def _arguments(function: str, args: tuple, allowed: tuple[int, ...], usage: str, names: int = 2) -> None:
+    if len(args) not in allowed or not all(isinstance(a, str) for a in args[:names]):
+        got = ", ".join(repr(a) for a in args)
+        raise CompilationError(f"{function}() takes {usage}. Got {function}({got}) instead.")
 
 
 @dataclass
@@ -54,40 +64,80 @@ class _Recorder:
     model: Model
     refs: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
+    seeds: list[str] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
 
-    def ref(self, name: str) -> str:
+    def ref(self, *args: Any) -> str:
+        project_name = self.project.name or "<the project's name>"
+        _arguments("ref", args, (1, 2), f"a model or seed name, optionally after the project's name: ref('stg_orders') "
+                   f"or ref('{project_name}', 'stg_orders')")  # fmt: skip
+        if len(args) == 2 and args[0] != self.project.name:
+            raise DependencyError(
+                f"ref({args[0]!r}, {args[1]!r}): {args[0]!r} is not this project ({project_name!r}); "
+                "models of other packages are not supported."
+            )
+        name = args[-1]
+        if name in self.project.seeds and name not in self.project.models:
+            if name not in self.seeds:
+                self.seeds.append(name)
+            return name
         if name not in self.project.models:
-            raise DependencyError(f"ref({name!r}) names no model. Models: {', '.join(sorted(self.project.models))}.")
+            seeds = f"; seeds: {', '.join(sorted(self.project.seeds))}" if self.project.seeds else ""
+            models = ", ".join(sorted(self.project.models))
+            raise DependencyError(f"ref({name!r}) names no model. Models: {models}{seeds}.")
         if name == self.model.name:
             raise DependencyError(f"Model {name!r} refers to itself with ref({name!r}).")
         if name not in self.refs:
             self.refs.append(name)
         return name
 
-    def source(self, name: str) -> str:
-        if name not in self.project.sources:
-            raise DependencyError(
-                f"source({name!r}) names no source in sources.yml. Sources: {', '.join(sorted(self.project.sources))}."
-            )
+    def source(self, *args: Any) -> str:
+        _arguments("source", args, (1, 2), "a source's name, or a group and a table as in dbt: source('predictions') "
+                   "or source('ecom', 'raw_customers')")  # fmt: skip
+        name = source_key(args[0] if len(args) == 2 else None, args[-1])
+        source = self.project.sources.get(name)
+        if source is None or (len(args) == 1 and source.group):
+            known = ", ".join(s.call for s in self.project.sources.values())
+            call = "source(" + ", ".join(repr(a) for a in args) + ")"
+            raise DependencyError(f"{call} names no source in sources.yml. Sources: {known}.")
         if name not in self.sources:
             self.sources.append(name)
         return source_view(name)
 
-    def var(self, name: str, default: Any = jinja2.Undefined) -> str:
+    def var(self, *args: Any) -> str:
+        _arguments("var", args, (1, 2), "a var's name and optionally a default: var('lookback_days') or "
+                   "var('lookback_days', 30)", names=1)  # fmt: skip
+        name = args[0]
         if name in self.project.vars:
             return sql_literal(self.project.vars[name], name)
-        if default is not jinja2.Undefined:
-            return sql_literal(default, name)
+        if len(args) == 2:
+            return sql_literal(args[1], name)
         raise CompilationError(
             f"var({name!r}) has no value and no default. Set it in project.yml 'vars:' or with "
             f"--vars '{{\"{name}\": ...}}', or give a default: var({name!r}, 30). Vars: "
             f"{', '.join(sorted(self.project.vars)) or 'none'}."
         )
 
-    def set_config(self, **kwargs: Any) -> str:
+    def set_config(self, *args: Any, **kwargs: Any) -> str:
+        if args:
+            raise CompilationError(f"config() takes keyword arguments only, like config(materialized='table'). "
+                                   f"Got positional {args!r}.")  # fmt: skip
         self.config.update(kwargs)
         return ""
+
+
+_TEST_BLOCK = re.compile(r"{%(-?)\s*test\s+([A-Za-z_][A-Za-z0-9_]*)\s*\(")
+_END_TEST = re.compile(r"{%(-?)\s*endtest\s*(-?)%}")
+
+
+class _ProjectLoader(jinja2.FileSystemLoader):
+    """Reads templates as dbt does: ``{% test name(...) %}`` is the macro ``test_name``, lines kept intact."""
+
+    def get_source(self, environment: jinja2.Environment, template: str):
+        source, filename, uptodate = super().get_source(environment, template)
+        if "test" in source:
+            source = _END_TEST.sub(r"{%\1 endmacro \2%}", _TEST_BLOCK.sub(r"{%\1 macro test_\2(", source))
+        return source, filename, uptodate
 
 
 class Renderer:
@@ -97,7 +147,7 @@ class Renderer:
         self.project = project
         self.ctx = ctx
         self.env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(str(project.root)),
+            loader=_ProjectLoader(str(project.root)),
             undefined=jinja2.StrictUndefined,
             keep_trailing_newline=True,
             autoescape=False,
@@ -144,7 +194,8 @@ class Renderer:
             ) from e
         except Exception as e:  # an error inside a macro's Python-level call, e.g. a wrong argument type
             raise CompilationError(_located(self.project, model, e, f"{type(e).__name__}: {e}")) from e
-        config = parse_config(recorder.config, f"{model.name} ({self.project.relative(model.path)})")
+        config = parse_config(self.merged_config(model, recorder.config), f"{model.name} "
+                              f"({self.project.relative(model.path)})")  # fmt: skip
         source_text = model.path.read_text(encoding="utf-8")
         return RenderedModel(
             model=model,
@@ -153,7 +204,30 @@ class Renderer:
             refs=tuple(recorder.refs),
             sources=tuple(recorder.sources),
             config=config,
+            seeds=tuple(recorder.seeds),
         )
+
+    def merged_config(self, model: Model, own: Mapping[str, Any]) -> dict[str, Any]:
+        """Folder config of project.yml < the property file's ``config:`` < the model's ``config()``; tags add up."""
+        layers = [config_for(model.parts, self.project.model_folder_configs)] if model.parts else []
+        props = self.project.properties.models.get(model.name)
+        if props is not None and props.config:
+            layers.append(dict(props.config))
+        layers.append(dict(own))
+        merged: dict[str, Any] = {}
+        tags: list[str] = []
+        for layer in layers:
+            value = layer.pop("tags", None)
+            if value is not None:
+                tags.extend([value] if isinstance(value, str) else list(value) if isinstance(value, list) else [value])
+            merged.update(layer)
+        if tags:
+            merged["tags"] = list(dict.fromkeys(tags))
+        return merged
+
+    def generic_test(self, name: str):
+        """The macro of a ``{% test name(...) %}`` block, or None."""
+        return self.env.globals.get(f"test_{name}")
 
     def render_all(self, models: Mapping[str, Model] | None = None) -> dict[str, RenderedModel]:
         return {name: self.render(model) for name, model in (models or self.project.models).items()}
@@ -199,8 +273,8 @@ def _jinja_message(project: SqlProject, path: Path, error: jinja2.TemplateError,
 
 def _in_macro(project: SqlProject, error: BaseException) -> str:
     """Where inside a macro file the error happened, when the model's line is only the macro's call."""
-    macros = project.root / MACROS_DIR
-    frames = [f for f in traceback.extract_tb(error.__traceback__) if Path(f.filename).parent == macros]
+    macro_dirs = {project.root / MACROS_DIR, project.root / GENERIC_TESTS_DIR}
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if Path(f.filename).parent in macro_dirs]
     if not frames:
         return ""
     return f" Raised inside a macro at {project.relative(Path(frames[-1].filename))}, line {frames[-1].lineno}."

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jobs.errors import ConfigError, ModelExecutionError
 from jobs.spark.atomic import atomic_directory, write_manifest
-from jobs.sqlproject.graph import dependencies, downstream_edges, reachable, select, topological_order
+from jobs.sqlproject.compiled import CompiledProject
+from jobs.sqlproject.graph import downstream_edges, reachable
 from jobs.sqlproject.project import SqlProject
-from jobs.sqlproject.render import RenderedModel, Renderer
+from jobs.sqlproject.render import RenderedModel
+from jobs.sqlproject.seeds import register_seeds
 from jobs.sqlproject.sources import SourceReader, empty_reader, register_sources
 from jobs.sqlproject.sparkerrors import model_error
 
@@ -54,39 +56,54 @@ class ModelRuns:
 
 
 class SqlRunner:
-    """Renders, orders and runs the models of one project for one run on one Spark session."""
+    """Runs the models of one compiled project on one Spark session; the constructor only stores."""
 
-    def __init__(
-        self, spark: SparkSession, project: SqlProject, ctx: RunContext, features_dir: Path | None = None
-    ) -> None:
+    def __init__(self, spark: SparkSession, compiled: CompiledProject, features_dir: Path | None = None) -> None:
         self.spark = spark
-        self.project = project
-        self.ctx = ctx
+        self.compiled = compiled
         self.features_dir = features_dir
-        self.rendered = Renderer(project, ctx).render_all()
-        self.graph = dependencies(self.rendered)
-        describe = {name: project.relative(m.model.path) for name, m in self.rendered.items()}
-        self.order = topological_order(self.graph, describe)
+
+    @property
+    def project(self) -> SqlProject:
+        return self.compiled.project
+
+    @property
+    def ctx(self) -> RunContext:
+        return self.compiled.ctx
+
+    @property
+    def rendered(self) -> Mapping[str, RenderedModel]:
+        return self.compiled.rendered
+
+    @property
+    def graph(self) -> Mapping[str, tuple[str, ...]]:
+        return self.compiled.graph
+
+    @property
+    def order(self) -> tuple[str, ...]:
+        return self.compiled.order
 
     # -- what to run --------------------------------------------------------------------------------------------
 
-    def selected(self, selectors: Sequence[str] | None = None) -> list[RenderedModel]:
+    def selected(self, selectors: Sequence[str] | None = None, exclude: Sequence[str] | None = None):
         """The selected models, in the order they run."""
-        chosen = select(self.graph, selectors)
-        return [self.rendered[name] for name in self.order if name in chosen]
+        return self.compiled.selected(selectors, exclude)
 
     def table_path(self, name: str) -> Path:
         if self.features_dir is None:
             raise ConfigError("This runner has no features directory; it can check models but not build tables.")
         return self.features_dir / name
 
-    def _with_ancestors(self, selectors: Sequence[str] | None) -> tuple[set[str], set[str]]:
+    def _with_ancestors(
+        self, selectors: Sequence[str] | None, exclude: Sequence[str] | None = None
+    ) -> tuple[set[str], set[str]]:
         """The selected models, and those plus every model they read (directly or not)."""
-        chosen = {m.name for m in self.selected(selectors)}
-        needed = set(chosen)
-        for name in chosen:
-            needed |= reachable(name, self.graph)
-        return chosen, needed
+        chosen = self.compiled.selected_names(selectors, exclude)
+        return chosen, self.compiled.with_ancestors(chosen)
+
+    def _register_inputs(self, reader: SourceReader) -> None:
+        register_sources(self.spark, self.project.sources.values(), reader)
+        register_seeds(self.spark, self.project)
 
     # -- running ------------------------------------------------------------------------------------------------
 
@@ -99,10 +116,15 @@ class SqlRunner:
         except PySparkException as e:
             raise model_error(self.project, rendered, e, doing) from None
 
-    def check(self, selectors: Sequence[str] | None = None) -> list[tuple[RenderedModel, DataFrame]]:
-        """Analyse the selected models (and what they ref) against empty sources: no data read or written."""
-        chosen, needed = self._with_ancestors(selectors)
-        register_sources(self.spark, self.project.sources.values(), empty_reader)
+    def check(
+        self, selectors: Sequence[str] | None = None, exclude: Sequence[str] | None = None
+    ) -> list[tuple[RenderedModel, DataFrame]]:
+        """Analyse the selected models (and what they ref) against empty sources: no data read or written.
+
+        Columns with a ``data_type`` in the model's properties must come out with that type.
+        """
+        chosen, needed = self._with_ancestors(selectors, exclude)
+        self._register_inputs(empty_reader)
         checked = []
         for name in self.order:
             if name not in needed:
@@ -110,18 +132,25 @@ class SqlRunner:
             rendered = self.rendered[name]
             df = self.dataframe(rendered)
             self._check_partition_columns(rendered, df)
+            self._check_data_types(rendered, df)
             df.createOrReplaceTempView(name)
             if name in chosen:
                 checked.append((rendered, df))
         return checked
 
-    def run(self, reader: SourceReader, selectors: Sequence[str] | None = None, keep_cache: bool = False) -> ModelRuns:
+    def run(
+        self,
+        reader: SourceReader,
+        selectors: Sequence[str] | None = None,
+        keep_cache: bool = False,
+        exclude: Sequence[str] | None = None,
+    ) -> ModelRuns:
         """Run the selected models; unselected ancestors are views again, or tables read from earlier output.
 
         ``keep_cache`` keeps cached models until :meth:`release_cache`, for data tests that read them next.
         """
-        chosen, needed = self._with_ancestors(selectors)
-        register_sources(self.spark, self.project.sources.values(), reader)
+        chosen, needed = self._with_ancestors(selectors, exclude)
+        self._register_inputs(reader)
         release_after = {} if keep_cache else self._cache_release_points(chosen)
         runs: list[ModelRun] = []
         for name in self.order:
@@ -150,7 +179,7 @@ class SqlRunner:
 
     def register_outputs(self, reader: SourceReader) -> None:
         """Make every model queryable again from this run's output, without recomputing a table (for data tests)."""
-        register_sources(self.spark, self.project.sources.values(), reader)
+        self._register_inputs(reader)
         for name in self.order:
             rendered = self.rendered[name]
             if rendered.config.is_table:
@@ -223,6 +252,21 @@ class SqlRunner:
                 last = max(readers, key=self.order.index)
                 release.setdefault(last, []).append(name)
         return release
+
+    def _check_data_types(self, rendered: RenderedModel, df: DataFrame) -> None:
+        props = self.project.properties.models.get(rendered.name)
+        types = {f.name: f.dataType.simpleString() for f in df.schema.fields}
+        for column in props.columns if props else ():
+            if column.name not in types:
+                raise ModelExecutionError(
+                    f"{props.file}: column {column.name!r} of {rendered.name} is described but the model does not "
+                    f"output it. Its columns: {', '.join(types)}."
+                )
+            if column.data_type and column.data_type.lower() != types[column.name]:
+                raise ModelExecutionError(
+                    f"{props.file}: column {column.name!r} of {rendered.name} is declared data_type "
+                    f"{column.data_type!r} but the model outputs {types[column.name]!r}."
+                )
 
     def _check_partition_columns(self, rendered: RenderedModel, df: DataFrame) -> None:
         missing = [c for c in rendered.config.partition_by if c not in df.columns]

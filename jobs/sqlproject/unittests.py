@@ -19,16 +19,20 @@ from typing import TYPE_CHECKING, Any
 
 from jobs.errors import SqlProjectError
 from jobs.run_context import RunContext
+from jobs.sqlproject.compiled import CompiledProject
+from jobs.sqlproject.config import source_key
 from jobs.sqlproject.project import Model, SqlProject
-from jobs.sqlproject.properties import load_properties
 from jobs.sqlproject.render import Renderer, source_view
 from jobs.sqlproject.runner import SqlRunner
+from jobs.sqlproject.seeds import register_seeds
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.types import StructType
 
-_INPUT = re.compile(r"""^\s*(ref|source)\(\s*['"]([A-Za-z_][A-Za-z0-9_]*)['"]\s*\)\s*$""")
+_INPUT = re.compile(
+    r"""^\s*(ref|source)\(\s*(?:['"]([A-Za-z_][A-Za-z0-9_]*)['"]\s*,\s*)?['"]([A-Za-z_][A-Za-z0-9_]*)['"]\s*\)\s*$"""
+)
 DEFAULT_DS = "2026-11-22"
 
 
@@ -47,16 +51,26 @@ class UnitTestCase:
 
 
 def collect_cases(project: SqlProject) -> list[UnitTestCase]:
+    """Every unit test of the property files (dbt's top-level ``unit_tests:`` or a model file's own)."""
     cases = []
-    for model in project.models.values():
-        props = load_properties(model)
-        for spec in props.unit_tests:
-            cases.append(UnitTestCase(model, str(spec["name"]), project.relative(props.path), spec))
+    for name, props in sorted(project.properties.models.items()):
+        for spec, where in props.unit_tests:
+            cases.append(UnitTestCase(project.models[name], str(spec["name"]), where, spec))
     return cases
 
 
 def models_without_unit_tests(project: SqlProject) -> list[str]:
-    return sorted(m.name for m in project.models.values() if not load_properties(m).unit_tests)
+    with_tests = {name for name, props in project.properties.models.items() if props.unit_tests}
+    return sorted(set(project.models) - with_tests)
+
+
+def check_unit_tests(spark: SparkSession, compiled: CompiledProject) -> int:
+    """Build every case's given and expected frames (not the comparison): wrong inputs or columns fail here."""
+    runner = UnitTestRunner(spark, compiled)
+    cases = collect_cases(compiled.project)
+    for case in cases:
+        runner.run(case)
+    return len(cases)
 
 
 def _text(value: Any) -> str | None:
@@ -88,20 +102,27 @@ def typed_frame(spark: SparkSession, rows: list[Mapping[str, Any]], schema: Stru
 class UnitTestRunner:
     """Runs cases on one Spark session; the models' output schemas are analysed once, against empty sources."""
 
-    def __init__(self, spark: SparkSession, project: SqlProject) -> None:
+    def __init__(self, spark: SparkSession, compiled: CompiledProject) -> None:
         self.spark = spark
-        self.project = project
-        ctx = RunContext.for_ds(DEFAULT_DS)
-        checked = SqlRunner(spark, project, ctx).check()
+        self.project = compiled.project
+        self.compiled = compiled
+        checked = SqlRunner(spark, compiled).check()
         self.schemas: dict[str, StructType] = {rendered.name: df.schema for rendered, df in checked}
+        self.schemas.update({name: spark.table(name).schema for name in self.project.seeds})
+
+    @classmethod
+    def for_project(cls, spark: SparkSession, project: SqlProject) -> UnitTestRunner:
+        return cls(spark, CompiledProject.build(project, RunContext.for_ds(DEFAULT_DS)))
 
     def _input_schema(self, kind: str, name: str, where: str) -> StructType:
         if kind == "source":
             if name not in self.project.sources:
-                raise SqlProjectError(f"{where}: source({name!r}) is not in sources.yml.")
+                raise SqlProjectError(f"{where}: source {name!r} is not in sources.yml.")
             return self.spark.createDataFrame([], self.project.sources[name].spark_schema_ddl).schema
         if name not in self.schemas:
-            raise SqlProjectError(f"{where}: ref({name!r}) names no model. Models: {', '.join(sorted(self.schemas))}.")
+            raise SqlProjectError(
+                f"{where}: ref({name!r}) names no model or seed. Models and seeds: {', '.join(sorted(self.schemas))}."
+            )
         return self.schemas[name]
 
     def run(self, case: UnitTestCase) -> tuple[DataFrame, DataFrame]:
@@ -110,21 +131,31 @@ class UnitTestRunner:
         project = self.project
         if spec.get("vars"):
             project = dataclasses.replace(project, vars={**project.vars, **spec["vars"]})
-        rendered = Renderer(project, RunContext.for_ds(str(spec.get("ds", DEFAULT_DS)))).render(case.model)
+        if spec.get("vars") or "ds" in spec:
+            rendered = Renderer(project, RunContext.for_ds(str(spec.get("ds", DEFAULT_DS)))).render(case.model)
+        else:
+            rendered = self.compiled.rendered[case.model.name]
+        if project.seeds:  # a case may have replaced a seed's rows with its own
+            register_seeds(self.spark, project)
         given = spec.get("given") or []
         provided: set[str] = set()
         for item in given:
             match = _INPUT.match(str(item.get("input", ""))) if isinstance(item, dict) else None
-            if not match:
-                raise SqlProjectError(f"{where}: each 'given' item needs input: ref('name') or source('name').")
-            kind, name = match.groups()
-            view = source_view(name) if kind == "source" else name
-            schema = self._input_schema(kind, name, where)
+            if not match or (match.group(1) == "ref" and match.group(2)):
+                raise SqlProjectError(
+                    f"{where}: each 'given' item needs input: ref('name'), source('name') or source('group', 'table')."
+                )
+            kind, group, name = match.groups()
+            key = source_key(group, name) if kind == "source" else name
+            view = source_view(key) if kind == "source" else name
+            schema = self._input_schema(kind, key, where)
             typed_frame(self.spark, item.get("rows") or [], schema, where).createOrReplaceTempView(view)
-            provided.add(f"{kind}('{name}')")
-        needed = {f"ref('{n}')" for n in rendered.refs} | {f"source('{n}')" for n in rendered.sources}
-        if needed - provided:
-            raise SqlProjectError(f"{where}: give rows for {', '.join(sorted(needed - provided))} (may be rows: []).")
+            provided.add(f"{kind}:{key}")
+        needed = {f"ref:{n}" for n in rendered.refs + rendered.seeds} | {f"source:{n}" for n in rendered.sources}
+        missing = sorted(needed - provided - {f"ref:{n}" for n in rendered.seeds})  # a seed's own rows by default
+        if missing:
+            calls = [f"ref('{m[4:]}')" if m.startswith("ref:") else self.project.sources[m[7:]].call for m in missing]
+            raise SqlProjectError(f"{where}: give rows for {', '.join(calls)} (may be rows: []).")
         actual = self.spark.sql(rendered.sql)
         expect = spec.get("expect") or {}
         rows = expect.get("rows") or []

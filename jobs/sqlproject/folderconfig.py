@@ -1,0 +1,110 @@
+"""``models:`` and ``seeds:`` of ``project.yml``: configuration by folder, dbt's ``+key`` way.
+
+```yaml
+models:
+  retraining:            # optional: the project's name, as in dbt
+    features:
+      +materialized: table
+      +tags: [nightly]
+```
+
+A key starting with ``+`` is a config value for every model under that folder (deeper folders win, tags add up);
+any other key names a subfolder or a model (file name without ``.sql``) and must exist. A model's own
+``config()`` wins over its property file's ``config:``, which wins over its folders'.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jobs.errors import SqlProjectError
+from jobs.sqlproject.yamlfile import where
+
+MODEL_CONFIG_KEYS = ("materialized", "partition_by", "cache", "repartition", "tags", "severity")
+SEED_CONFIG_KEYS = ("column_types", "tags")
+
+
+@dataclass(frozen=True)
+class FolderConfig:
+    """Config set at ``parts`` (folders, then possibly a file stem) of the project."""
+
+    parts: tuple[str, ...]
+    config: Mapping[str, Any]
+    where: str
+
+
+def parse_folder_configs(
+    tree: Any, project_name: str | None, known_paths: set[tuple[str, ...]], allowed: Sequence[str], file: str, kind: str
+) -> list[FolderConfig]:
+    """Flatten the nested mapping; an unknown folder or key names the file, line and what is allowed."""
+    if tree is None:
+        return []
+    if not isinstance(tree, dict):
+        raise SqlProjectError(f"{where(file, tree)}: '{kind}:' must be a mapping of folders. Got {tree!r} instead.")
+    if project_name and set(tree) == {project_name}:
+        tree = tree[project_name]
+    found: list[FolderConfig] = []
+
+    def walk(node: Mapping, parts: tuple[str, ...]) -> None:
+        config: dict[str, Any] = {}
+        for key, value in node.items():
+            key_text = str(key)
+            bare = key_text.lstrip("+")
+            if key_text.startswith("+") or (bare in allowed and parts + (bare,) not in known_paths):
+                if bare not in allowed:
+                    raise SqlProjectError(
+                        f"{where(file, node, key)}: unknown config key {key_text!r} under '{kind}:'. "
+                        f"Allowed: {', '.join('+' + k for k in allowed)}."
+                    )
+                config[bare] = value
+            elif parts + (key_text,) in known_paths:
+                if not isinstance(value, dict):
+                    raise SqlProjectError(
+                        f"{where(file, node, key)}: {key_text!r} is a folder or {kind[:-1]}; give it a mapping of "
+                        f"'+key: value'. Got {value!r} instead."
+                    )
+                walk(value, parts + (key_text,))
+            else:
+                subfolders = sorted(
+                    {p[len(parts)] for p in known_paths if len(p) > len(parts) and p[: len(parts)] == parts}
+                )
+                raise SqlProjectError(
+                    f"{where(file, node, key)}: {key_text!r} under '{kind}:' is neither a config key "
+                    f"(+{', +'.join(allowed)}) nor a folder or {kind[:-1]} of {'/'.join(parts) or 'the project'} "
+                    f"({', '.join(subfolders) or 'none'})."
+                )
+        if config:
+            found.append(FolderConfig(parts, config, where(file, node)))
+
+    walk(tree, ())
+    return found
+
+
+def known_paths(root: Path, files: Sequence[Path]) -> set[tuple[str, ...]]:
+    """Every folder prefix and file stem path (without suffix) of ``files``, relative to ``root``."""
+    paths: set[tuple[str, ...]] = set()
+    for path in files:
+        parts = path.relative_to(root).with_suffix("").parts
+        for end in range(1, len(parts) + 1):
+            paths.add(parts[:end])
+    return paths
+
+
+def config_for(parts: tuple[str, ...], configs: Sequence[FolderConfig]) -> dict[str, Any]:
+    """The merged folder config of a node at ``parts``: deeper wins, ``tags`` add up."""
+    merged: dict[str, Any] = {}
+    tags: list[str] = []
+    for folder in sorted(configs, key=lambda c: len(c.parts)):
+        if parts[: len(folder.parts)] != folder.parts:
+            continue
+        for key, value in folder.config.items():
+            if key == "tags":
+                tags.extend([value] if isinstance(value, str) else list(value or []))
+            else:
+                merged[key] = value
+    if tags:
+        merged["tags"] = list(dict.fromkeys(tags))
+    return merged
