@@ -157,8 +157,9 @@ def test_compile_and_ls_report_a_cycle_with_the_model_files(tmp_path, caplog, co
         {"staging/a.sql": "SELECT * FROM {{ ref('b') }}\n", "staging/b.sql": "SELECT * FROM {{ ref('a') }}\n"},
     )
     assert cli.main([command, "--project-dir", str(root)]) != 0
-    assert "Dependency cycle: " in caplog.text
-    assert "\n  a: sql/staging/a.sql\n  b: sql/staging/b.sql" in caplog.text
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "Dependency cycle: " in logged
+    assert "\n  a: sql/staging/a.sql\n  b: sql/staging/b.sql" in logged
 
 
 def test_duplicate_model_names_name_both_files(tmp_path) -> None:

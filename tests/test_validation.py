@@ -8,7 +8,7 @@ from jobs.errors import CompilationError, ConfigError, SqlProjectError, check_sc
 from jobs.extract import lookback_days
 from jobs.run_context import RunContext
 from jobs.settings import Settings
-from jobs.sqlproject.datatests import generic_tests
+from jobs.sqlproject.compiled import CompiledProject
 from jobs.sqlproject.modelconfig import parse_config
 
 
@@ -91,4 +91,4 @@ def test_data_test_minimum_uses_the_same_shape(tmp_path) -> None:
     project = load_project(project_dir, {})
     with pytest.raises(SqlProjectError, match=r"row_count_min's 'min:' must be a whole number of at least 0\. "
                        r"Got -1 instead\."):  # fmt: skip
-        generic_tests(project.models, project.relative)
+        CompiledProject.build(project, RunContext.for_ds("2026-11-22"))
