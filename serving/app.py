@@ -5,8 +5,8 @@ Routes: ``POST /predict/{model}`` (JSON inputs -> prediction, logged into ``heal
 ``GET /healthz``. Run one process: the models live in the process, so a reload reaches only the worker it lands on.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: FastAPI resolves the routes' annotations at runtime, and the admin
+# dependency is a local of create_app that a string annotation could not name.
 import contextlib
 import json
 import logging

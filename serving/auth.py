@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -10,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from serving.tokens import TokenRejected, verify_admin
 
+log = logging.getLogger(__name__)
 _bearer = HTTPBearer(auto_error=False)  # we answer a missing token ourselves: 401 with the same JSON shape
 
 
@@ -20,6 +22,7 @@ def admin_required(secret_key: str) -> Callable[..., dict[str, Any]]:
         try:
             return verify_admin(credentials.credentials if credentials else None, secret_key)
         except TokenRejected as e:
+            log.warning("Refused a reload request (HTTP %d): %s", e.status, e.reason)
             headers = {"WWW-Authenticate": "Bearer"} if e.status == 401 else None
             raise HTTPException(status_code=e.status, detail=e.reason, headers=headers) from None
 

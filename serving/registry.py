@@ -11,6 +11,7 @@ what is serving. ``joblib.load`` unpickles, so the model store must be as truste
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import logging
@@ -110,11 +111,12 @@ def _load_one(store: Any, name: str, recipe: Any, pointer: Any) -> LoadedModel:
     import joblib
 
     version = pointer.version
-    path = Path(store.path(name, version)) / ARTIFACT
     try:
+        path = Path(store.path(name, version)) / ARTIFACT
         data = path.read_bytes()
-    except OSError as e:
-        raise ModelLoadError(name, f"Could not read {name} {version} ({path}): {e.strerror or e}.") from e
+        recipe = _as_trained(recipe, store.metadata(name, version))
+    except (OSError, ValueError, RetrainError) as e:
+        raise ModelLoadError(name, f"Could not read {name} {version} from the model store: {e}") from e
     sha = hashlib.sha256(data).hexdigest()
     expected = getattr(pointer, "artifact_sha256", None)
     if expected and sha != expected:
@@ -130,6 +132,15 @@ def _load_one(store: Any, name: str, recipe: Any, pointer: Any) -> LoadedModel:
     if not hasattr(estimator, "predict_proba"):
         raise ModelLoadError(name, f"{name} {version} ({path}) is a {type(estimator).__name__}, not a classifier.")
     return LoadedModel(name, version, sha, recipe, estimator, _now())
+
+
+def _as_trained(recipe: Any, metadata: dict[str, Any]) -> Any:
+    """The recipe with the features the version was trained on: a recipe edited since keeps serving old versions."""
+    return dataclasses.replace(
+        recipe,
+        numeric_features=tuple(metadata.get("numeric_features", recipe.numeric_features)),
+        categorical_features=tuple(metadata.get("categorical_features", recipe.categorical_features)),
+    )
 
 
 def _now() -> str:

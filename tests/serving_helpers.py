@@ -146,3 +146,114 @@ def assert_no_secrets(texts: Iterable[str], secrets: Iterable[str]) -> None:
         for j, secret in enumerate(secrets):
             if secret in text:  # not an assert: pytest would print both strings
                 raise AssertionError(f"secret #{j} appears in text #{i}")
+
+
+# -- a real model store with tiny models -------------------------------------------------------------------------
+
+SECRET_KEY = "serving-tests-secret-key-0123456789abcdef"
+TINY_RECIPE = """
+from sklearn.linear_model import LogisticRegression
+
+from jobs.ml.recipes import Recipe, tabular_pipeline
+
+RECIPE = Recipe(
+    name="{name}",
+    feature_table="{name}_features",
+    numeric_features=("x",),
+    categorical_features=("color",),
+    build_estimator=lambda: tabular_pipeline(("x",), ("color",), LogisticRegression()),
+    slice_column=None,
+)
+"""
+
+
+class BrokenOnLoad:
+    """Pickles fine, fails to unpickle (``int('not a model')``): an artifact whose hash matches but cannot load."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (int, ("not a model",))
+
+
+def write_recipes(models_dir: Path, names: Iterable[str] = ("tiny", "other")) -> Path:
+    models_dir.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (models_dir / f"{name}.py").write_text(TINY_RECIPE.format(name=name), encoding="utf-8")
+    return models_dir
+
+
+def fit_version(store: Any, models_dir: Path, model: str, *, high_when_positive: bool, ds: str = "2026-11-22") -> str:
+    """Fit the tiny recipe so that x > 0 predicts High Risk (or, flipped, Low Risk); write it as a new version."""
+    from jobs.ml.recipes import features_frame, load_recipes
+
+    recipe = load_recipes(models_dir)[model]
+    rows = [{"x": float(x), "color": c} for x in range(-20, 21) if x for c in ("red", "blue")]
+    labels = [int((r["x"] > 0) == high_when_positive) for r in rows]
+    estimator = recipe.build_estimator().fit(features_frame(recipe, rows), labels)
+    version, _ = store.write(model, ds, estimator, {"accuracy": 1.0, "rows": len(rows)}, {"features": ["x", "color"]})
+    return version
+
+
+def write_broken_version(store: Any, model: str, ds: str = "2026-11-22") -> str:
+    version, _ = store.write(model, ds, BrokenOnLoad(), {"accuracy": 1.0}, {"features": ["x", "color"]})
+    return version
+
+
+def database_url(pg: Any, password: str = "") -> str:
+    """The test cluster's URL; it trusts local connections, so a password is accepted and ignored."""
+    auth = f"{pg.user}:{password}" if password else pg.user
+    return f"postgresql://{auth}@{pg.host}:{pg.port}/{pg.database}"
+
+
+def admin_token(ttl_seconds: int = 3600, role: str = "admin") -> str:
+    from datetime import timedelta
+
+    from serving.tokens import mint
+
+    return mint(SECRET_KEY, role=role, ttl=timedelta(seconds=ttl_seconds), subject="tests")
+
+
+@dataclass
+class Stack:
+    """A model store with two tiny models (``tiny``: v1, v2; ``other``: v1, broken) and a backend serving it."""
+
+    store: Any
+    models_dir: Path
+    versions: dict[str, dict[str, str]]
+    backend: Backend
+    pg: Any
+    tokens: list[str] = field(default_factory=list)
+
+    def promote(self, **versions: str) -> None:
+        for model, key in versions.items():
+            self.store.promote(model, self.versions[model][key], reason="test", actor="tests")
+
+    def reload(self, token: str | None = None) -> requests.Response:
+        token = token or admin_token()
+        self.tokens.append(token)
+        return self.backend.reload(token)
+
+    def loaded(self) -> dict[str, str]:
+        return {name: m["version"] for name, m in self.backend.get("/models").json()["models"].items()}
+
+
+def start_stack(root: Path, pg: Any, password: str) -> Stack:
+    """Fit the versions, promote v1 of both models, start the backend on them (stop it with ``.backend.stop()``)."""
+    from jobs.ml.store import ModelStore
+
+    models_dir = write_recipes(root / "models")
+    store = ModelStore(root / "store")
+    versions = {
+        "tiny": {
+            "v1": fit_version(store, models_dir, "tiny", high_when_positive=True),
+            "v2": fit_version(store, models_dir, "tiny", high_when_positive=False),
+        },
+        "other": {
+            "v1": fit_version(store, models_dir, "other", high_when_positive=True),
+            "broken": write_broken_version(store, "other"),
+        },
+    }
+    for model in versions:
+        store.promote(model, versions[model]["v1"], reason="test", actor="tests")
+    env = {"MODEL_STORE": str(store.root), "MODELS_DIR": str(models_dir), "SECRET_KEY": SECRET_KEY,
+           "DATABASE_URL": database_url(pg, password)}  # fmt: skip
+    return Stack(store, models_dir, versions, Backend(env, root / "backend.log"), pg)

@@ -1,0 +1,212 @@
+"""deploy_models against the real backend (uvicorn on loopback) and against scripted misbehaving backends.
+
+Each test starts from both tiny models at v1, in the store and in the backend, then deploys per a decision.json.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from jobs.deploy import check_admin_token, deploy
+from jobs.errors import AdminTokenError, BackendError, DeployError, ReloadMismatchError
+from jobs.notify import notify
+from jobs.run_context import RunContext
+from jobs.settings import Settings
+from serving.tokens import mint
+from tests.conftest import REPO_ROOT, free_port
+from tests.serving_helpers import (
+    SECRET_KEY,
+    ScriptedServer,
+    Stack,
+    admin_token,
+    assert_no_secrets,
+    database_url,
+    start_stack,
+)
+
+DS = "2026-11-22"
+CTX = RunContext.for_ds(DS)
+PASSWORD = "deploy-db-password-never-logged"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, pg) -> Stack:
+    stack = start_stack(tmp_path_factory.mktemp("deploy"), pg, PASSWORD)
+    yield stack
+    stack.backend.stop()
+
+
+@pytest.fixture
+def at_v1(stack: Stack) -> Stack:
+    stack.promote(tiny="v1", other="v1")
+    assert stack.reload().status_code == 200
+    return stack
+
+
+def settings_for(stack: Stack, tmp_path: Path, backend_url: str, token: str | None = None, **env: str) -> Settings:
+    token = token or admin_token()
+    stack.tokens.append(token)
+    return Settings.from_env(
+        env={
+            "DATA_DIR": str(tmp_path / "data"),
+            "MODEL_STORE": str(stack.store.root),
+            "MODELS_DIR": str(stack.models_dir),
+            "BACKEND_URL": backend_url,
+            "ADMIN_JWT_TOKEN": token,
+            "DATABASE_URL": database_url(stack.pg, PASSWORD),
+            "RELOAD_ATTEMPTS": "3",
+            "RELOAD_TIMEOUT_SECONDS": "10",
+            **env,
+        },
+        root=REPO_ROOT,
+    )
+
+
+def approve(settings: Settings, stack: Stack, **versions: str) -> dict[str, str]:
+    """A decision.json approving ``model=version-key``; the other model is rejected."""
+    approved = {model: stack.versions[model][key] for model, key in versions.items()}
+    models = {
+        model: {"verdict": "deploy", "reasons": ["better"], "challenger_version": version}
+        for model, version in approved.items()
+    }
+    models.update({m: {"verdict": "reject", "reasons": ["worse"]} for m in stack.versions if m not in approved})
+    path = settings.run_folder(DS).decision
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"ds": DS, "models": models}), encoding="utf-8")
+    return approved
+
+
+def pointers(stack: Stack) -> dict[str, str]:
+    return {model: stack.store.production(model).version for model in stack.versions}
+
+
+def v1_everywhere(stack: Stack) -> dict[str, str]:
+    return {model: stack.versions[model]["v1"] for model in stack.versions}
+
+
+def answer_from_store(stack: Stack, sha_override: str | None = None):
+    """A scripted backend's 200 answer: what the store's pointers say (optionally with a wrong hash)."""
+
+    def answer(_request) -> tuple[int, dict]:
+        models = {}
+        for model in stack.versions:
+            pointer = stack.store.production(model)
+            models[model] = {"version": pointer.version, "artifact_sha256": sha_override or pointer.artifact_sha256}
+        return 200, {"models": models}
+
+    return answer
+
+
+def test_a_full_deploy_promotes_reloads_and_verifies(at_v1: Stack, tmp_path: Path) -> None:
+    settings = settings_for(at_v1, tmp_path, at_v1.backend.url)
+    approved = approve(settings, at_v1, tiny="v2")
+    result = deploy(settings, CTX)
+    v2 = approved["tiny"]
+    assert result.status == "deployed" and result.deployed == {"tiny": v2} and result.attempts == 1
+    assert result.previous == {"tiny": at_v1.versions["tiny"]["v1"]}
+    assert result.backend["tiny"] == {"version": v2, "artifact_sha256": at_v1.store.artifact_sha256("tiny", v2)}
+    assert at_v1.loaded() == {"tiny": v2, "other": at_v1.versions["other"]["v1"]}
+    assert at_v1.backend.post("/predict/tiny", json={"x": 3}).json()["version"] == v2
+    history = at_v1.store.history("tiny")[-1]
+    assert history["action"] == "promote" and history["version"] == v2 and history["actor"] == "deploy_models"
+    written = json.loads(settings.run_folder(DS).deploy_summary.read_text())
+    assert written["status"] == "deployed" and written["deployed"] == {"tiny": v2}
+
+
+def test_nothing_approved_calls_nothing(stack: Stack, tmp_path: Path) -> None:
+    with ScriptedServer() as backend:
+        settings = settings_for(stack, tmp_path, backend.url)
+        approve(settings, stack)
+        result = deploy(settings, CTX)
+    assert result.status == "nothing_approved" and result.deployed == {} and backend.requests == []
+    assert json.loads(settings.run_folder(DS).deploy_summary.read_text())["status"] == "nothing_approved"
+
+
+def test_an_expired_token_is_caught_by_the_preflight_and_deploy_touches_nothing(at_v1: Stack, tmp_path: Path) -> None:
+    expired = mint(SECRET_KEY, role="admin", ttl=timedelta(minutes=5), now=datetime.now(UTC) - timedelta(hours=1))
+    with ScriptedServer() as backend:
+        settings = settings_for(at_v1, tmp_path, backend.url, token=expired)
+        with pytest.raises(AdminTokenError, match="expired"):  # what the DAG runs before extraction
+            check_admin_token(settings, valid_for=timedelta(hours=2))
+        approve(settings, at_v1, tiny="v2")
+        with pytest.raises(AdminTokenError, match="expired"):
+            deploy(settings, CTX)
+    assert backend.requests == [] and pointers(at_v1) == v1_everywhere(at_v1)
+
+
+def test_a_backend_answering_503_twice_then_200_is_retried(at_v1: Stack, tmp_path: Path) -> None:
+    busy = (503, {"detail": "reloading"})
+    with ScriptedServer(script=[busy, busy], default=answer_from_store(at_v1)) as backend:
+        settings = settings_for(at_v1, tmp_path, backend.url)
+        approved = approve(settings, at_v1, tiny="v2")
+        result = deploy(settings, CTX, backoff_seconds=0.01)
+    assert result.status == "deployed" and result.attempts == 3 and len(backend.requests) == 3
+    assert pointers(at_v1)["tiny"] == approved["tiny"]
+
+
+def test_a_backend_that_stays_down_rolls_back_and_the_old_models_keep_serving(at_v1: Stack, tmp_path: Path) -> None:
+    settings = settings_for(at_v1, tmp_path, f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    approve(settings, at_v1, tiny="v2")
+    with pytest.raises(BackendError, match="did not reload after 3 attempts") as caught:
+        deploy(settings, CTX, backoff_seconds=0.01)
+    assert "restored" in str(caught.value)
+    assert pointers(at_v1) == v1_everywhere(at_v1)
+    assert at_v1.store.history("tiny")[-1]["action"] == "restore"
+    assert at_v1.loaded() == v1_everywhere(at_v1)
+    assert at_v1.backend.post("/predict/tiny", json={"x": 3}).json()["version"] == at_v1.versions["tiny"]["v1"]
+    written = json.loads(settings.run_folder(DS).deploy_summary.read_text())
+    assert written["status"] == "rolled_back" and "did not reload" in written["error"] and written["deployed"] == {}
+    assert at_v1.reload().json()["models"]["tiny"]["version"] == at_v1.versions["tiny"]["v1"]  # restart-safe
+
+
+def test_a_backend_reporting_another_hash_is_rolled_back(at_v1: Stack, tmp_path: Path) -> None:
+    with ScriptedServer(default=answer_from_store(at_v1, sha_override="0" * 64)) as backend:
+        settings = settings_for(at_v1, tmp_path, backend.url)
+        approve(settings, at_v1, tiny="v2")
+        with pytest.raises(ReloadMismatchError, match="artifact sha256 000000000000... differs"):
+            deploy(settings, CTX, backoff_seconds=0.01)
+    assert pointers(at_v1) == v1_everywhere(at_v1)
+    assert len(backend.requests) == 2  # the reload, then one to point the backend back at the restored set
+
+
+def test_an_artifact_that_fails_to_load_keeps_the_old_set_and_rolls_back(at_v1: Stack, tmp_path: Path) -> None:
+    settings = settings_for(at_v1, tmp_path, at_v1.backend.url)
+    approve(settings, at_v1, tiny="v2", other="broken")
+    with pytest.raises(BackendError, match="HTTP 409") as caught:
+        deploy(settings, CTX, backoff_seconds=0.01)
+    assert "Could not load other" in str(caught.value)
+    assert pointers(at_v1) == v1_everywhere(at_v1) and at_v1.loaded() == v1_everywhere(at_v1)
+
+
+def test_a_token_the_backend_refuses_fails_the_deploy_without_retries(at_v1: Stack, tmp_path: Path) -> None:
+    forged = mint("not-the-backends-secret-key-0123456789", role="admin", ttl=timedelta(hours=1))
+    settings = settings_for(at_v1, tmp_path, at_v1.backend.url, token=forged)
+    approve(settings, at_v1, tiny="v2")
+    with pytest.raises(BackendError, match="refused ADMIN_JWT_TOKEN \\(HTTP 401"):
+        deploy(settings, CTX)
+    assert pointers(at_v1) == v1_everywhere(at_v1)
+
+
+def test_logs_summaries_and_report_show_no_token_secret_or_password(
+    at_v1: Stack, tmp_path: Path, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    with caplog.at_level(logging.DEBUG):
+        settings = settings_for(at_v1, tmp_path, at_v1.backend.url)
+        approve(settings, at_v1, tiny="v2")
+        deploy(settings, CTX)
+        failing = settings_for(at_v1, tmp_path, f"http://127.0.0.1:{free_port()}")
+        approve(failing, at_v1, tiny="v1")
+        with pytest.raises(DeployError) as caught:
+            deploy(failing, CTX, backoff_seconds=0.01)
+        notify(failing, CTX, failures={"deploy_models": str(caught.value)})
+    folder = settings.run_folder(DS)
+    out, err = capfd.readouterr()
+    texts = [caplog.text, out, err, str(caught.value), at_v1.backend.output()]
+    texts += [p.read_text() for p in (folder.deploy_summary, folder.report_md, folder.report_json)]
+    assert "deploy_models" in folder.report_md.read_text()
+    assert_no_secrets(texts, [SECRET_KEY, PASSWORD, *at_v1.tokens])

@@ -1,0 +1,172 @@
+"""The reference serving backend, for real: uvicorn in a subprocess on a loopback port, a real model store with
+tiny fitted models, and predictions logged into the test PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from serving.tokens import mint
+from tests.serving_helpers import SECRET_KEY, Stack, admin_token, assert_no_secrets, start_stack
+
+PASSWORD = "serving-db-password-never-logged"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, pg) -> Stack:
+    stack = start_stack(tmp_path_factory.mktemp("serving"), pg, PASSWORD)
+    yield stack
+    stack.backend.stop()
+
+
+@pytest.fixture
+def v1(stack: Stack, pg) -> Stack:
+    """Both models at v1 in the store and in the backend, and user 1 known to the database."""
+    stack.promote(tiny="v1", other="v1")
+    assert stack.reload().status_code == 200
+    with psycopg2.connect(**pg.psycopg_kwargs()) as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO users (id, allow_data_collection) VALUES (1, true) ON CONFLICT DO NOTHING")
+    return stack
+
+
+def test_healthz_and_models_list_the_loaded_versions_with_their_hashes(v1: Stack) -> None:
+    assert v1.backend.get("/healthz").json() == {"status": "ok", "models": 2}
+    models = v1.backend.get("/models").json()["models"]
+    assert models["tiny"]["version"] == v1.versions["tiny"]["v1"]
+    assert models["tiny"]["artifact_sha256"] == v1.store.artifact_sha256("tiny", v1.versions["tiny"]["v1"])
+
+
+def test_a_prediction_is_served_and_logged_with_the_model_version(v1: Stack, pg) -> None:
+    body = '{"x": "3", "color": " Red ", "user_id": 1}'
+    answer = v1.backend.post("/predict/tiny", data=body, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 200, answer.text
+    result = answer.json()
+    assert result["prediction"] == "High Risk" and result["version"] == v1.versions["tiny"]["v1"]
+    assert 0.5 <= result["confidence"] <= 1.0
+    by_header = v1.backend.post("/predict/tiny", json={"x": -3, "color": "blue"}, headers={"X-User-Id": "1"}).json()
+    assert by_header["prediction"] == "Low Risk"
+    with psycopg2.connect(**pg.psycopg_kwargs()) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT id, user_id, record_type, data, prediction, confidence, model_version, created_at, "
+            "verified_outcome FROM health_records WHERE id IN (%s, %s) ORDER BY id",
+            (result["record_id"], by_header["record_id"]),
+        )
+        first, second = cur.fetchall()
+    assert first[1:7] == (1, "tiny", body, "High Risk", pytest.approx(result["confidence"], abs=1e-6),
+                          v1.versions["tiny"]["v1"])  # fmt: skip
+    assert abs(first[7] - datetime.now(UTC)) < timedelta(minutes=1) and first[8] is None
+    assert second[1] == 1 and json.loads(second[3]) == {"x": -3, "color": "blue"} and second[4] == "Low Risk"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "words"),
+    [
+        ("/predict/tiny", '{"x": "abc", "color": "red"}', 422, "'x'"),
+        ("/predict/tiny", '{"x": [1], "color": "red"}', 422, "'x'"),
+        ("/predict/tiny", "not json", 422, "JSON object"),
+        ("/predict/tiny", "[1, 2]", 422, "JSON object"),
+        ("/predict/tiny", '{"x": 1, "user_id": "me"}', 422, "user_id"),
+        ("/predict/tiny", '{"x": 1, "user_id": 424242}', 422, "424242 is not a known user"),
+        ("/predict/nope", '{"x": 1}', 404, "Models in production: other, tiny"),
+    ],
+)
+def test_bad_requests_are_refused_naming_the_problem(v1: Stack, path: str, body: str, status: int, words: str) -> None:
+    answer = v1.backend.post(path, data=body, headers={"Content-Type": "application/json"})
+    assert answer.status_code == status and words in answer.json()["detail"]
+
+
+def test_missing_keys_nulls_and_unknown_categories_are_served(v1: Stack) -> None:
+    for body in ({}, {"x": None, "color": None}, {"x": 2, "color": "ultraviolet"}):
+        assert v1.backend.post("/predict/tiny", json=body).status_code == 200
+
+
+def test_reload_needs_an_admin_token(v1: Stack) -> None:
+    expired = mint(SECRET_KEY, role="admin", ttl=timedelta(seconds=1), now=datetime.now(UTC) - timedelta(hours=1))
+    forged = mint("an-attacker-secret-key-0123456789abcdef", role="admin", ttl=timedelta(hours=1))
+    cases = {
+        None: 401,
+        "Basic dXNlcjpwYXNz": 401,
+        "Bearer not-a-jwt": 401,
+        f"Bearer {expired}": 401,
+        f"Bearer {forged}": 401,
+        f"Bearer {admin_token(role='analyst')}": 403,
+    }
+    for header, status in cases.items():
+        answer = v1.backend.post("/admin/reload_models", headers={"Authorization": header} if header else {})
+        assert answer.status_code == status, (status, answer.text)
+        if status == 401:
+            assert answer.headers["WWW-Authenticate"] == "Bearer"
+    assert v1.reload().status_code == 200
+
+
+def test_a_reload_serves_the_newly_promoted_version(v1: Stack) -> None:
+    v1.promote(tiny="v2")
+    answer = v1.reload()
+    assert answer.status_code == 200
+    v2 = v1.versions["tiny"]["v2"]
+    assert answer.json()["models"]["tiny"] == {**answer.json()["models"]["tiny"], "version": v2,
+                                               "artifact_sha256": v1.store.artifact_sha256("tiny", v2)}  # fmt: skip
+    served = v1.backend.post("/predict/tiny", json={"x": 3, "color": "red"}).json()
+    assert served["version"] == v2 and served["prediction"] == "Low Risk"  # v2 was fitted the other way round
+
+
+def test_a_model_that_fails_to_load_leaves_the_whole_old_set_serving(v1: Stack) -> None:
+    v1.promote(tiny="v2", other="broken")
+    answer = v1.reload()
+    assert answer.status_code == 409
+    body = answer.json()
+    assert body["model"] == "other" and "Could not load other" in body["detail"]
+    assert v1.loaded() == {"other": v1.versions["other"]["v1"], "tiny": v1.versions["tiny"]["v1"]}  # not tiny v2
+    assert v1.backend.get("/models").json()["last_error"]["model"] == "other"
+    assert v1.backend.post("/predict/tiny", json={"x": 3}).json()["version"] == v1.versions["tiny"]["v1"]
+
+
+def test_an_artifact_changed_after_promotion_is_refused(v1: Stack, tmp_path: Path) -> None:
+    version = v1.versions["tiny"]["v2"]
+    artifact = v1.store.path("tiny", version) / "model.joblib"
+    pointer = v1.store.promote("tiny", version, reason="test", actor="tests")
+    tampered = v1.store.root / "tiny" / "production.json"
+    tampered.write_text(json.dumps({**pointer.to_dict(), "artifact_sha256": "0" * 64}), encoding="utf-8")
+    answer = v1.reload()
+    assert answer.status_code == 409 and "changed after promotion" in answer.json()["detail"]
+    assert artifact.exists() and v1.loaded()["tiny"] == v1.versions["tiny"]["v1"]
+
+
+def test_predictions_during_reloads_never_fail(v1: Stack) -> None:
+    statuses: Counter[int] = Counter()
+    versions: set[str] = set()
+    stop = threading.Event()
+
+    def client() -> None:
+        import requests
+
+        with requests.Session() as session:
+            while not stop.is_set():
+                r = session.post(v1.backend.url + "/predict/tiny", json={"x": 1, "color": "red"}, timeout=30)
+                statuses[r.status_code] += 1
+                versions.add(r.json().get("version"))
+
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        for i in range(6):
+            v1.promote(tiny="v2" if i % 2 == 0 else "v1")
+            assert v1.reload().status_code == 200
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert set(statuses) == {200} and sum(statuses.values()) > 6
+    assert versions <= {v1.versions["tiny"]["v1"], v1.versions["tiny"]["v2"]}
+
+
+def test_the_backend_output_shows_no_secret(stack: Stack) -> None:
+    assert_no_secrets([stack.backend.output()], [SECRET_KEY, PASSWORD, *stack.tokens])
+    assert "Models reloaded" in stack.backend.output()  # it did log, just not the secrets
