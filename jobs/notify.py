@@ -254,16 +254,17 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += ["## Models", ""]
     models = report["models"]
     if models:
-        lines += [
-            "| model | trained rows | label coverage | champion accuracy | challenger accuracy | verdict | reasons |",
-            "| --- | ---: | ---: | --- | --- | --- | --- |",
-        ]
+        header = (
+            "model | rows (labelled) | label coverage | champion accuracy | challenger accuracy | verdict | reasons"
+        )
+        lines += [f"| {header} |", "| --- | ---: | ---: | --- | --- | --- | --- |"]
         for name, m in models.items():
             train = m.get("train") or {}
             coverage = train.get("label_coverage")
             verdict = m.get("verdict") or ("skipped: " + str(train.get("reason")) if train.get("skipped") else "-")
+            rows = f"{train['rows']:,} ({train.get('labelled_rows', 0):,})" if "rows" in train else "-"
             lines.append(
-                f"| {name} | {train.get('rows', '-')} | {f'{coverage:.1%}' if coverage is not None else '-'} | "
+                f"| {name} | {rows} | {f'{coverage:.1%}' if coverage is not None else '-'} | "
                 f"{_accuracy(m.get('champion'))} | {_accuracy(m.get('challenger'))} | {verdict} | "
                 f"{'; '.join(m.get('reasons') or []) or '-'} |"
             )

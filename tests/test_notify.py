@@ -49,7 +49,7 @@ def a_finished_run(settings: Settings) -> None:
     write_json(folder.transform_summary, {"ds": DS, "models": [{"name": "diabetes_features", "rows": 4000,
                "seconds": 3.0}], "data_tests": [{"name": "not_null_record_id", "status": "pass"}]})  # fmt: skip
     write_json(folder.train_summary, {"duration_seconds": 20.5, "models": {
-        "diabetes": {"version": f"{DS}-aaaa1111", "rows": 3000, "label_coverage": 0.61},
+        "diabetes": {"version": f"{DS}-aaaa1111", "rows": 3000, "labelled_rows": 1830, "label_coverage": 0.61},
         "heart": {"version": f"{DS}-bbbb2222", "rows": 2800, "label_coverage": 0.58},
     }})  # fmt: skip
     write_json(folder.decision, {"duration_seconds": 2.5, "models": {
@@ -77,7 +77,12 @@ def test_the_report_renders_with_its_plot_and_the_webhook_gets_the_summary(tmp_p
     assert "![Champion vs challenger accuracy](report_accuracy.png)" in md
     assert folder.report_plot.exists() and folder.report_plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| predictions | 12,000 |" in md and "Quarantined rows: 180 (duplicate: 120, malformed_json: 60)" in md
-    assert "0.830 [" in md and "deploy" in md and "not better than production" in md
+    assert (
+        "| diabetes | 3,000 (1,830) | 61.0% |" in md
+        and "0.830 [" in md
+        and "deploy" in md
+        and "not better than production" in md
+    )
     assert "Deployed: diabetes 2026-11-22-aaaa1111." in md
     assert report["quarantine"]["by_reason"] == {"duplicate": 120, "malformed_json": 60}
     assert report["models"]["diabetes"]["challenger"]["ci"] == wilson_interval(0.83, 800)
