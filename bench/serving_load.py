@@ -163,7 +163,7 @@ def main() -> None:
             port = _free_port()
             url = f"http://127.0.0.1:{port}"
             env = {"MODEL_STORE": str(store.root), "MODELS_DIR": str(ROOT / "models"), "SECRET_KEY": SECRET_KEY,
-                   "DATABASE_URL": f"postgresql://{db.user}@{db.host}:{db.port}/{db.database}"}  # fmt: skip
+                   "DATABASE_URL": db.full_url()}  # fmt: skip
             backend = start_backend(env, port, tmp_path / "backend.log")
             token = mint(SECRET_KEY, role="admin", ttl=timedelta(hours=1))
 

@@ -198,10 +198,9 @@ def write_broken_version(store: Any, model: str, ds: str = "2026-11-22") -> str:
     return version
 
 
-def database_url(pg: Any, password: str = "") -> str:
-    """The test cluster's URL; it trusts local connections, so a password is accepted and ignored."""
-    auth = f"{pg.user}:{password}" if password else pg.user
-    return f"postgresql://{auth}@{pg.host}:{pg.port}/{pg.database}"
+def database_url(pg: Any) -> str:
+    """The test cluster's ``DATABASE_URL``, with its password (which the tests then look for in every output)."""
+    return pg.full_url()
 
 
 def admin_token(ttl_seconds: int = 3600, role: str = "admin") -> str:
@@ -236,7 +235,7 @@ class Stack:
         return {name: m["version"] for name, m in self.backend.get("/models").json()["models"].items()}
 
 
-def start_stack(root: Path, pg: Any, password: str) -> Stack:
+def start_stack(root: Path, pg: Any) -> Stack:
     """Fit the versions, promote v1 of both models, start the backend on them (stop it with ``.backend.stop()``)."""
     from jobs.ml.store import ModelStore
 
@@ -255,5 +254,5 @@ def start_stack(root: Path, pg: Any, password: str) -> Stack:
     for model in versions:
         store.promote(model, versions[model]["v1"], reason="test", actor="tests")
     env = {"MODEL_STORE": str(store.root), "MODELS_DIR": str(models_dir), "SECRET_KEY": SECRET_KEY,
-           "DATABASE_URL": database_url(pg, password)}  # fmt: skip
+           "DATABASE_URL": database_url(pg)}  # fmt: skip
     return Stack(store, models_dir, versions, Backend(env, root / "backend.log"), pg)

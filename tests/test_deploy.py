@@ -31,12 +31,11 @@ from tests.serving_helpers import (
 
 DS = "2026-11-22"
 CTX = RunContext.for_ds(DS)
-PASSWORD = "deploy-db-password-never-logged"
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, pg) -> Stack:
-    stack = start_stack(tmp_path_factory.mktemp("deploy"), pg, PASSWORD)
+    stack = start_stack(tmp_path_factory.mktemp("deploy"), pg)
     yield stack
     stack.backend.stop()
 
@@ -58,7 +57,7 @@ def settings_for(stack: Stack, tmp_path: Path, backend_url: str, token: str | No
             "MODELS_DIR": str(stack.models_dir),
             "BACKEND_URL": backend_url,
             "ADMIN_JWT_TOKEN": token,
-            "DATABASE_URL": database_url(stack.pg, PASSWORD),
+            "DATABASE_URL": database_url(stack.pg),
             "RELOAD_ATTEMPTS": "3",
             "RELOAD_TIMEOUT_SECONDS": "10",
             **env,
@@ -209,4 +208,4 @@ def test_logs_summaries_and_report_show_no_token_secret_or_password(
     texts = [caplog.text, out, err, str(caught.value), at_v1.backend.output()]
     texts += [p.read_text() for p in (folder.deploy_summary, folder.report_md, folder.report_json)]
     assert "deploy_models" in folder.report_md.read_text()
-    assert_no_secrets(texts, [SECRET_KEY, PASSWORD, *at_v1.tokens])
+    assert_no_secrets(texts, [SECRET_KEY, at_v1.pg.password, *at_v1.tokens])

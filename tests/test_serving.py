@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,12 +16,10 @@ import pytest
 from serving.tokens import mint
 from tests.serving_helpers import SECRET_KEY, Stack, admin_token, assert_no_secrets, start_stack
 
-PASSWORD = "serving-db-password-never-logged"
-
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, pg) -> Stack:
-    stack = start_stack(tmp_path_factory.mktemp("serving"), pg, PASSWORD)
+    stack = start_stack(tmp_path_factory.mktemp("serving"), pg)
     yield stack
     stack.backend.stop()
 
@@ -155,18 +154,20 @@ def test_predictions_during_reloads_never_fail(v1: Stack) -> None:
     threads = [threading.Thread(target=client) for _ in range(4)]
     for t in threads:
         t.start()
-    try:
-        for i in range(6):
-            v1.promote(tiny="v2" if i % 2 == 0 else "v1")
+    reloads, deadline = 0, time.monotonic() + 60
+    try:  # at least 6 reloads, and until 40 predictions overlapped them (the machine may be busy)
+        while reloads < 6 or (sum(statuses.values()) < 40 and time.monotonic() < deadline):
+            v1.promote(tiny="v2" if reloads % 2 == 0 else "v1")
             assert v1.reload().status_code == 200
+            reloads += 1
     finally:
         stop.set()
         for t in threads:
             t.join()
-    assert set(statuses) == {200} and sum(statuses.values()) > 6
+    assert set(statuses) == {200} and sum(statuses.values()) >= 40
     assert versions <= {v1.versions["tiny"]["v1"], v1.versions["tiny"]["v2"]}
 
 
 def test_the_backend_output_shows_no_secret(stack: Stack) -> None:
-    assert_no_secrets([stack.backend.output()], [SECRET_KEY, PASSWORD, *stack.tokens])
+    assert_no_secrets([stack.backend.output()], [SECRET_KEY, stack.pg.password, *stack.tokens])
     assert "Models reloaded" in stack.backend.output()  # it did log, just not the secrets
