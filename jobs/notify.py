@@ -130,9 +130,11 @@ def _transform(summary: dict[str, Any] | None) -> dict[str, Any] | None:
         return None
     tests = summary.get("data_tests") or []
     failed = [t.get("name") for t in tests if isinstance(t, dict) and t.get("status") in ("fail", "error")]
+    warned = [t.get("name") for t in tests if isinstance(t, dict) and t.get("status") == "warn"]
+    ran = summary.get("data_tests") is not None
     return {
         "models": {m["name"]: m.get("rows") for m in summary.get("models", [])},
-        "data_tests": {"run": len(tests), "failed": failed} if summary.get("data_tests") is not None else None,
+        "data_tests": {"run": len(tests), "failed": failed, "warned": warned} if ran else None,
     }
 
 
@@ -250,7 +252,9 @@ def render_markdown(report: dict[str, Any]) -> str:
     tests = (report["transform"] or {}).get("data_tests")
     if tests:
         lines += [f"Data tests: {tests['run']} run, {len(tests['failed'])} failed"
-                  + (f" ({', '.join(tests['failed'])})" if tests["failed"] else "") + ".", ""]  # fmt: skip
+                  + (f" ({', '.join(tests['failed'])})" if tests["failed"] else "")
+                  + f", {len(tests['warned'])} warned"
+                  + (f" ({', '.join(tests['warned'])})" if tests["warned"] else "") + ".", ""]  # fmt: skip
     lines += ["## Models", ""]
     models = report["models"]
     if models:

@@ -47,7 +47,8 @@ def a_finished_run(settings: Settings) -> None:
         partition.mkdir(parents=True)
         pq.write_table(pa.table({"record_id": list(range(rows))}), partition / "part-0.parquet")
     write_json(folder.transform_summary, {"ds": DS, "models": [{"name": "diabetes_features", "rows": 4000,
-               "seconds": 3.0}], "data_tests": [{"name": "not_null_record_id", "status": "pass"}]})  # fmt: skip
+               "seconds": 3.0}], "data_tests": [{"name": "not_null_record_id", "status": "pass"},
+               {"name": "accepted_values_sex", "status": "warn"}]})  # fmt: skip
     write_json(folder.train_summary, {"duration_seconds": 20.5, "models": {
         "diabetes": {"version": f"{DS}-aaaa1111", "rows": 3000, "labelled_rows": 1830, "label_coverage": 0.61},
         "heart": {"version": f"{DS}-bbbb2222", "rows": 2800, "label_coverage": 0.58},
@@ -76,6 +77,7 @@ def test_the_report_renders_with_its_plot_and_the_webhook_gets_the_summary(tmp_p
     assert result.status == "succeeded" and result.webhook == "posted"
     assert "![Champion vs challenger accuracy](report_accuracy.png)" in md
     assert folder.report_plot.exists() and folder.report_plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Data tests: 2 run, 0 failed, 1 warned (accepted_values_sex)." in md
     assert "| predictions | 12,000 |" in md and "Quarantined rows: 180 (duplicate: 120, malformed_json: 60)" in md
     assert (
         "| diabetes | 3,000 (1,830) | 61.0% |" in md
