@@ -14,7 +14,7 @@ import pytest
 
 from jobs.cli import main
 from jobs.demo.clinical import MODELS
-from jobs.demo.generator import DIRTY_RATES, KindCounts
+from jobs.demo.generator import DIRTY_RATES, HOSTILE_OUTCOMES, KindCounts
 from jobs.demo.seed import generate, seed_database
 from jobs.errors import ConfigError
 
@@ -71,7 +71,9 @@ def test_rows_users_and_consent(data):
     assert data.records["created_at"].min() >= pd.Timestamp("2026-05-24", tz="UTC")
     assert set(data.records["prediction"]) == {"High Risk", "Low Risk"}
     assert data.records["confidence"].between(0.5, 1).all()
-    assert set(data.records["verified_outcome"].dropna()) == {"positive", "negative"}
+    outcomes = data.records["verified_outcome"].dropna()
+    assert set(outcomes) <= {"positive", "negative", *HOSTILE_OUTCOMES}
+    assert (~outcomes.isin(["positive", "negative"])).sum() == report.unknown_outcome > 0
 
 
 def test_every_record_is_what_the_report_says(data):

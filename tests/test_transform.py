@@ -47,6 +47,7 @@ def test_quarantine_counts_match_the_seeds_dirty_input_mix(spark, transformed) -
         "unknown_record_type": expected.unknown_record_type,
         "impossible_value": expected.impossible_value,
         "duplicate": expected.duplicate,
+        "unknown_outcome": report.consenting_unknown_outcome,
     }
     assert all(n > 0 for n in counts.values())
 
@@ -71,7 +72,7 @@ def test_labels_come_from_verified_outcomes_only(spark, transformed) -> None:
 
 def test_data_tests_pass_and_are_recorded(spark, transformed) -> None:
     run_settings, _, _, outcome = transformed
-    assert outcome.tests and all(t.passed or t.severity == "warn" for t in outcome.tests)
+    assert outcome.tests and all(t.status in ("pass", "warn") for t in outcome.tests)
     assert not spark.catalog.isCached("stg_predictions")  # held for the data tests, released after them
     summary = json.loads((run_settings.run_folder(CTX.ds_str).transform_summary).read_text())
     assert {m["name"] for m in summary["models"]} >= {"quarantine", "diabetes_features"}
@@ -101,3 +102,23 @@ def test_cli_check_analyses_every_model_without_data(capsys) -> None:
     out = capsys.readouterr().out
     assert "OK diabetes_features (sql/features/diabetes_features.sql): record_id bigint" in out
     assert "5 model(s) analysed against the declared source schemas; no data was read." in out
+
+
+def test_a_few_hostile_outcomes_warn_but_a_systematic_change_stops_the_run(spark, transformed) -> None:
+    from jobs.errors import DataTestError
+
+    run_settings, report, _, outcome = transformed
+    tests = {(t.model, t.name): t for t in outcome.tests}
+    few = tests[("stg_predictions", "accepted_values(verified_outcome)")]
+    assert few.status == "warn" and few.failures == report.consenting_unknown_outcome > 0
+    # The backend starts writing 'yes'/'no' everywhere: the same test now stops the run before training.
+    later = RunContext.for_ds("2026-11-29")
+    raw = spark.read.parquet(str(run_settings.run_folder(CTX.ds_str).snapshot("predictions")))
+    from pyspark.sql import functions as F
+
+    spelling = F.expr("CASE verified_outcome WHEN 'positive' THEN 'yes' WHEN 'negative' THEN 'no' END")
+    respelt = raw.withColumn("verified_outcome", spelling)
+    respelt.write.parquet(str(run_settings.run_folder(later.ds_str).snapshot("predictions")))
+    with pytest.raises(DataTestError, match=r"stg_predictions: accepted_values\(verified_outcome\): \d+ rows .*"
+                       r"error_if >1%"):  # fmt: skip
+        transform(run_settings, later, spark)

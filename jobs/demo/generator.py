@@ -37,8 +37,11 @@ Dirty-input mix (rates are per record, approximate, deterministic for a seed):
 - users without consent (``allow_data_collection = false``): ~10% of users; their records never leave PostgreSQL
 - ``verified_outcome`` present for only part of the records, arriving with a delay (older records mostly labelled,
   the last few weeks mostly not).
+- a hostile outcome spelling ('maybe', 'unknown', 'pos'): ~0.2% of the labelled, otherwise usable records
+  -> quarantine, reason ``unknown_outcome``, checked last (so the other reasons' counts do not move)
 
-Quarantine reasons are checked in this order: malformed_json, unknown_record_type, impossible_value, duplicate.
+Quarantine reasons are checked in this order: malformed_json, unknown_record_type, impossible_value, duplicate,
+unknown_outcome.
 
 How this generator honours it
 -----------------------------
@@ -78,6 +81,10 @@ TYPE_MIX = {"diabetes": 0.45, "heart": 0.35, "liver": 0.20}
 UNKNOWN_RECORD_TYPES = ("kidney", "stroke", "thyroid")
 MODEL_VERSION = "v1"
 NEVER_VERIFIED_RATE = 0.20
+#: labelled, otherwise usable records whose outcome is a spelling the pipeline does not know (own random stream, so
+#: every other column is what it was before this was added)
+HOSTILE_OUTCOME_RATE = 0.002
+HOSTILE_OUTCOMES = ("maybe", "unknown", "pos")
 
 #: defect kinds and their per-record rates; a record has at most one
 DIRTY_RATES = {
@@ -135,6 +142,9 @@ class SeedReport(KindCounts):
     records: int
     consenting_records: int
     consenting: KindCounts
+    #: records with a hostile outcome spelling (all, and of consenting users): quarantined as unknown_outcome
+    unknown_outcome: int = 0
+    consenting_unknown_outcome: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -241,6 +251,7 @@ def generate(rows: int, seed: int, end_date: date = DEFAULT_END_DATE) -> SeedDat
         "verified_outcome": np.where(rec_labelled, outcome[pos], None),
         "created_at": pd.to_datetime(secs[pos], unit="s", utc=True),
     })  # fmt: skip
+    hostile = _hostile_outcomes(records, injected, seed)
     users = pd.DataFrame({"id": np.arange(1, n_users + 1, dtype=np.int64), "allow_data_collection": consent})
     truth = pd.DataFrame(
         {"id": ids, "injected": injected, "outcome": outcome[pos], "allow_data_collection": rec_consent}
@@ -252,8 +263,20 @@ def generate(rows: int, seed: int, end_date: date = DEFAULT_END_DATE) -> SeedDat
         records=rows,
         consenting_records=int(rec_consent.sum()),
         consenting=KindCounts.of(injected[rec_consent], rec_labelled[rec_consent]),
+        unknown_outcome=int(hostile.sum()),
+        consenting_unknown_outcome=int((hostile & rec_consent).sum()),
     )
     return SeedData(users=users, records=records, truth=truth, report=report)
+
+
+def _hostile_outcomes(records: pd.DataFrame, injected: np.ndarray, seed: int) -> np.ndarray:
+    """Replace a few labelled outcomes of usable records by spellings the pipeline does not know; returns the mask."""
+    rng = np.random.default_rng([seed, 1])
+    eligible = records["verified_outcome"].notna().to_numpy() & ~np.isin(injected, [*HARD_KINDS, "duplicate"])
+    hostile = eligible & (rng.random(len(records)) < HOSTILE_OUTCOME_RATE)
+    spellings = np.asarray(HOSTILE_OUTCOMES, dtype=object)[rng.integers(0, len(HOSTILE_OUTCOMES), len(records))]
+    records.loc[hostile, "verified_outcome"] = spellings[hostile]
+    return hostile
 
 
 def _kind_probabilities() -> list[float]:

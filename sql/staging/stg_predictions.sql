@@ -52,5 +52,7 @@ SELECT
     WHEN age < 0 OR age > 120 OR bmi <= 0
       {%- for key in labs %} OR {{ key }} < 0{% endfor %} THEN 'impossible_value'
     WHEN submission > 1 THEN 'duplicate'
+    -- Last, so that a hostile outcome never moves a row out of the reasons above.
+    WHEN verified_outcome NOT IN ({{ var('outcomes') }}) THEN 'unknown_outcome'
   END AS quarantine_reason
 FROM parsed
