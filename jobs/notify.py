@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 WEBHOOK_TIMEOUT_SECONDS = 10
 _Z95 = 1.959964
+#: the holdout scores the report compares side by side (as jobs.ml.metrics computes them)
+METRICS = ("accuracy", "balanced_accuracy", "roc_auc", "f1", "log_loss", "majority_class_accuracy")
 
 
 @dataclass(frozen=True)
@@ -153,12 +155,13 @@ def _side(entry: Any) -> dict[str, Any] | None:
     if not isinstance(entry, dict):
         return None
     metrics = entry.get("metrics") if isinstance(entry.get("metrics"), dict) else entry
+    scores = {name: metrics[name] for name in METRICS if metrics.get(name) is not None}
     accuracy = metrics.get("accuracy")
     if accuracy is None:
-        return {"version": entry.get("version"), "accuracy": None, "ci": None, "rows": None}
+        return {"version": entry.get("version"), "accuracy": None, "ci": None, "rows": None, "metrics": scores}
     rows = metrics.get("rows") or entry.get("rows") or 0
     ci = metrics.get("accuracy_ci") or entry.get("accuracy_ci") or wilson_interval(float(accuracy), int(rows))
-    return {"version": entry.get("version"), "accuracy": accuracy, "ci": list(ci), "rows": rows}
+    return {"version": entry.get("version"), "accuracy": accuracy, "ci": list(ci), "rows": rows, "metrics": scores}
 
 
 def _models(train: dict[str, Any] | None, decision: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
@@ -277,12 +280,29 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += ["No model was trained.", ""]
     if report.get("plot"):
         lines += [f"![Champion vs challenger accuracy]({report['plot']})", ""]
+    lines += _metrics_table(models)
     lines += ["## Deployment", "", _deploy_line(report["deploy"]), ""]
     if report["durations"]:
         lines += ["## Step durations", "", "| step | seconds |", "| --- | ---: |"]
         lines += [f"| {step} | {seconds:,.1f} |" for step, seconds in report["durations"].items()] + [""]
     lines += [f"Webhook: {report.get('webhook')}. Generated at {report['generated_at']}.", ""]
     return "\n".join(lines)
+
+
+def _metrics_table(models: Mapping[str, dict[str, Any]]) -> list[str]:
+    """Every holdout score of champion and challenger, per model (same holdout rows for both)."""
+    rows = []
+    for name, m in models.items():
+        champion = (m.get("champion") or {}).get("metrics") or {}
+        challenger = (m.get("challenger") or {}).get("metrics") or {}
+        for metric in METRICS:
+            if metric in champion or metric in challenger:
+                cells = [f"{side[metric]:.4f}" if metric in side else "-" for side in (champion, challenger)]
+                rows.append(f"| {name} | {metric} | {cells[0]} | {cells[1]} |")
+    if not rows:
+        return []
+    return ["### Holdout scores", "", "| model | score | champion | challenger |", "| --- | --- | ---: | ---: |",
+            *rows, ""]  # fmt: skip
 
 
 def _deploy_line(deploy: dict[str, Any] | None) -> str:

@@ -55,8 +55,10 @@ def a_finished_run(settings: Settings) -> None:
     }})  # fmt: skip
     write_json(folder.decision, {"duration_seconds": 2.5, "models": {
         "diabetes": {"verdict": "deploy", "reasons": ["challenger better (McNemar p=0.001)"],
-                     "champion": {"version": "2026-11-15-cccc3333", "metrics": {"accuracy": 0.78, "rows": 800}},
-                     "challenger": {"version": f"{DS}-aaaa1111", "metrics": {"accuracy": 0.83, "rows": 800}}},
+                     "champion": {"version": "2026-11-15-cccc3333", "metrics": {"accuracy": 0.78, "rows": 800,
+                                                                      "roc_auc": 0.81}},
+                     "challenger": {"version": f"{DS}-aaaa1111", "metrics": {"accuracy": 0.83, "rows": 800,
+                                                                      "roc_auc": 0.88}}},
         "heart": {"verdict": "reject", "reasons": ["not better than production"],
                   "champion": {"version": "2026-11-15-dddd4444", "metrics": {"accuracy": 0.74, "rows": 700}},
                   "challenger": {"version": f"{DS}-bbbb2222", "metrics": {"accuracy": 0.73, "rows": 700}}},
@@ -86,6 +88,7 @@ def test_the_report_renders_with_its_plot_and_the_webhook_gets_the_summary(tmp_p
         and "not better than production" in md
     )
     assert "Deployed: diabetes 2026-11-22-aaaa1111." in md
+    assert "| diabetes | roc_auc | 0.8100 | 0.8800 |" in md and "| heart | accuracy | 0.7400 | 0.7300 |" in md
     assert report["quarantine"]["by_reason"] == {"duplicate": 120, "malformed_json": 60}
     assert report["models"]["diabetes"]["challenger"]["ci"] == wilson_interval(0.83, 800)
     assert report["durations"] == {"extract": 5.3, "train": 20.5, "validate": 2.5, "deploy": 0.4, "transform": 3.0}
