@@ -265,13 +265,12 @@ def compile_test(project: SqlProject, renderer: Renderer, relation: str, spec: T
 
 
 def _custom_test(renderer, macro, kind, label, source, column, args, config, at, common) -> DataTest:
-    required = macro.arguments[: len(macro.arguments) - len(macro.defaults)]
     given = {"model": source, **({"column_name": quote(column)} if column else {}), **args}
-    missing = [a for a in required if a not in given]
-    if missing:
-        raise SqlProjectError(f"{at}: test {kind!r} needs argument(s) {', '.join(missing)}.")
     try:
         sql = str(macro(**{k: v for k, v in given.items() if k in macro.arguments})).strip().rstrip(";")
+    except jinja2.UndefinedError as e:  # an argument left out is undefined inside the block
+        raise SqlProjectError(f"{at}: test {kind!r} could not be rendered: {e.message}. Its arguments: "
+                              f"{', '.join(_custom_arguments(macro))}.") from e  # fmt: skip
     except Exception as e:  # an error inside the test's Jinja
         raise CompilationError(f"{at}: test {kind!r} could not be rendered: {e}") from e
     test = DataTest(label, query=f"SELECT COUNT(*) FROM (\n{sql}\n)", describe_failure="{failures} failing rows",

@@ -33,6 +33,8 @@ EXPECT_KEYS = ("rows", "format")
 DBT_FILE_KEYS = ("version", "models", "seeds", "unit_tests")
 SHORT_FILE_KEYS = ("description", "columns", "data_tests", "tests", "config", "meta", "unit_tests")
 SKIPPED_FILES = ("project.yml", "sources.yml")
+MODEL_CONFIG_KEYS = ("materialized", "partition_by", "cache", "repartition", "tags")
+SEED_CONFIG_KEYS = ("column_types", "delimiter", "tags")
 _DOCS_BLOCK = re.compile(r"{%-?\s*docs\s+([A-Za-z_][A-Za-z0-9_]*)\s*-?%}(.*?){%-?\s*enddocs\s*-?%}", re.S)
 
 
@@ -128,7 +130,9 @@ def _tests(entry: Mapping, file: str, column: str | None) -> list[TestSpec]:
     return specs
 
 
-def _node(entry: Any, name: str, file: str, allowed: tuple[str, ...], docs: Mapping[str, str]) -> NodeProperties:
+def _node(
+    entry: Any, name: str, file: str, allowed: tuple[str, ...], docs: Mapping[str, str], config_keys: tuple[str, ...]
+) -> NodeProperties:
     check_keys(entry, allowed, file, f"the properties of {name!r}")
     tests = _tests(entry, file, None)
     columns = []
@@ -145,6 +149,7 @@ def _node(entry: Any, name: str, file: str, allowed: tuple[str, ...], docs: Mapp
     config = entry.get("config") or {}
     if not isinstance(config, dict):
         raise SqlProjectError(f"{where(file, entry, 'config')}: 'config' must be a mapping. Got {config!r} instead.")
+    check_keys(config, config_keys, file, f"config of {name!r}")
     return NodeProperties(
         name=name,
         file=file,
@@ -215,22 +220,23 @@ def load_properties(root: Path, model_names: set[str], seed_names: set[str], rel
             )
         if any(key in document for key in ("version", "models", "seeds")) or path.stem not in model_names | seed_names:
             check_keys(document, DBT_FILE_KEYS, file, "a properties file")
-            for key, allowed, target, known, kind in (
-                ("models", MODEL_KEYS, models, model_names, "model"),
-                ("seeds", SEED_KEYS, seeds, seed_names, "seed"),
+            for key, allowed, target, known, kind, config_keys in (
+                ("models", MODEL_KEYS, models, model_names, "model", MODEL_CONFIG_KEYS),
+                ("seeds", SEED_KEYS, seeds, seed_names, "seed", SEED_CONFIG_KEYS),
             ):
                 items = _list(document.get(key), file, document, key)
                 for index, entry in enumerate(items):
                     at = where(file, items, index)
                     if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
                         raise SqlProjectError(f"{at}: each entry of {key!r} is a mapping with a 'name'.")
-                    add(target, _node(entry, entry["name"], file, allowed, docs), known, kind, at)
+                    add(target, _node(entry, entry["name"], file, allowed, docs, config_keys), known, kind, at)
             for name, specs in _unit_tests(document.get("unit_tests"), file, document, None).items():
                 unit_tests.setdefault(name, []).extend(specs)
             continue
         # The short form: <name>.yml beside <name>.sql or <name>.csv.
         is_seed = path.stem in seed_names and path.stem not in model_names
-        node = _node(document, path.stem, file, SHORT_FILE_KEYS, docs)
+        node = _node(document, path.stem, file, SHORT_FILE_KEYS, docs,
+                     SEED_CONFIG_KEYS if is_seed else MODEL_CONFIG_KEYS)  # fmt: skip
         if is_seed:
             add(seeds, node, seed_names, "seed", file)
         else:
