@@ -219,8 +219,9 @@ def accuracy_plot(models: Mapping[str, dict[str, Any]], path: Path, ds: str) -> 
                 ys.append(side["accuracy"])
                 low.append(side["accuracy"] - side["ci"][0])
                 high.append(side["ci"][1] - side["accuracy"])
-        ax.errorbar(xs, ys, yerr=[low, high], fmt="o", capsize=4, color=colour, label=role)
-    ax.set_xticks(range(len(rows)), [r[0] for r in rows])
+        if xs:
+            ax.errorbar(xs, ys, yerr=[low, high], fmt="o", capsize=4, color=colour, label=role)
+    ax.set_xticks(range(len(rows)), [f"{name}\n{models[name].get('verdict') or ''}" for name, _, _ in rows])
     ax.set_xlim(-0.6, len(rows) - 0.4)
     ax.set_ylabel("holdout accuracy (95% CI)")
     ax.set_title(f"Champion vs challenger, ds={ds}")
@@ -290,19 +291,19 @@ def render_markdown(report: dict[str, Any]) -> str:
 
 
 def _metrics_table(models: Mapping[str, dict[str, Any]]) -> list[str]:
-    """Every holdout score of champion and challenger, per model (same holdout rows for both)."""
+    """Every holdout score of champion and challenger, per model (both scored on the same holdout rows)."""
     rows = []
     for name, m in models.items():
-        champion = (m.get("champion") or {}).get("metrics") or {}
-        challenger = (m.get("challenger") or {}).get("metrics") or {}
-        for metric in METRICS:
-            if metric in champion or metric in challenger:
-                cells = [f"{side[metric]:.4f}" if metric in side else "-" for side in (champion, challenger)]
-                rows.append(f"| {name} | {metric} | {cells[0]} | {cells[1]} |")
+        for role in ("champion", "challenger"):
+            side = m.get(role) or {}
+            scores = side.get("metrics") or {}
+            if scores:
+                cells = " | ".join(f"{scores[k]:.4f}" if k in scores else "-" for k in METRICS)
+                rows.append(f"| {name} | {role} {side.get('version') or ''} | {cells} |")
     if not rows:
         return []
-    return ["### Holdout scores", "", "| model | score | champion | challenger |", "| --- | --- | ---: | ---: |",
-            *rows, ""]  # fmt: skip
+    return ["### Holdout scores", "", f"| model | version | {' | '.join(METRICS)} |",
+            "| --- | --- |" + " ---: |" * len(METRICS), *rows, ""]  # fmt: skip
 
 
 def _deploy_line(deploy: dict[str, Any] | None) -> str:

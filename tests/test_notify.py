@@ -88,7 +88,8 @@ def test_the_report_renders_with_its_plot_and_the_webhook_gets_the_summary(tmp_p
         and "not better than production" in md
     )
     assert "Deployed: diabetes 2026-11-22-aaaa1111." in md
-    assert "| diabetes | roc_auc | 0.8100 | 0.8800 |" in md and "| heart | accuracy | 0.7400 | 0.7300 |" in md
+    assert "| diabetes | challenger 2026-11-22-aaaa1111 | 0.8300 | - | 0.8800 | - | - | - |" in md
+    assert "| heart | champion 2026-11-15-dddd4444 | 0.7400 | - | - | - | - | - |" in md
     assert report["quarantine"]["by_reason"] == {"duplicate": 120, "malformed_json": 60}
     assert report["models"]["diabetes"]["challenger"]["ci"] == wilson_interval(0.83, 800)
     assert report["durations"] == {"extract": 5.3, "train": 20.5, "validate": 2.5, "deploy": 0.4, "transform": 3.0}
