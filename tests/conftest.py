@@ -14,6 +14,27 @@ from jobs.settings import Settings
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+GERMAN = "de_DE.UTF-8"
+NO_GERMAN = "no German locale (de_DE.UTF-8; `make setup` generates it as root) or no PostgreSQL German catalog"
+
+
+def german_available() -> bool:
+    """A German locale and PostgreSQL's German messages, to check that errors are classified by code, not words."""
+    import glob
+    import subprocess
+
+    locales = subprocess.run(["locale", "-a"], capture_output=True, text=True).stdout.lower().split()
+    return "de_de.utf8" in locales and bool(glob.glob("/usr/share/locale/de/LC_MESSAGES/postgres-*.mo"))
+
+
+def speak(cluster, lc_messages: str) -> None:
+    """Restart an embedded cluster with ``lc_messages`` in its postgresql.conf (a reload would race new sessions)."""
+    conf = cluster.data_dir / "postgresql.conf"
+    conf.write_text(conf.read_text() + f"\nlc_messages = '{lc_messages}'\n")
+    cluster.stop()
+    cluster.start()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -21,7 +21,7 @@ from jobs.run_context import RunContext
 from jobs.settings import Settings
 from jobs.spark.atomic import MANIFEST, read_manifest
 from jobs.sqlproject.config import load_sources
-from tests.conftest import REPO_ROOT, free_port
+from tests.conftest import GERMAN, REPO_ROOT, free_port, german_available, speak
 
 DS = "2026-06-01"
 CTX = RunContext.for_ds(DS)
@@ -211,6 +211,8 @@ def test_database_killed_during_read_leaves_previous_snapshot(spark, settings, t
     cluster.start()
     try:
         db = cluster.database_url()
+        if german_available():  # the server's words must not matter: it reports the failure in German
+            speak(cluster, GERMAN)
         insert(db, [(1, True)], [(1, "liver", "{}", END - timedelta(minutes=i + 1)) for i in range(400)])
         run_settings = settings_for(settings, db, data_dir=tmp_path / "data")
         good = extract(run_settings, CTX, spark)
@@ -240,9 +242,12 @@ def test_database_killed_during_read_leaves_previous_snapshot(spark, settings, t
 
         killer = threading.Thread(target=kill_when_reading)
         killer.start()
-        with pytest.raises(DatabaseUnreachableError):
+        with pytest.raises(DatabaseUnreachableError) as info:
             extract(run_settings, CTX, spark, project_dir=slow)
         killer.join()
+        message = str(info.value)
+        assert message.startswith(f"Cannot reach PostgreSQL at 127.0.0.1:{db.port} while reading source 'predictions'")
+        assert "An error occurred while calling" not in message and "\tat " not in message
         raw = run_settings.run_folder(DS).raw
         assert sorted(p.name for p in raw.iterdir()) == ["predictions"]
         assert sorted(spark.read.parquet(str(raw / "predictions")).collect()) == before
