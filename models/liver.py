@@ -1,19 +1,40 @@
-"""Liver-disease screening: gradient-boosted trees, indifferent to the skew of the liver enzymes.
+"""Liver-disease screening: a logistic regression on log-transformed lab values.
 
-Fewer liver records are logged than of the other models, so the gate asks for a little less holdout.
+Liver enzymes and bilirubin are strongly right-skewed, and their effect on risk is roughly multiplicative, so the
+recipe takes their logarithm before scaling, as ``arcsinh``: ``log(2x)`` for lab-sized values, and still defined for
+a zero or negative value that reaches the serving backend. An example of a recipe that builds its own
+``ColumnTransformer`` instead of :func:`jobs.ml.recipes.tabular_pipeline`; only scikit-learn and numpy objects go in
+the pipeline, so the stored model unpickles anywhere. Fewer liver records are logged than of the other models, so
+the gate asks for a little less holdout.
 """
 
-from sklearn.ensemble import HistGradientBoostingClassifier
+import numpy as np
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
-from jobs.ml.recipes import GateThresholds, Recipe, tabular_pipeline
+from jobs.ml.recipes import GateThresholds, Recipe
 
-NUMERIC = ("age", "total_bilirubin", "alkaline_phosphatase", "alt", "ast", "albumin")
+LABS = ("total_bilirubin", "alkaline_phosphatase", "alt", "ast")
+NUMERIC = ("age", *LABS, "albumin")
 CATEGORICAL = ("sex", "alcohol_use")
 
 
 def build_estimator():
-    trees = HistGradientBoostingClassifier(max_iter=100, learning_rate=0.1, early_stopping=False, random_state=0)
-    return tabular_pipeline(NUMERIC, CATEGORICAL, trees, scale=False)
+    features = ColumnTransformer(
+        [
+            ("labs", make_pipeline(SimpleImputer(strategy="median", add_indicator=True),
+                                   FunctionTransformer(np.arcsinh), StandardScaler()), list(LABS)),
+            ("other", make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler()),
+             ["age", "albumin"]),
+            ("categories", make_pipeline(SimpleImputer(strategy="constant", fill_value="unknown"),
+                                         OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
+             list(CATEGORICAL)),
+        ]
+    )  # fmt: skip
+    return Pipeline([("features", features), ("model", LogisticRegression(max_iter=1_000))])
 
 
 RECIPE = Recipe(
