@@ -27,6 +27,20 @@ def _int(env: Mapping[str, str], name: str, default: int | None, minimum: int = 
     return check_scalar(raw, f"The {name} setting", int, minimum=minimum, from_text=True)
 
 
+def _timezone(name: str) -> str:
+    """An IANA time zone name (``Europe/Paris``), checked against the system's time zone database."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"The SCHEDULE_TIMEZONE setting must be an IANA time zone name such as 'UTC' or 'Europe/Paris'. "
+            f"Got {name!r} instead."
+        ) from None
+    return name
+
+
 @dataclass(frozen=True)
 class Settings:
     """The pipeline's settings; see README for each one's meaning."""
@@ -50,6 +64,7 @@ class Settings:
     secret_key: str | None = field(default=None, repr=False)
     reload_timeout_seconds: int = 60
     reload_attempts: int = 4
+    schedule_timezone: str = "UTC"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, root: Path | None = None) -> Settings:
@@ -81,6 +96,7 @@ class Settings:
             secret_key=env.get("SECRET_KEY") or None,
             reload_timeout_seconds=_int(env, "RELOAD_TIMEOUT_SECONDS", 60),  # type: ignore[arg-type]
             reload_attempts=_int(env, "RELOAD_ATTEMPTS", 4),  # type: ignore[arg-type]
+            schedule_timezone=_timezone(env.get("SCHEDULE_TIMEZONE") or "UTC"),
         )
         if settings.database_url:
             DatabaseUrl.parse(settings.database_url)  # fail early, with a clear message

@@ -90,3 +90,36 @@ def empty_db(pg: DatabaseUrl) -> Iterator[DatabaseUrl]:
     with psycopg2.connect(**pg.psycopg_kwargs()) as conn, conn.cursor() as cur:
         cur.execute("TRUNCATE health_records, users RESTART IDENTITY CASCADE")
     yield pg
+
+
+@pytest.fixture(scope="session")
+def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A throwaway Airflow (its own AIRFLOW_HOME, a migrated SQLite database, the project's dags/, no examples).
+
+    Airflow reads its configuration when first imported, so this sets the environment before any test imports it;
+    the returned environment also serves ``airflow`` subprocesses.
+    """
+    import os
+    import subprocess
+    import sys
+
+    home = tmp_path_factory.mktemp("airflow")
+    env = {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "PYTHONPATH": str(REPO_ROOT),
+    }
+    if "airflow" in sys.modules:
+        pytest.fail("Airflow was imported before the airflow_home fixture set its environment.")
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        airflow = Path(sys.executable).with_name("airflow")
+        migrated = subprocess.run(
+            [str(airflow), "db", "migrate"], env={**os.environ}, capture_output=True, text=True, timeout=300
+        )
+        if migrated.returncode != 0:
+            pytest.fail(f"`airflow db migrate` failed:\n{migrated.stdout[-3000:]}\n{migrated.stderr[-3000:]}")
+        yield env

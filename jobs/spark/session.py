@@ -8,7 +8,8 @@ passed to ``spark-submit --properties-file``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -124,3 +125,25 @@ def spark_session(
         builder = builder.config(key, value)
     log.info("Starting Spark (master %s)", conf["spark.master"])
     return builder.getOrCreate()
+
+
+@contextmanager
+def task_spark_session(settings: Settings, app_name: str) -> Iterator[SparkSession]:
+    """The Spark session of one pipeline task, stopped when the task ends.
+
+    Under Airflow each task runs in its own process, so each gets a fresh session and frees its JVM's memory when
+    done. When the process already has a session (``dag.test()`` inside a test run, a notebook), that one is used
+    and left running: it belongs to whoever started it.
+    """
+    from pyspark.sql import SparkSession
+
+    existing = SparkSession.getActiveSession()
+    if existing is not None:
+        log.info("Using the process's running Spark session for %s", app_name)
+        yield existing
+        return
+    session = spark_session(settings, app_name=app_name)
+    try:
+        yield session
+    finally:
+        session.stop()
