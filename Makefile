@@ -11,7 +11,7 @@ DEMO_DS ?= 2026-11-22
 DEMO_ROWS ?= 200000
 PYTEST_ARGS ?=
 
-.PHONY: help setup system-deps test lint demo clean
+.PHONY: help setup system-deps test lint demo airflow clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ demo: setup  ## run the whole pipeline on the embedded PostgreSQL and demo data
 	$(BIN)/retrain db seed --rows $(DEMO_ROWS) --seed 42
 	$(BIN)/retrain extract --ds $(DEMO_DS)
 	$(BIN)/retrain transform --ds $(DEMO_DS)
+
+airflow: setup  ## run a local Airflow (standalone) with the project's DAG; prints how to log in
+	@bash scripts/airflow.sh
 
 clean:  ## stop the embedded PostgreSQL and remove local data (keeps .venv)
 	-$(BIN)/retrain db stop

@@ -78,6 +78,7 @@ NOT_RETRYABLE = [
     "jobs.errors.DataTestError",
     "jobs.errors.AuthenticationFailedError",
     "jobs.errors.MissingRelationError",
+    "jobs.errors.AdminTokenError",
 ]
 RETRY_POLICY = ExceptionRetryPolicy(
     rules=[RetryRule(exception=NOT_RETRYABLE, action=RetryAction.FAIL, reason="retrying cannot fix this error")]
@@ -217,14 +218,18 @@ def model_retraining():
         execution_timeout=TIMEOUTS["should_deploy"],
         ignore_downstream_trigger_rules=False,  # skip deploy_models only: notify keeps its own trigger rule
     )
-    def should_deploy(extracted: dict[str, Any], validated: dict[str, Any]) -> bool:
-        """Deploy only when extraction found new rows and the gate approved at least one model."""
+    @records_error
+    def should_deploy(extracted: dict[str, Any]) -> bool:
+        """Deploy only when extraction found new rows and the gate approved at least one model (decision.json)."""
+        from jobs.deploy import approved_versions
+
         if extracted.get("nothing_new"):
             log.info("Not deploying: extraction found nothing new.")
             return False
-        approved = approved_models(validated)
+        s, ctx = settings(), run_context(get_current_context())
+        approved = approved_versions(s.run_folder(ctx.ds_str).decision)
         if not approved:
-            log.info("Not deploying: the gate approved no model (%s).", verdicts(validated))
+            log.info("Not deploying: validate_models approved no model (see %s).", s.run_folder(ctx.ds_str).decision)
             return False
         log.info("Deploying %s.", ", ".join(f"{m} {v}" for m, v in sorted(approved.items())))
         return True
@@ -252,23 +257,9 @@ def model_retraining():
         return result.to_dict()
 
     extracted = extract_data()
-    validated = validate_models()
-    preflight() >> extracted >> transform_data() >> train_models() >> validated
-    should_deploy(extracted, validated) >> deploy_models() >> notify()
-
-
-def approved_models(validated: dict[str, Any]) -> dict[str, str]:
-    """``{model: version}`` of the models whose verdict is ``deploy`` in ``ValidateResult.to_dict()``."""
-    return {
-        name: entry.get("version") or entry.get("challenger") or ""
-        for name, entry in (validated.get("models") or {}).items()
-        if entry.get("verdict") == "deploy"
-    }
-
-
-def verdicts(validated: dict[str, Any]) -> str:
-    models = validated.get("models") or {}
-    return "; ".join(f"{m}: {e.get('verdict')}" for m, e in sorted(models.items())) or "no model was validated"
+    gate = should_deploy(extracted)
+    preflight() >> extracted >> transform_data() >> train_models() >> validate_models() >> gate
+    gate >> deploy_models() >> notify()
 
 
 def failed_tasks(context: Any) -> dict[str, str]:

@@ -94,6 +94,10 @@ class ReloadMismatchError(DeployError):
     """The backend reloaded, but reports other versions or artifact hashes than the ones promoted."""
 
 
+class DemoTrafficError(RetrainError):
+    """The demo could not send its week of requests through the serving backend."""
+
+
 class ServingError(RetrainError):
     """The serving backend cannot start or load its models."""
 

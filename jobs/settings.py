@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from jobs.errors import check_scalar
+from jobs.errors import ConfigError, check_scalar
 from jobs.postgres.secret import read_secret, secret_file
 from jobs.postgres.url import DatabaseUrl
 from jobs.run_context import RunFolder

@@ -1,0 +1,62 @@
+"""``retrain demo traffic``: a week of requests through the serving backend, with the outcomes verified since."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from jobs.settings import Settings
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("demo", help="demo helpers (a week of traffic through the serving backend)")
+    parser.set_defaults(handler=lambda settings, args: parser.print_help() or 2)
+    commands = parser.add_subparsers(dest="demo_command", metavar="SUBCOMMAND")
+    traffic = commands.add_parser(
+        "traffic",
+        help="post a week of demo requests to the backend's /predict/{model}, then record the verified outcomes",
+        description="Draws patients' inputs per screening model (a few with the usual defects), posts each to "
+        "BACKEND_URL/predict/{model}, which logs it with the model_version that answered, then places the served "
+        "records in the simulated week [--from, --from + --days) and sets verified_outcome for those confirmed "
+        "before the week ends (1 + Exp(2) days after the visit; 20%% never). Deterministic for a --seed.",
+    )
+    traffic.add_argument(
+        "--from", dest="start", required=True, help="start of the week, e.g. 2026-11-15T02:00:00+00:00"
+    )
+    traffic.add_argument("--days", type=int, default=7, help="length of the simulated period (default 7)")
+    traffic.add_argument("--requests", type=int, default=8_000, help="requests to send (default 8000)")
+    traffic.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    traffic.add_argument("--concurrency", type=int, default=4, help="requests in flight (default 4)")
+    traffic.add_argument("--json", action="store_true", help="print the result as JSON")
+    traffic.set_defaults(handler=run_traffic, uses_database=True)
+
+
+def run_traffic(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from jobs.demo.traffic import serve_week
+    from jobs.errors import ConfigError
+
+    try:
+        start = datetime.fromisoformat(args.start)
+    except ValueError:
+        raise ConfigError(
+            f"--from must be an ISO timestamp such as 2026-11-15T02:00:00+00:00. Got {args.start!r} instead."
+        ) from None
+    start = start.replace(tzinfo=UTC) if start.tzinfo is None else start
+    report = serve_week(
+        settings.database(),
+        settings.backend_url,
+        start=start,
+        days=args.days,
+        requests_count=args.requests,
+        seed=args.seed,
+        concurrency=args.concurrency,
+    )
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+        return 0
+    served = ", ".join(f"{m} {v}: {n}" for m, counts in report.versions.items() for v, n in counts.items())
+    print(f"served {report.served:,} of {report.requests:,} requests in {report.seconds:.0f}s ({served}); "
+          f"{report.rejected} rejected; {report.verified:,} outcomes verified by {report.end}")  # fmt: skip
+    return 0
