@@ -7,8 +7,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DEMO_DS ?= 2026-11-22
 DEMO_ROWS ?= 200000
+DEMO_REQUESTS ?= 8000
 PYTEST_ARGS ?=
 
 .PHONY: help setup system-deps test lint demo airflow clean
@@ -37,11 +37,8 @@ lint: setup  ## ruff
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-demo: setup  ## run the whole pipeline on the embedded PostgreSQL and demo data
-	$(BIN)/retrain db start
-	$(BIN)/retrain db seed --rows $(DEMO_ROWS) --seed 42
-	$(BIN)/retrain extract --ds $(DEMO_DS)
-	$(BIN)/retrain transform --ds $(DEMO_DS)
+demo: setup  ## seed the embedded PostgreSQL, start the backend, run the DAG for two Sundays with a week of traffic between
+	$(BIN)/retrain demo run --rows $(DEMO_ROWS) --requests $(DEMO_REQUESTS)
 
 airflow: setup  ## run a local Airflow (standalone) with the project's DAG; prints how to log in
 	@bash scripts/airflow.sh

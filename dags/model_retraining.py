@@ -197,21 +197,15 @@ def model_retraining():
 
     @step_task("train_models")
     def train_models() -> dict[str, Any]:
-        from jobs.spark.session import task_spark_session
         from jobs.train import train
 
-        s, ctx = settings(), run_context(get_current_context())
-        with task_spark_session(s, f"retrain-train-{ctx.ds_str}") as spark:
-            return train(s, ctx, spark).to_dict()
+        return train(settings(), run_context(get_current_context()), None).to_dict()  # reads Parquet, no Spark
 
     @step_task("validate_models")
     def validate_models() -> dict[str, Any]:
-        from jobs.spark.session import task_spark_session
         from jobs.validate import validate
 
-        s, ctx = settings(), run_context(get_current_context())
-        with task_spark_session(s, f"retrain-validate-{ctx.ds_str}") as spark:
-            return validate(s, ctx, spark).to_dict()
+        return validate(settings(), run_context(get_current_context()), None).to_dict()
 
     @task.short_circuit(
         task_id="should_deploy",

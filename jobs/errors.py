@@ -94,8 +94,8 @@ class ReloadMismatchError(DeployError):
     """The backend reloaded, but reports other versions or artifact hashes than the ones promoted."""
 
 
-class DemoTrafficError(RetrainError):
-    """The demo could not send its week of requests through the serving backend."""
+class DemoError(RetrainError):
+    """A step of the demo failed (its backend, its traffic, a DAG run); the message names the log to read."""
 
 
 class ServingError(RetrainError):

@@ -30,6 +30,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     traffic.add_argument("--json", action="store_true", help="print the result as JSON")
     traffic.set_defaults(handler=run_traffic, uses_database=True)
 
+    run = commands.add_parser(
+        "run",
+        help="the whole demo (`make demo`): seed, backend, two weekly DAG runs with a week of traffic between",
+        description="Seeds the embedded PostgreSQL with records ending on --first-sunday, starts the serving backend "
+        "with a fresh SECRET_KEY and admin token, runs `airflow dags test model_retraining` for that Sunday, sends "
+        "a week of requests through the backend (outcomes verified as they arrive), runs the DAG for the next "
+        "Sunday, stops what it started and prints a summary. Everything goes under .local/demo/.",
+    )
+    run.add_argument("--rows", type=int, default=200_000, help="seeded health records (default 200000)")
+    run.add_argument("--seed", type=int, default=42, help="random seed of the data and the traffic (default 42)")
+    run.add_argument("--requests", type=int, default=8_000, help="requests in the week of traffic (default 8000)")
+    run.add_argument("--first-sunday", default="2026-11-15", help="the first run's Sunday (default 2026-11-15)")
+    run.set_defaults(handler=run_demo)
+
 
 def run_traffic(settings: Settings, args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
@@ -59,4 +73,37 @@ def run_traffic(settings: Settings, args: argparse.Namespace) -> int:
     served = ", ".join(f"{m} {v}: {n}" for m, counts in report.versions.items() for v, n in counts.items())
     print(f"served {report.served:,} of {report.requests:,} requests in {report.seconds:.0f}s ({served}); "
           f"{report.rejected} rejected; {report.verified:,} outcomes verified by {report.end}")  # fmt: skip
+    return 0
+
+
+def run_demo(settings: Settings, args: argparse.Namespace) -> int:
+    """Progress and the summary on the console; every library's log lines in .local/demo/logs/demo.log."""
+    import logging
+    from datetime import date
+
+    from jobs.demo.run import run_demo as demo
+    from jobs.demo.run import summary_lines
+    from jobs.errors import ConfigError
+
+    try:
+        first_sunday = date.fromisoformat(args.first_sunday)
+    except ValueError:
+        raise ConfigError(f"--first-sunday must be a date such as 2026-11-15. Got {args.first_sunday!r}.") from None
+    log_file = settings.root / ".local" / "demo" / "logs" / "demo.log"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler = logging.FileHandler(log_file, mode="w", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+
+    result = demo(settings, lambda line: print(line, flush=True), rows=args.rows, seed=args.seed,
+                  requests=args.requests, first_sunday=first_sunday)  # fmt: skip
+    print()
+    for line in summary_lines(result):
+        print(line)
+    print("\nReports (with a champion-vs-challenger plot):")
+    for path in result["reports"]:
+        print(f"  {path}")
     return 0

@@ -32,7 +32,7 @@ import numpy as np
 from jobs.demo.clinical import MODELS, sigmoid
 from jobs.demo.generator import NEVER_VERIFIED_RATE, TYPE_MIX
 from jobs.demo.json_render import render_clean, render_dirty, tokens
-from jobs.errors import ConfigError, DemoTrafficError
+from jobs.errors import ConfigError, DemoError
 from jobs.postgres.url import DatabaseUrl
 
 log = logging.getLogger(__name__)
@@ -137,13 +137,11 @@ def _post(session: Any, backend_url: str, request: Request) -> dict[str, Any] | 
     try:
         response = session.post(url, data=request.body.encode(), headers=headers, timeout=30)
     except requests.RequestException as e:
-        raise DemoTrafficError(
-            f"The backend at {backend_url} did not answer ({type(e).__name__}). Is it running?"
-        ) from e
+        raise DemoError(f"The backend at {backend_url} did not answer ({type(e).__name__}). Is it running?") from e
     if 400 <= response.status_code < 500:
         return None
     if response.status_code >= 300:
-        raise DemoTrafficError(f"The backend at {url} answered HTTP {response.status_code}: {response.text[:200]}")
+        raise DemoError(f"The backend at {url} answered HTTP {response.status_code}: {response.text[:200]}")
     return response.json()
 
 
