@@ -147,7 +147,12 @@ def step_task(task_id: str, **kwargs: Any) -> Callable[[F], F]:
     """``@task`` with the task's time limit, and its error recorded for notify."""
 
     def decorate(fn: F) -> F:
-        return task(task_id=task_id, execution_timeout=TIMEOUTS[task_id], **kwargs)(records_error(fn))
+        return task(
+            task_id=task_id,
+            execution_timeout=TIMEOUTS[task_id],
+            multiple_outputs=False,  # one XCom per task: the step's to_dict(), not one per key
+            **kwargs,
+        )(records_error(fn))
 
     return decorate
 

@@ -109,6 +109,7 @@ def test_a_scheduled_run_covers_exactly_the_week_before_sunday_2am(dag, dag_modu
     assert (start, end) == (datetime(2026, 11, 22, 2, tzinfo=UTC), datetime(2026, 11, 29, 2, tzinfo=UTC))
     assert end - start == timedelta(days=7)
     assert info.run_after == end  # it runs when its week is over
+    assert info.logical_date == start  # Airflow's logical date is the week's start: the run's ds is its end
 
     # The steps get that interval: the extract window ends exactly at its end, and the run's ds is that Sunday.
     ctx = dag_module.run_context({"data_interval_start": start, "data_interval_end": end})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -25,7 +26,17 @@ MODELS = {"diabetes", "heart", "liver"}
 
 
 def database_url(pg) -> str:
-    return f"postgresql://{pg.user}@{pg.host}:{pg.port}/{pg.database}"
+    return pg.full_url()
+
+
+@dataclass
+class World:
+    """What the runs share; the secrets stay out of its repr, so a failing test never prints them."""
+
+    env: dict[str, str] = field(repr=False)
+    backend: Backend
+    root: Path
+    secret_key: str = field(repr=False)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +58,7 @@ def world(airflow_home, pg, spark, tmp_path_factory):
         "SPARK_MASTER": "local[2]",
         "RELOAD_TIMEOUT_SECONDS": "30",
     }
-    yield {"env": env, "backend": backend, "root": root, "secret_key": secret_key}
+    yield World(env, backend, root, secret_key)
     backend.stop()
 
 
@@ -85,13 +96,13 @@ def xcom(xcoms: dict, task_id: str, key: str = "return_value"):
 
 
 def folder(world, ds: str) -> Path:
-    return Path(world["env"]["DATA_DIR"]) / "runs" / f"ds={ds}"
+    return Path(world.env["DATA_DIR"]) / "runs" / f"ds={ds}"
 
 
 @pytest.fixture(scope="module")
 def first_week(dag, world):
     with pytest.MonkeyPatch.context() as mp:
-        return run(dag, WEEK_1, world["env"], mp)
+        return run(dag, WEEK_1, world.env, mp)
 
 
 def test_a_first_run_deploys_every_model_to_the_backend(first_week, world):
@@ -101,7 +112,7 @@ def test_a_first_run_deploys_every_model_to_the_backend(first_week, world):
 
     deployed = xcom(xcoms, "deploy_models")["deployed"]
     assert set(deployed) == MODELS
-    served = world["backend"].get("/models").json()["models"]
+    served = world.backend.get("/models").json()["models"]
     assert {m: served[m]["version"] for m in MODELS} == deployed
     assert all(version.startswith("2026-11-22-") for version in deployed.values())
 
@@ -121,24 +132,24 @@ def test_the_extract_window_ends_at_the_data_interval_end(first_week, world):
 
 
 def test_xcom_carries_small_metadata_only(first_week, world):
-    _, _, xcoms = first_week
-    for (task_id, key), value in xcoms.items():
-        text = value if isinstance(value, str) else json.dumps(value)
-        assert len(text) < 20_000, f"{task_id}/{key}: {len(text)} characters"
-    assert_no_secrets([json.dumps(xcoms, default=str)], [world["env"]["ADMIN_JWT_TOKEN"], world["secret_key"]])
+    _, states, xcoms = first_week
+    assert set(xcoms) == {(task_id, "return_value") for task_id in states if task_id != "preflight"}
+    texts = [value if isinstance(value, str) else json.dumps(value) for value in xcoms.values()]
+    assert max(len(text) for text in texts) < 20_000
+    assert_no_secrets(texts, [world.env["ADMIN_JWT_TOKEN"], world.secret_key, world.env["DATABASE_URL"]])
 
 
 def test_when_the_gate_approves_nothing_deploy_is_skipped_and_notify_says_why(first_week, dag, world, monkeypatch):
     """The next week holds no new records: each retrained model equals its champion, so none is promoted."""
-    before = world["backend"].get("/models").json()["models"]
-    dag_run, states, xcoms = run(dag, WEEK_2, world["env"], monkeypatch)
+    before = world.backend.get("/models").json()["models"]
+    dag_run, states, xcoms = run(dag, WEEK_2, world.env, monkeypatch)
 
     assert str(dag_run.state) == "success", states
     assert states["should_deploy"] == "success" and states["deploy_models"] == "skipped", states
     assert states["notify"] == "success"
     verdicts = {m: v["verdict"] for m, v in xcom(xcoms, "validate_models")["models"].items()}
     assert set(verdicts) == MODELS and "deploy" not in verdicts.values(), verdicts
-    assert world["backend"].get("/models").json()["models"] == before
+    assert world.backend.get("/models").json()["models"] == before
 
     report = json.loads((folder(world, "2026-11-29") / "report.json").read_text())
     assert report["status"] == "succeeded"
@@ -150,7 +161,7 @@ def test_when_the_gate_approves_nothing_deploy_is_skipped_and_notify_says_why(fi
 
 def test_a_failed_extract_is_reported_by_notify_and_fails_the_run(dag, world, monkeypatch):
     unreachable = f"postgresql://retrain:pw-{secrets.token_hex(4)}@127.0.0.1:{free_port()}/retrain"
-    dag_run, states, xcoms = run(dag, FAILED_WEEK, {**world["env"], "DATABASE_URL": unreachable}, monkeypatch)
+    dag_run, states, xcoms = run(dag, FAILED_WEEK, {**world.env, "DATABASE_URL": unreachable}, monkeypatch)
 
     assert str(dag_run.state) == "failed"
     assert states["preflight"] == "success" and states["extract_data"] == "failed", states
@@ -165,7 +176,8 @@ def test_a_failed_extract_is_reported_by_notify_and_fails_the_run(dag, world, mo
     assert "DatabaseUnreachableError" in report["failures"]["extract_data"]
     assert "127.0.0.1" in report["failures"]["extract_data"]
     assert "extract_data" in (folder(world, "2026-12-06") / "report.md").read_text()
-    assert_no_secrets([json.dumps(report), json.dumps(xcoms, default=str)], [unreachable.split(":")[2].split("@")[0]])
+    texts = [json.dumps(report), *(json.dumps(v, default=str) for v in xcoms.values())]
+    assert_no_secrets(texts, [unreachable.split(":")[2].split("@")[0]])
 
 
 def test_a_week_of_demo_traffic_is_served_by_the_deployed_versions(first_week, world):
@@ -180,8 +192,8 @@ def test_a_week_of_demo_traffic_is_served_by_the_deployed_versions(first_week, w
 
     _, _, xcoms = first_week
     deployed = xcom(xcoms, "deploy_models")["deployed"]
-    db = DatabaseUrl.parse(world["env"]["DATABASE_URL"])
-    report = serve_week(db, world["backend"].url, start=WEEK_2, requests_count=300, seed=3)
+    db = DatabaseUrl.parse(world.env["DATABASE_URL"])
+    report = serve_week(db, world.backend.url, start=WEEK_2, requests_count=300, seed=3)
 
     assert report.served + report.rejected == 300 and report.served >= 290
     assert {m: set(v) for m, v in report.versions.items()} == {m: {deployed[m]} for m in MODELS}
