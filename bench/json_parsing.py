@@ -47,6 +47,7 @@ def main() -> None:
     from jobs.run_context import RunContext
     from jobs.settings import Settings
     from jobs.spark.session import spark_session
+    from jobs.sqlproject.compiled import CompiledProject
     from jobs.sqlproject.project import load_project
     from jobs.sqlproject.runner import SqlRunner
     from jobs.sqlproject.sources import register_sources, snapshot_reader
@@ -59,7 +60,7 @@ def main() -> None:
             settings, "bench-json-parsing", require_jdbc=False, overrides={"spark.ui.enabled": "false"}
         )
         project = load_project(ROOT / "sql")
-        runner = SqlRunner(spark, project, RunContext.for_ds("2026-11-22"))
+        runner = SqlRunner(spark, CompiledProject.build(project, RunContext.for_ds("2026-11-22")))
         register_sources(spark, project.sources.values(), snapshot_reader(raw))
         staging = runner.dataframe(runner.rendered["stg_predictions"])
 

@@ -41,7 +41,7 @@ def test_jinja_syntax_error_names_file_and_line(tmp_path) -> None:
         },
     )
     with pytest.raises(CompilationError, match=r"a \(sql/staging/a.sql, line 3\)") as info:
-        Renderer(load_project(root), CTX).render_all()
+        Renderer.create(load_project(root), CTX).render_all()
     assert "> 3 | {% if %}" in str(info.value)
 
 
@@ -57,7 +57,7 @@ def test_undefined_name_is_an_error_not_empty_sql(tmp_path) -> None:
         },
     )
     with pytest.raises(CompilationError, match=r"sql/staging/a.sql, line 2\).*'not_a_macro' is undefined"):
-        Renderer(load_project(root), CTX).render_all()
+        Renderer.create(load_project(root), CTX).render_all()
 
 
 def test_unknown_ref_lists_the_models(tmp_path) -> None:
@@ -77,19 +77,19 @@ def test_unknown_ref_lists_the_models(tmp_path) -> None:
         match=r"f \(sql/features/f.sql, line 3\): ref\('stgg'\) names no model. "
         r"Models: f, stg\.",
     ):
-        Renderer(load_project(root), CTX).render_all()
+        Renderer.create(load_project(root), CTX).render_all()
 
 
 def test_unknown_var_without_default_says_how_to_set_it(tmp_path) -> None:
     root = write_project(tmp_path / "sql", {"staging/a.sql": "SELECT {{ var('min_age') }} AS m\n"})
     with pytest.raises(CompilationError, match=r"line 1\): var\('min_age'\) has no value and no default.*--vars"):
-        Renderer(load_project(root), CTX).render_all()
+        Renderer.create(load_project(root), CTX).render_all()
 
 
 def test_unknown_config_key_lists_valid_keys(tmp_path) -> None:
     root = write_project(tmp_path / "sql", {"staging/a.sql": "{{ config(materialised='table') }}\nSELECT 1 AS x\n"})
     with pytest.raises(CompilationError, match=r"unknown config key\(s\) materialised. Valid keys: materialized"):
-        Renderer(load_project(root), CTX).render_all()
+        Renderer.create(load_project(root), CTX).render_all()
 
 
 def test_unresolved_column_points_at_the_template_line_after_a_macro(spark, tmp_path) -> None:
@@ -216,7 +216,7 @@ def test_an_error_inside_a_macro_names_the_call_and_the_macro_line(tmp_path) -> 
         """,
     })  # fmt: skip
     with pytest.raises(CompilationError) as info:
-        Renderer(load_project(root), CTX).render_all()
+        Renderer.create(load_project(root), CTX).render_all()
     message = str(info.value)
     assert "f (sql/features/f.sql, line 2): 'scale_factor' is undefined" in message
     assert "Raised inside a macro at sql/macros/broken.sql, line 2." in message

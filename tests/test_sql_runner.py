@@ -52,7 +52,7 @@ def test_var_cannot_inject_sql(spark, tmp_path, people) -> None:
     root = write_project(tmp_path / "sql", PROJECT)
     attack = "x' OR '1'='1"
     project = load_project(root, {"exclude_name": attack})
-    sql = Renderer(project, CTX).render(project.models["stg_people"]).sql
+    sql = Renderer.create(project, CTX).render(project.models["stg_people"]).sql
     assert "name <> 'x\\' OR \\'1\\'=\\'1'" in sql
     runner = SqlRunner(spark, CompiledProject.build(project, CTX), tmp_path / "run" / "features")
     runner.run(people, ["counts"])

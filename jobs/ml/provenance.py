@@ -53,11 +53,11 @@ def sql_lineage(project: Any, ctx: Any, tables: Iterable[str]) -> dict[str, dict
 
     Rendered (not template) SQL, so a change of a macro or a var that changes what Spark runs changes the hash.
     """
-    from jobs.sqlproject.graph import dependencies, reachable
-    from jobs.sqlproject.render import Renderer
+    from jobs.sqlproject.compiled import CompiledProject
+    from jobs.sqlproject.graph import reachable
 
-    rendered = Renderer(project, ctx).render_all()
-    graph = dependencies(rendered)
+    compiled = CompiledProject.build(project, ctx)
+    rendered, graph = compiled.rendered, compiled.graph
     lineage: dict[str, dict[str, str]] = {}
     for table in tables:
         if table not in rendered:

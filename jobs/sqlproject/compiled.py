@@ -32,7 +32,7 @@ class CompiledProject:
     @classmethod
     def build(cls, project: SqlProject, ctx: RunContext) -> CompiledProject:
         """Render every model, order them (a cycle names the files), compile every data test."""
-        renderer = Renderer(project, ctx)
+        renderer = Renderer.create(project, ctx)
         rendered = renderer.render_all()
         graph = dependencies(rendered)
         describe = {name: project.relative(m.model.path) for name, m in rendered.items()}

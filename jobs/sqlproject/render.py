@@ -141,26 +141,29 @@ class _ProjectLoader(jinja2.FileSystemLoader):
 
 
 class Renderer:
-    """Renders the models of one project for one run."""
+    """Renders the models of one project for one run; :meth:`create` builds its Jinja environment and macros."""
 
-    def __init__(self, project: SqlProject, ctx: RunContext) -> None:
+    def __init__(self, project: SqlProject, ctx: RunContext, env: jinja2.Environment) -> None:
         self.project = project
         self.ctx = ctx
-        self.env = jinja2.Environment(
+        self.env = env
+
+    @classmethod
+    def create(cls, project: SqlProject, ctx: RunContext) -> Renderer:
+        env = jinja2.Environment(
             loader=_ProjectLoader(str(project.root)),
             undefined=jinja2.StrictUndefined,
             keep_trailing_newline=True,
             autoescape=False,
         )
-        self.env.globals.update(self._run_globals())
-        self._load_macros()
-
-    def _run_globals(self) -> dict[str, Any]:
-        return {
-            "ds": self.ctx.ds_str,
-            "data_interval_start": self.ctx.data_interval_start.isoformat(),
-            "data_interval_end": self.ctx.data_interval_end.isoformat(),
-        }
+        env.globals.update({
+            "ds": ctx.ds_str,
+            "data_interval_start": ctx.data_interval_start.isoformat(),
+            "data_interval_end": ctx.data_interval_end.isoformat(),
+        })  # fmt: skip
+        renderer = cls(project, ctx, env)
+        renderer._load_macros()
+        return renderer
 
     def _load_macros(self) -> None:
         """Macros of ``macros/*.sql``, in file-name order; a macro may call macros of earlier files."""

@@ -132,7 +132,7 @@ class UnitTestRunner:
         if spec.get("vars"):
             project = dataclasses.replace(project, vars={**project.vars, **spec["vars"]})
         if spec.get("vars") or "ds" in spec:
-            rendered = Renderer(project, RunContext.for_ds(str(spec.get("ds", DEFAULT_DS)))).render(case.model)
+            rendered = Renderer.create(project, RunContext.for_ds(str(spec.get("ds", DEFAULT_DS)))).render(case.model)
         else:
             rendered = self.compiled.rendered[case.model.name]
         if project.seeds:  # a case may have replaced a seed's rows with its own
