@@ -84,13 +84,18 @@ def reload_backend(
     """``POST {backend_url}/admin/reload_models``; returns the backend's JSON answer and the attempts it took.
 
     Connection errors, timeouts and 5xx answers are retried with exponential backoff (a reload is idempotent); a
-    4xx answer is final, since sending the same request again cannot change it.
+    4xx answer, or a TLS certificate that cannot be verified, is final: sending the same request again cannot help.
     """
     url = backend_url.rstrip("/") + RELOAD_PATH
     last = ""
     for attempt in range(1, attempts + 1):
         try:
             response = requests.post(url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout)
+        except requests.exceptions.SSLError:
+            raise BackendError(
+                f"The TLS certificate of {url} could not be verified. If the backend's certificate comes from a "
+                "private CA, point REQUESTS_CA_BUNDLE at that CA's certificate (PEM)."
+            ) from None
         except requests.Timeout:
             last = f"no answer within {timeout:g}s"
         except requests.ConnectionError as e:

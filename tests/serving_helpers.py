@@ -43,6 +43,7 @@ class ScriptedServer:
     script: list[tuple[int, Any]] = field(default_factory=list)
     default: tuple[int, Any] | Callable[[Recorded], tuple[int, Any]] = (200, {})
     requests: list[Recorded] = field(default_factory=list)
+    ssl_context: Any = None
 
     def __post_init__(self) -> None:
         server = self
@@ -68,7 +69,10 @@ class ScriptedServer:
                 pass
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        if self.ssl_context is not None:
+            self._httpd.socket = self.ssl_context.wrap_socket(self._httpd.socket, server_side=True)
+        scheme = "https" if self.ssl_context is not None else "http"
+        self.url = f"{scheme}://127.0.0.1:{self._httpd.server_address[1]}"
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
 

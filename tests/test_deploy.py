@@ -209,3 +209,26 @@ def test_logs_summaries_and_report_show_no_token_secret_or_password(
     texts += [p.read_text() for p in (folder.deploy_summary, folder.report_md, folder.report_json)]
     assert "deploy_models" in folder.report_md.read_text()
     assert_no_secrets(texts, [SECRET_KEY, at_v1.pg.password, *at_v1.tokens])
+
+
+def test_retrain_deploy_and_notify_commands(
+    at_v1: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from jobs.cli import main
+
+    down = f"http://127.0.0.1:{free_port()}"
+    settings = settings_for(at_v1, tmp_path, down)
+    for name, value in {"DATA_DIR": settings.data_dir, "MODEL_STORE": settings.model_store, "BACKEND_URL": down,
+                        "ADMIN_JWT_TOKEN": settings.admin_jwt_token, "RELOAD_ATTEMPTS": "1"}.items():  # fmt: skip
+        monkeypatch.setenv(name, str(value))
+    approve(settings, at_v1)
+    assert main(["deploy", "--ds", DS]) == 0
+    assert "Nothing approved" in capsys.readouterr().out
+    approve(settings, at_v1, tiny="v2")
+    assert main(["deploy", "--ds", DS]) == 1  # the backend is down: rolled back, the command fails
+    assert pointers(at_v1) == v1_everywhere(at_v1)
+    assert main(["notify", "--ds", DS, "--failure", "deploy_models=backend down", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["status"] == "failed" and Path(result["report_md"]).exists()
+    assert "**deploy_models**: backend down" in Path(result["report_md"]).read_text()
+    assert main(["notify", "--ds", DS, "--failure", "no-equals-sign"]) == 2

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import logging
+import shutil
+import ssl
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -45,3 +49,23 @@ def test_5xx_until_the_last_attempt_reports_the_last_answer() -> None:
     with ScriptedServer(default=(500, {"detail": "boom"})) as srv, pytest.raises(BackendError, match="HTTP 500"):
         reload_backend(srv.url, TOKEN, timeout=5, attempts=2, backoff_seconds=0.01)
     assert len(srv.requests) == 2
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make a certificate")
+def test_an_https_backend_is_called_with_its_certificate_verified(tmp_path: Path, monkeypatch) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    with ScriptedServer(default=(200, LOADED), ssl_context=context) as srv:
+        assert srv.url.startswith("https://")
+        with pytest.raises(BackendError, match="could not be verified.*REQUESTS_CA_BUNDLE"):  # not retried
+            reload_backend(srv.url, TOKEN, timeout=5, attempts=3)
+        assert srv.requests == []
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))  # how a private CA is trusted (requests' own variable)
+        answer, attempts = reload_backend(srv.url, TOKEN, timeout=5, attempts=1)
+    assert answer == LOADED and srv.requests[-1].headers["Authorization"] == f"Bearer {TOKEN}"
