@@ -106,7 +106,7 @@ class Backend:
         )
         self._wait_ready()
 
-    def _wait_ready(self, timeout: float = 60.0) -> None:
+    def _wait_ready(self, timeout: float = 180.0) -> None:  # generous: the machine may be busy with Spark
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
