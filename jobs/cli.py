@@ -58,7 +58,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(settings, args) or 0)
     except RetrainError as e:
         log.error("%s", e)
+        _name_spark_log()
         return e.exit_code
     except KeyboardInterrupt:
         log.error("Interrupted.")
         return 130
+
+
+def _name_spark_log() -> None:
+    """After a failure, say where Spark's full log is: the console showed only the pipeline's lines."""
+    from jobs.spark.session import spark_log_file
+
+    try:
+        path = spark_log_file()
+    except Exception:  # noqa: BLE001 - a dead JVM must not hide the error already reported
+        return
+    if path is not None:
+        log.error("Spark's full log (Java stack traces included): %s", path)

@@ -9,10 +9,11 @@ import psycopg2
 import pytest
 
 from jobs.errors import AuthenticationFailedError, DatabaseUnreachableError, MissingRelationError
-from jobs.postgres.classify import classify, strip_py4j
+from jobs.postgres.classify import classify
 from jobs.postgres.jdbc import probe_bounds
 from jobs.postgres.url import DatabaseUrl
 from jobs.run_context import RunContext
+from jobs.spark.messages import strip_py4j
 from jobs.sqlproject.config import Source
 from tests.conftest import GERMAN, NO_GERMAN, free_port, german_available, speak
 

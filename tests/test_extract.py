@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import threading
 import time
 from datetime import timedelta
@@ -20,6 +21,7 @@ from jobs.postgres.url import DatabaseUrl
 from jobs.run_context import RunContext
 from jobs.settings import Settings
 from jobs.spark.atomic import MANIFEST, read_manifest
+from jobs.spark.session import spark_log_file
 from jobs.sqlproject.config import load_sources
 from tests.conftest import GERMAN, REPO_ROOT, free_port, german_available, speak
 
@@ -204,7 +206,24 @@ def test_missing_table_or_column(spark, settings, spread_db, tmp_path, relation,
     assert not any((tmp_path / "data").rglob("*.parquet"))
 
 
+def jvm_stderr() -> Path | None:
+    """The file Spark's JVM (a child of this process) writes its stderr to, when it is one (pytest's capture)."""
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat_file.read_text()
+        except OSError:
+            continue
+        comm, rest = text.split("(", 1)[1].rsplit(")", 1)
+        if comm == "java" and int(rest.split()[1]) == os.getpid():
+            target = stat_file.parent / "fd" / "2"
+            return target if os.path.isfile(target) else None
+    return None
+
+
 def test_database_killed_during_read_leaves_previous_snapshot(spark, settings, tmp_path) -> None:
+    """Also: the console (the JVM's own stderr) shows no Java stack trace; Spark's log file has it."""
+    console = jvm_stderr()
+    console_start = console.stat().st_size if console else 0
     from jobs.postgres.embedded import EmbeddedPostgres
 
     cluster = EmbeddedPostgres(data_dir=tmp_path / "pg", port=free_port())
@@ -248,6 +267,13 @@ def test_database_killed_during_read_leaves_previous_snapshot(spark, settings, t
         message = str(info.value)
         assert message.startswith(f"Cannot reach PostgreSQL at 127.0.0.1:{db.port} while reading source 'predictions'")
         assert "An error occurred while calling" not in message and "\tat " not in message
+        if console is not None:
+            with open(console, encoding="utf-8", errors="replace") as stream:
+                stream.seek(console_start)
+                printed = stream.read()
+            assert "\tat org." not in printed and "Exception" not in printed, printed[-3000:]
+        log_file = spark_log_file()
+        assert log_file is not None and "java.io.EOFException" in log_file.read_text(errors="replace")
         raw = run_settings.run_folder(DS).raw
         assert sorted(p.name for p in raw.iterdir()) == ["predictions"]
         assert sorted(spark.read.parquet(str(raw / "predictions")).collect()) == before

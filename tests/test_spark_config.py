@@ -8,7 +8,15 @@ import pytest
 
 from jobs.errors import ConfigError, JdbcDriverNotFoundError
 from jobs.settings import Settings
-from jobs.spark.session import DEBIAN_JDBC_JAR, read_spark_defaults, resolve_jdbc_driver, spark_conf
+from jobs.spark.session import (
+    DEBIAN_JDBC_JAR,
+    log4j2_config,
+    quiet_console_conf,
+    read_spark_defaults,
+    resolve_jdbc_driver,
+    spark_conf,
+    spark_log_file,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,3 +75,27 @@ def test_settings_master_overrides_the_file(tmp_path: Path) -> None:
 def test_session_uses_project_defaults(spark) -> None:
     assert spark.conf.get("spark.sql.adaptive.enabled") == "true"
     assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
+
+
+def test_spark_logs_to_a_file_and_the_console_stays_quiet(tmp_path: Path) -> None:
+    log_file = tmp_path / "run logs" / "spark.log"
+    conf = quiet_console_conf({"spark.driver.extraJavaOptions": "-XX:+UseG1GC"}, log_file)
+    options = conf["spark.driver.extraJavaOptions"]
+    assert options.startswith("-XX:+UseG1GC ")
+    assert f"-Dlog4j2.configurationFile={log4j2_config().as_uri()}" in options
+    assert f'"-Dretrain.spark.log={log_file}"' in options  # quoted: the path has a space
+    assert conf["spark.retrain.logFile"] == str(log_file)
+    shipped = log4j2_config().read_text()
+    assert "appender.console.filter.threshold.level = fatal" in shipped
+    assert "alwaysWriteExceptions = false" in shipped and "${sys:retrain.spark.log" in shipped
+
+
+def test_an_operators_log4j2_configuration_wins(tmp_path: Path) -> None:
+    mine = {"spark.driver.extraJavaOptions": "-Dlog4j2.configurationFile=file:/etc/spark/log4j2.properties"}
+    assert quiet_console_conf(mine, tmp_path / "spark.log") == {}
+
+
+def test_the_session_logs_to_its_file(spark, settings) -> None:
+    log_file = spark_log_file()
+    assert log_file == settings.data_dir / "logs" / "spark-retrain-tests.log"
+    assert "Running Spark version" in log_file.read_text()

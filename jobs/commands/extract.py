@@ -31,7 +31,11 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     result = extract(
         settings,
         ctx,
-        spark_session(settings, app_name=f"retrain-extract-{ctx.ds_str}"),
+        spark_session(
+            settings,
+            app_name=f"retrain-extract-{ctx.ds_str}",
+            log_file=settings.run_folder(ctx.ds_str).logs / "spark-extract.log",
+        ),
         project_dir=Path(args.project_dir) if args.project_dir else None,
         vars_overrides=parse_vars_option(args.vars),
         sources=args.sources,

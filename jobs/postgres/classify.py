@@ -26,6 +26,7 @@ from jobs.errors import (
     SparkDriverLostError,
 )
 from jobs.postgres.url import DatabaseUrl
+from jobs.spark.messages import strip_py4j
 
 # SQLSTATE codes and classes (PostgreSQL manual, appendix A).
 _AUTH_CODES = {"28000", "28P01"}  # invalid_authorization_specification, invalid_password
@@ -64,7 +65,6 @@ _AUTH = re.compile(
 )
 _MISSING = re.compile(r"(relation|column|table|database) \"?[^\"]*\"? does not exist", re.IGNORECASE)
 _NO_DRIVER = re.compile(r"ClassNotFoundException: org\.postgresql\.Driver|No suitable driver", re.IGNORECASE)
-_PY4J_PREFIX = re.compile(r"^An error occurred while calling [\w.$]+\.\s*:?\s*", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -84,11 +84,6 @@ def scrub(text: str, db: DatabaseUrl) -> str:
         for secret in {db.password, quote(db.password, safe="")}:
             text = text.replace(secret, "***")
     return text
-
-
-def strip_py4j(text: str) -> str:
-    """Drop py4j's "An error occurred while calling o74.parquet." wording: it names a JVM object, not a problem."""
-    return _PY4J_PREFIX.sub("", text.strip())
 
 
 def _first_line(text: str) -> str:

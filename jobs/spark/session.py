@@ -8,8 +8,10 @@ passed to ``spark-submit --properties-file``.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +25,10 @@ log = logging.getLogger(__name__)
 
 DEBIAN_JDBC_JAR = Path("/usr/share/java/postgresql.jar")
 JDBC_MAVEN_PACKAGE = "org.postgresql:postgresql"
+LOG4J2_CONFIG = "log4j2.properties"
+DRIVER_JAVA_OPTIONS = "spark.driver.extraJavaOptions"
+LOG_FILE_PROPERTY = "retrain.spark.log"  # the system property log4j2.properties reads the file name from
+LOG_FILE_CONF = "spark.retrain.logFile"  # recorded in the session's conf, so the CLI can name the file on failure
 
 
 def read_spark_defaults(path: Path) -> dict[str, str]:
@@ -109,21 +115,79 @@ def quiet_spark_python_loggers() -> None:
         PySparkLogger.getLogger(name).setLevel(logging.CRITICAL + 1)
 
 
+def log4j2_config() -> Path:
+    """The log4j2 configuration shipped with the package (``jobs/spark/log4j2.properties``)."""
+    return Path(str(resources.files("jobs.spark").joinpath(LOG4J2_CONFIG)))
+
+
+def _java_option(name: str, value: str) -> str:
+    option = f"-D{name}={value}"
+    return f'"{option}"' if any(c.isspace() for c in option) else option
+
+
+def quiet_console_conf(conf: Mapping[str, str], log_file: Path) -> dict[str, str]:
+    """Driver JVM options that send Spark's log to ``log_file`` and keep the console for the pipeline's lines.
+
+    PySpark starts the driver JVM with the session's configuration, so ``spark.driver.extraJavaOptions`` set here
+    reaches it. A log4j2 configuration already named there (an operator's choice in spark-defaults.conf) wins.
+    """
+    existing = conf.get(DRIVER_JAVA_OPTIONS, "")
+    if "log4j2.configurationFile" in existing or "log4j.configurationFile" in existing:
+        return {}
+    options = [existing] if existing else []
+    options += [
+        _java_option("log4j2.configurationFile", log4j2_config().as_uri()),
+        _java_option(LOG_FILE_PROPERTY, str(log_file)),
+    ]
+    return {DRIVER_JAVA_OPTIONS: " ".join(options), LOG_FILE_CONF: str(log_file)}
+
+
+def spark_log_file() -> Path | None:
+    """The log file of this process's Spark session, if one was started through :func:`spark_session`."""
+    if "pyspark" not in sys.modules:
+        return None
+
+    active = running_session()
+    value = active.conf.get(LOG_FILE_CONF, None) if active is not None else None
+    return Path(value) if value else None
+
+
+def running_session() -> SparkSession | None:
+    """The thread's active Spark session, or the process's default one; ``None`` when no JVM runs."""
+    from pyspark.errors import PySparkRuntimeError
+    from pyspark.sql import SparkSession
+
+    try:
+        return SparkSession.active()
+    except PySparkRuntimeError:
+        return None
+
+
 def spark_session(
     settings: Settings,
     app_name: str = "retrain",
     require_jdbc: bool = True,
     overrides: Mapping[str, str] | None = None,
+    log_file: Path | None = None,
 ) -> SparkSession:
-    """Build (or reuse) the process's Spark session with the project's configuration (``overrides`` last)."""
+    """Build (or reuse) the process's Spark session with the project's configuration (``overrides`` last).
+
+    Spark's own log goes to ``log_file`` (default ``<DATA_DIR>/logs/spark-<app_name>.log``; the steps' commands pass
+    a file in the run's folder), not to the console.
+    """
     from pyspark.sql import SparkSession
 
     quiet_spark_python_loggers()
     conf = {**spark_conf(settings, require_jdbc=require_jdbc), **(overrides or {})}
+    if running_session() is None:  # a running JVM keeps the log file it was started with
+        log_file = log_file or settings.data_dir / "logs" / f"spark-{app_name}.log"
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        conf.update(quiet_console_conf(conf, log_file))
     builder = SparkSession.builder.appName(app_name)
     for key, value in conf.items():
         builder = builder.config(key, value)
-    log.info("Starting Spark (master %s)", conf["spark.master"])
+    if LOG_FILE_CONF in conf:
+        log.info("Starting Spark (master %s); its log: %s", conf["spark.master"], conf[LOG_FILE_CONF])
     return builder.getOrCreate()
 
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 
 from jobs.errors import CompilationError, DataTestError, SqlProjectError, check_scalar
+from jobs.spark.messages import strip_py4j
 from jobs.sqlproject.literals import sql_literal
 from jobs.sqlproject.modelconfig import SEVERITIES
 from jobs.sqlproject.project import Model, SqlProject
@@ -313,7 +314,7 @@ def statement(tests: Sequence[DataTest]) -> str:
 
 
 def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
+    text = strip_py4j(str(error))
     return text.splitlines()[0] if text else type(error).__name__
 
 

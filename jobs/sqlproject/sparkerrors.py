@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterable
 
 from jobs.errors import ModelExecutionError
+from jobs.spark.messages import strip_py4j
 from jobs.sqlproject.project import SqlProject
 from jobs.sqlproject.render import RenderedModel
 from jobs.sqlproject.sourcemap import excerpt, line_from_message, line_of_offset, rendered_to_template_line
@@ -16,7 +17,7 @@ _NAME = re.compile(r"[`\"]([A-Za-z_][A-Za-z0-9_.]*)[`\"]")
 
 def _first_line(error: BaseException) -> str:
     """Spark's message without its plan and without its own (rendered-SQL) position, which we translate."""
-    text = str(error).strip()
+    text = strip_py4j(str(error))
     return _POSITION_SUFFIX.sub("", text.splitlines()[0]) if text else type(error).__name__
 
 
