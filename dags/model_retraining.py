@@ -4,8 +4,8 @@
 Every Sunday at 02:00 (time zone: the `SCHEDULE_TIMEZONE` setting, UTC by default) this DAG retrains the screening
 models on the week's data and deploys the ones that beat production:
 
-`preflight` → `extract_data` → `transform_data` → `train_models` → `validate_models` → `should_deploy` →
-`deploy_models` → `notify`
+`preflight` → `extract_data` → `has_new_data` → `transform_data` → `train_models` → `validate_models` →
+`should_deploy` → `deploy_models` → `notify`
 
 Each task calls one step function of the `jobs` package, exactly as `retrain <step> --ds <ds>` does on the
 command line; this file adds scheduling, retries and visibility, not logic.
@@ -20,9 +20,10 @@ command line; this file adds scheduling, retries and visibility, not logic.
 - **XCom** carries each step's `to_dict()`: paths, counts and verdicts, never data.
 - **Preflight.** The deploy token (`ADMIN_JWT_TOKEN`) is checked before anything is extracted: a token that is
   missing, not an admin's or about to expire fails the run in seconds instead of after training.
-- **Deploy gate.** `should_deploy` skips `deploy_models` when extraction found nothing new or when the gate
-  approved no model; `notify` runs whatever happened, reports failed tasks with their error, and then fails
-  itself when something upstream failed, so the run shows as failed.
+- **Gates.** `has_new_data` skips everything up to `deploy_models` when extraction found nothing new (every
+  window empty); `should_deploy` skips `deploy_models` when the gate approved no model. `notify` runs whatever
+  happened, reports failed tasks with their error, and then fails itself when something upstream failed, so the
+  run shows as failed.
 - **Retries.** Two retries with exponential back-off (5 min, then 10 min); errors that a retry cannot fix (bad
   settings, SQL errors, failed data tests, rejected credentials, a bad token) fail at once.
 """
@@ -62,6 +63,7 @@ TIMEOUTS = {
     "transform_data": timedelta(hours=1),
     "train_models": timedelta(hours=1),
     "validate_models": timedelta(minutes=30),
+    "has_new_data": timedelta(minutes=5),
     "should_deploy": timedelta(minutes=5),
     "deploy_models": timedelta(minutes=15),
     "notify": timedelta(minutes=10),
@@ -213,18 +215,28 @@ def model_retraining():
         return validate(settings(), run_context(get_current_context()), None).to_dict()
 
     @task.short_circuit(
+        task_id="has_new_data",
+        execution_timeout=TIMEOUTS["has_new_data"],
+        ignore_downstream_trigger_rules=False,  # skip transform_data; the rest follow their trigger rules
+    )
+    @records_error
+    def has_new_data(extracted: dict[str, Any]) -> bool:
+        """Train only when extraction found rows: an empty week skips training and deployment, not the report."""
+        if extracted.get("nothing_new"):
+            log.info("Extraction found nothing new: skipping training and deployment.")
+            return False
+        return True
+
+    @task.short_circuit(
         task_id="should_deploy",
         execution_timeout=TIMEOUTS["should_deploy"],
         ignore_downstream_trigger_rules=False,  # skip deploy_models only: notify keeps its own trigger rule
     )
     @records_error
-    def should_deploy(extracted: dict[str, Any]) -> bool:
-        """Deploy only when extraction found new rows and the gate approved at least one model (decision.json)."""
+    def should_deploy() -> bool:
+        """Deploy only when the gate approved at least one model (``decision.json``, read as deploy reads it)."""
         from jobs.deploy import approved_versions
 
-        if extracted.get("nothing_new"):
-            log.info("Not deploying: extraction found nothing new.")
-            return False
         s, ctx = settings(), run_context(get_current_context())
         approved = approved_versions(s.run_folder(ctx.ds_str).decision)
         if not approved:
@@ -256,8 +268,9 @@ def model_retraining():
         return result.to_dict()
 
     extracted = extract_data()
-    gate = should_deploy(extracted)
-    preflight() >> extracted >> transform_data() >> train_models() >> validate_models() >> gate
+    gate = should_deploy()
+    preflight() >> extracted
+    has_new_data(extracted) >> transform_data() >> train_models() >> validate_models() >> gate
     gate >> deploy_models() >> notify()
 
 

@@ -16,7 +16,8 @@ DAG_ID = "model_retraining"
 #: task -> (downstream tasks, trigger rule)
 EXPECTED_STRUCTURE = {
     "preflight": ({"extract_data"}, "all_success"),
-    "extract_data": ({"transform_data", "should_deploy"}, "all_success"),
+    "extract_data": ({"has_new_data"}, "all_success"),
+    "has_new_data": ({"transform_data"}, "all_success"),
     "transform_data": ({"train_models"}, "all_success"),
     "train_models": ({"validate_models"}, "all_success"),
     "validate_models": ({"should_deploy"}, "all_success"),

@@ -22,6 +22,7 @@ SEED_END = date(2026, 11, 22)  # the seeded records end the day before
 WEEK_1 = datetime(2026, 11, 22, 2, tzinfo=UTC)  # a Sunday: the week [11-15 02:00, 11-22 02:00)
 WEEK_2 = datetime(2026, 11, 29, 2, tzinfo=UTC)
 FAILED_WEEK = datetime(2026, 12, 6, 2, tzinfo=UTC)
+EMPTY_WEEK = datetime(2026, 2, 1, 2, tzinfo=UTC)  # after the DAG's start date; the seeded data starts in May 2026
 MODELS = {"diabetes", "heart", "liver"}
 
 
@@ -208,3 +209,17 @@ def test_a_week_of_demo_traffic_is_served_by_the_deployed_versions(first_week, w
     assert sum(r[2] for r in rows) == report.served
     assert sum(r[3] for r in rows) == report.verified > 0
     assert all(r[4] >= WEEK_2 and r[5] < WEEK_2 + timedelta(days=7) for r in rows)
+
+
+def test_a_week_with_nothing_new_skips_training_and_deployment_but_reports(dag, world, monkeypatch):
+    """A week before the seeded data starts: every extraction window is empty."""
+    dag_run, states, xcoms = run(dag, EMPTY_WEEK, world.env, monkeypatch)
+
+    assert str(dag_run.state) == "success", states
+    assert xcom(xcoms, "extract_data")["nothing_new"] is True
+    assert states["has_new_data"] == "success"
+    skipped = ("transform_data", "train_models", "validate_models", "should_deploy", "deploy_models")
+    assert {states[t] for t in skipped} == {"skipped"}, states
+    assert states["notify"] == "success"
+    report = json.loads((folder(world, "2026-02-01") / "report.json").read_text())
+    assert report["status"] == "succeeded" and report["extract"]["rows"] == 0
