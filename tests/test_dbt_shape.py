@@ -148,3 +148,11 @@ def test_check_compiles_every_yaml_test_and_unit_test(capsys, tmp_path) -> None:
     schema.write_text(schema.read_text().replace("- name: order_id\n        data_tests: [not_null]",
                                                  "- name: order_idd\n        data_tests: [not_null]"))  # fmt: skip
     assert cli.main(["check", "--project-dir", str(copy)]) != 0
+
+
+def test_ls_shows_grouped_sources_seeds_and_tags(capsys) -> None:
+    assert cli.main(["ls", "--project-dir", str(PROJECT_DIR), "--select", "+customers"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert set(lines) == {"stg_customers", "stg_orders", "customers"}
+    assert lines["stg_orders"].endswith("<- source:ecom.raw_orders") and "tags=staging" in lines["stg_orders"]
+    assert "tags=nightly" in lines["customers"] and "seed:country_codes" in lines["customers"]

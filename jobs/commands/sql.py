@@ -57,7 +57,7 @@ def run_compile(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def run_ls(settings: Settings, args: argparse.Namespace) -> int:
-    _, models = _selected_models(settings, args)
+    project, models = _selected_models(settings, args)
     for model in models:
         config = model.config
         details = [config.materialized]
@@ -69,7 +69,9 @@ def run_ls(settings: Settings, args: argparse.Namespace) -> int:
             details.append("cache")
         if config.tags:
             details.append("tags=" + ",".join(config.tags))
-        reads = [f"source:{s}" for s in model.sources] + [f"seed:{s}" for s in model.seeds] + list(model.refs)
+        sources = [project.sources[s] for s in model.sources]
+        names = [f"source:{s.group}.{s.table_name}" if s.group else f"source:{s.name}" for s in sources]
+        reads = names + [f"seed:{s}" for s in model.seeds] + list(model.refs)
         print(f"{model.name:<24} {' '.join(details):<52} <- {', '.join(reads) or '-'}")
     return 0
 
