@@ -130,3 +130,27 @@ def test_missing_inputs_say_which_command_to_run(settings, tmp_path) -> None:
         train(empty, CTX)
     with pytest.raises(ValidateError, match="retrain train --ds 2026-11-22"):
         validate(empty, CTX)
+
+
+def test_the_commands_train_validate_and_manage_the_store(settings, tmp_path, monkeypatch, capsys) -> None:
+    from jobs.cli import main
+
+    monkeypatch.setenv("RETRAIN_HOME", str(settings.root))
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("MODEL_STORE", str(tmp_path / "store"))
+    features = tmp_path / "data" / "runs" / f"ds={CTX.ds_str}" / "features"
+    feature_table(features / "diabetes_features", "diabetes", 4_000, seed=7)
+    assert main(["train", "--ds", CTX.ds_str, "--model", "diabetes"]) == 0
+    version = ModelStore(tmp_path / "store").versions("diabetes")[0]
+    assert f"diabetes     {version}" in capsys.readouterr().out
+    assert main(["validate", "--ds", CTX.ds_str]) == 0
+    out = capsys.readouterr().out
+    assert "diabetes     deploy" in out and "No model is in production" in out
+    assert main(["models", "promote", "diabetes", version, "--reason", "first"]) == 0
+    assert main(["models", "list"]) == 0
+    assert f"* diabetes     {version}" in capsys.readouterr().out
+    assert main(["models", "show", "diabetes"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["production"]["version"] == version and shown["metadata"]["artifact_sha256"]
+    assert main(["models", "rollback", "diabetes", "--reason", "test"]) == 1  # nothing earlier: a clear error
+    assert main(["models", "promote", "diabetes", "nope", "--reason", "x"]) == 1
