@@ -38,7 +38,9 @@ def test_prediction_or_the_label_as_a_feature_is_refused() -> None:
         Recipe("x", "x_features", ("age", "prediction"), (), build_estimator=lambda: None)
     with pytest.raises(RecipeError, match="label 'label' as a feature"):
         Recipe("x", "x_features", ("age", "label"), (), build_estimator=lambda: None)
-    with pytest.raises(RecipeError, match=r"'holdout_fraction' setting of Recipe 'x' must be in \(0, 1\). Got 1.5"):
+    with pytest.raises(
+        RecipeError, match=r"'holdout_fraction' setting of Recipe 'x' must be a number in \(0, 1\)\. Got 1.5"
+    ):
         Recipe("x", "x_features", ("age",), (), build_estimator=lambda: None, holdout_fraction=1.5)
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from jobs.errors import ConfigError
+from jobs.errors import check_scalar
 
 BUCKETS = 10_000
 
@@ -26,7 +26,6 @@ def bucket(record_id: int | str, salt: str) -> int:
 
 def holdout_mask(record_ids: Iterable[int | str], fraction: float, salt: str) -> np.ndarray:
     """A boolean array: True for the records held out for scoring."""
-    if not 0.0 < fraction < 1.0:
-        raise ConfigError(f"The 'holdout_fraction' setting must be in (0, 1). Got {fraction} instead.")
+    check_scalar(fraction, "The 'holdout_fraction' setting", float, minimum=0, maximum=1, closed="neither")
     cutoff = round(fraction * BUCKETS)
     return np.fromiter((bucket(r, salt) < cutoff for r in record_ids), dtype=bool)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jobs.errors import ModelInputError, RecipeError
+from jobs.errors import ModelInputError, RecipeError, check_scalar
 from jobs.ml.thresholds import GateThresholds
 
 if TYPE_CHECKING:
@@ -78,12 +78,9 @@ class Recipe:
             )
         if self.label in features:
             raise RecipeError(f"{where} uses its label {self.label!r} as a feature.")
-        if not 0.0 < self.holdout_fraction < 1.0:
-            raise RecipeError(
-                f"The 'holdout_fraction' setting of {where} must be in (0, 1). Got {self.holdout_fraction} instead."
-            )
-        if self.min_labelled_rows < 2:
-            raise RecipeError(f"{where}: 'min_labelled_rows' must be at least 2. Got {self.min_labelled_rows}.")
+        check_scalar(self.holdout_fraction, f"The 'holdout_fraction' setting of {where}", float, minimum=0,
+                     maximum=1, closed="neither", error=RecipeError)  # fmt: skip
+        check_scalar(self.min_labelled_rows, f"{where}: 'min_labelled_rows'", minimum=2, error=RecipeError)
         if not callable(self.build_estimator):
             raise RecipeError(f"{where}: 'build_estimator' must be a function returning an unfitted Pipeline.")
 
