@@ -10,8 +10,10 @@ STAMP := $(VENV)/.installed
 DEMO_ROWS ?= 200000
 DEMO_REQUESTS ?= 8000
 PYTEST_ARGS ?=
+BENCH_ROWS ?= 200000 1000000
+BENCH_REPEAT ?= 2
 
-.PHONY: help setup system-deps test lint demo airflow clean
+.PHONY: help setup system-deps test lint demo airflow bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -42,6 +44,10 @@ demo: setup  ## seed the embedded PostgreSQL, start the backend, run the DAG for
 
 airflow: setup  ## run a local Airflow (standalone) with the project's DAG; prints how to log in
 	@bash scripts/airflow.sh
+
+bench: setup  ## the pipeline vs the COPY floor, pandas, DuckDB, naive Spark (BENCH_ROWS="200000 1000000 5000000")
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python -m bench.run --rows $(BENCH_ROWS) --repeat $(BENCH_REPEAT)
 
 clean:  ## stop the embedded PostgreSQL and remove local data (keeps .venv)
 	-$(BIN)/retrain db stop

@@ -1,0 +1,101 @@
+"""Run one command and measure it: wall time and the peak resident memory of its whole process tree.
+
+The tree's RSS (the command, its children, a JVM included) is summed from /proc every 100 ms by psutil. A tree
+that grows past ``cap_bytes`` is killed and reported as not fitting, so a benchmark cannot take the machine down;
+``address_space_cap`` additionally sets RLIMIT_AS in the child (for contenders without a JVM, which reserves far
+more address space than it uses).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import resource
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+
+import psutil
+
+SAMPLE_SECONDS = 0.1
+
+
+@dataclass
+class Measurement:
+    seconds: float
+    peak_rss_bytes: int
+    returncode: int
+    counts: dict[str, int] = field(default_factory=dict)
+    detail: dict[str, object] = field(default_factory=dict)
+    error: str | None = None
+
+
+def _tree_rss(root: psutil.Process) -> int:
+    total = 0
+    try:
+        processes = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    for p in processes:
+        with contextlib.suppress(psutil.Error):
+            total += p.memory_info().rss
+    return total
+
+
+def _error_line(stderr: str) -> str:
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    oom = [line for line in lines if "OutOfMemoryError" in line or "MemoryError" in line]
+    causes = [line for line in lines if "Error" in line or "Exception" in line]
+    return (oom or causes or lines or ["no output"])[-1][:300]
+
+
+def run_measured(cmd: list[str], env: dict[str, str], cwd: str, cap_bytes: int,
+                 address_space_cap: int | None = None, timeout: float = 3600) -> Measurement:  # fmt: skip
+    def limit() -> None:
+        os.setsid()  # its own process group, so the whole tree can be killed at once
+        if address_space_cap:
+            resource.setrlimit(resource.RLIMIT_AS, (address_space_cap, address_space_cap))
+
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=limit)  # fmt: skip
+    root = psutil.Process(proc.pid)
+    peak, over_cap = 0, False
+    output: dict[str, str] = {}
+
+    def drain(name: str, stream) -> None:
+        output[name] = stream.read()
+
+    readers = [threading.Thread(target=drain, args=(n, s), daemon=True)
+               for n, s in (("out", proc.stdout), ("err", proc.stderr))]  # fmt: skip
+    for r in readers:
+        r.start()
+    while proc.poll() is None:
+        peak = max(peak, _tree_rss(root))
+        if peak > cap_bytes or time.perf_counter() - started > timeout:
+            over_cap = peak > cap_bytes
+            os.killpg(proc.pid, signal.SIGKILL)
+            break
+        time.sleep(SAMPLE_SECONDS)
+    proc.wait()
+    seconds = time.perf_counter() - started
+    for r in readers:
+        r.join()
+    stdout, stderr = output.get("out", ""), output.get("err", "")
+    m = Measurement(seconds=seconds, peak_rss_bytes=peak, returncode=proc.returncode)
+    lines = stdout.strip().splitlines()
+    for line in lines:
+        if line.startswith("detail "):
+            m.detail.update(json.loads(line.removeprefix("detail ")))
+    if over_cap:
+        m.error = f"did not fit in {cap_bytes / 2**30:.0f} GiB"
+    elif proc.returncode != 0:
+        m.error = _error_line(stderr)
+        if "MemoryError" in m.error or "Cannot allocate memory" in stderr:
+            m.error = f"did not fit in {(address_space_cap or cap_bytes) / 2**30:.0f} GiB ({m.error[:120]})"
+    elif lines:
+        m.counts = json.loads(lines[-1])
+    return m
