@@ -159,7 +159,7 @@ def main() -> None:
         cluster.start()
         try:
             db = cluster.database_url()
-            url = f"postgresql://{db.user}@{db.host}:{db.port}/{db.database}"
+            url = db.full_url()
             for rows in sorted(args.rows):
                 seconds = seed(url, rows)
                 print(f"seeded {rows:,} rows in {seconds:.0f} s", flush=True)

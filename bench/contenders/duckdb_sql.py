@@ -10,7 +10,7 @@ from pathlib import Path
 import connectorx
 import duckdb
 
-from bench.common import CATEGORIES, FLAGS, LABS, NUMBERS, RECORD_TYPES, report, source_query
+from bench.common import CATEGORIES, FLAGS, LABS, NUMBERS, OUTCOMES, RECORD_TYPES, report, source_query
 
 PARTITIONS = 4
 
@@ -25,6 +25,7 @@ def staging_sql() -> str:
               for i, k in enumerate(keys) if k in FLAGS]  # fmt: skip
     impossible = " OR ".join(["age < 0", "age > 120", "bmi <= 0", *(f"{k} < 0" for k in LABS)])
     types = ", ".join(f"'{t}'" for t in RECORD_TYPES)
+    outcomes = ", ".join(f"'{t}'" for t in OUTCOMES)
     return f"""
     CREATE TABLE stg AS
     WITH parsed AS (
@@ -42,7 +43,8 @@ def staging_sql() -> str:
       CASE WHEN NOT is_json THEN 'malformed_json'
            WHEN COALESCE(record_type, '') NOT IN ({types}) THEN 'unknown_record_type'
            WHEN {impossible} THEN 'impossible_value'
-           WHEN submission > 1 THEN 'duplicate' END AS quarantine_reason
+           WHEN submission > 1 THEN 'duplicate'
+           WHEN verified_outcome NOT IN ({outcomes}) THEN 'unknown_outcome' END AS quarantine_reason
     FROM typed"""
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy
 
-from bench.common import CATEGORIES, FLAGS, LABS, NUMBERS, RECORD_TYPES, report, source_query
+from bench.common import CATEGORIES, FLAGS, LABS, NUMBERS, OUTCOMES, RECORD_TYPES, report, source_query
 
 FLAG_VALUES = {"true": 1, "yes": 1, "1": 1, "false": 0, "no": 0, "0": 0}
 
@@ -56,8 +56,8 @@ def staging(df: pd.DataFrame) -> pd.DataFrame:
     first = ~df.sort_values("id").duplicated(["user_id", "record_type", "data", "created_at"]).reindex(df.index)
     out["quarantine_reason"] = np.select(
         [pd.Series([d is None for d in docs], index=out.index), ~out["record_type"].isin(RECORD_TYPES), impossible,
-         ~first],
-        ["malformed_json", "unknown_record_type", "impossible_value", "duplicate"],
+         ~first, out["verified_outcome"].notna() & ~out["verified_outcome"].isin(OUTCOMES)],
+        ["malformed_json", "unknown_record_type", "impossible_value", "duplicate", "unknown_outcome"],
         default=None,
     )  # fmt: skip
     return out

@@ -1,25 +1,27 @@
 {#-
   Read the keys of a record's JSON `data` (what the backend received), typed and tolerant of how clients send it.
-  get_json_object returns a value's text for strings and numbers alike, so "42.5" and 42.5 both become 42.5;
-  a missing key, a JSON null or text that is no number become NULL (imputed later), never an error.
+  A value's text is kept for strings and numbers alike, so "42.5" and 42.5 both become 42.5; a missing key, a JSON
+  null or text that is no number become NULL (imputed later), never an error.
 
-  Extract with bare json_field() calls in one SELECT and type the results in the next: Spark then parses each
-  record's JSON once for all keys (spark.sql.optimizer.getJsonObjectSharedParsing.enabled); a get_json_object
-  wrapped in another function is parsed on its own.
+  json_document() parses each record once for all the keys a model reads: from_json with every key as STRING keeps a
+  number's text as written (as get_json_object does), and its corrupt-record column marks text that is not JSON.
+  Read the keys as doc.<key> and type them with to_double/to_category/to_flag.
 -#}
 
+{% macro json_document(keys, column='data') -%}
+from_json({{ column }}, '{% for key in keys %}`{{ key }}` STRING, {% endfor %}`_corrupt_record` STRING',
+          map('columnNameOfCorruptRecord', '_corrupt_record'))
+{%- endmacro %}
+
+{#- TRUE when `column` holds a JSON object (not an array, a string, a number, or text cut short); `doc` is its
+    json_document(). -#}
+{% macro is_json_object(doc, column='data') -%}
+({{ doc }} IS NOT NULL AND {{ doc }}._corrupt_record IS NULL AND LEFT(LTRIM({{ column }}), 1) = '{')
+{%- endmacro %}
+
+{#- One key of one document, for a model that reads a key or two of its own (each call parses the document). -#}
 {% macro json_field(key, column='data') -%}
 get_json_object({{ column }}, '$.{{ key }}')
-{%- endmacro %}
-
-{#- The whole document re-serialised; NULL when `column` is not valid JSON (cut short, form-encoded, empty). -#}
-{% macro json_root(column='data') -%}
-get_json_object({{ column }}, '$')
-{%- endmacro %}
-
-{#- TRUE when the document is a JSON object (not an array, a string or a number). -#}
-{% macro is_json_object(root, column='data') -%}
-({{ root }} IS NOT NULL AND LEFT(LTRIM({{ column }}), 1) = '{')
 {%- endmacro %}
 
 {% macro to_double(text) -%}

@@ -1,8 +1,8 @@
-{{ config(materialized='view', cache=true) }}
+{{ config(materialized='table') }}
 {#-
   Every logged prediction of the run's window, its JSON inputs parsed and typed, and why it cannot be used
   (quarantine_reason, NULL when it can). The feature models read the usable rows; quarantine keeps the others.
-  Cached: three feature models and the quarantine read it.
+  A table: written once, then three feature models and the quarantine read only the columns and rows they need.
 -#}
 {%- set numbers = ['age', 'bmi', 'glucose', 'blood_pressure', 'insulin', 'pregnancies', 'resting_bp', 'cholesterol',
                    'max_heart_rate', 'total_bilirubin', 'alkaline_phosphatase', 'alt', 'ast', 'albumin'] %}
@@ -10,18 +10,19 @@
 {%- set categories = ['sex', 'physical_activity', 'chest_pain_type', 'alcohol_use'] %}
 {%- set flags = ['family_history', 'exercise_angina', 'smoker'] %}
 WITH extracted AS (
-  -- Bare get_json_object calls only, so Spark parses each record's JSON once for all of them.
+  -- One parse of each record's JSON for all the keys.
   SELECT
     *,
-    {%- for key in numbers + categories + flags %}
-    {{ json_field(key) }} AS {{ key }}_text,
-    {%- endfor %}
-    {{ json_root() }} AS json_root
+    {{ json_document(numbers + categories + flags) }} AS doc
   FROM {{ source('predictions') }}
 ),
+repeats AS (
+  -- The same submission logged twice: same user, type, inputs and time; the first id wins.
+  {{ later_duplicates(source('predictions'), ['user_id', 'record_type', 'data', 'created_at']) }}
+),
 parsed AS (
-  SELECT
-    id AS record_id,
+  SELECT /*+ BROADCAST(repeats) */
+    extracted.id AS record_id,
     user_id,
     LOWER(TRIM(record_type)) AS record_type,
     data,
@@ -30,28 +31,28 @@ parsed AS (
     model_version,
     LOWER(TRIM(verified_outcome)) AS verified_outcome,
     created_at,
-    {{ is_json_object('json_root') }} AS is_json,
+    {{ is_json_object('doc') }} AS is_json,
     {%- for key in numbers %}
-    {{ to_double(key ~ '_text') }} AS {{ key }},
+    {{ to_double('doc.' ~ key) }} AS {{ key }},
     {%- endfor %}
     {%- for key in categories %}
-    {{ to_category(key ~ '_text') }} AS {{ key }},
+    {{ to_category('doc.' ~ key) }} AS {{ key }},
     {%- endfor %}
     {%- for key in flags %}
-    {{ to_flag(key ~ '_text') }} AS {{ key }},
+    {{ to_flag('doc.' ~ key) }} AS {{ key }},
     {%- endfor %}
-    -- The same submission logged twice: same user, type, inputs and time; the first id wins.
-    ROW_NUMBER() OVER (PARTITION BY user_id, record_type, data, created_at ORDER BY id) AS submission
+    repeats.id IS NOT NULL AS is_repeat
   FROM extracted
+  LEFT JOIN repeats ON repeats.id = extracted.id
 )
 SELECT
-  * EXCEPT (is_json, submission),
+  * EXCEPT (is_json, is_repeat),
   CASE
     WHEN NOT is_json THEN 'malformed_json'
     WHEN COALESCE(record_type, '') NOT IN ({{ var('record_types') }}) THEN 'unknown_record_type'
     WHEN age < 0 OR age > 120 OR bmi <= 0
       {%- for key in labs %} OR {{ key }} < 0{% endfor %} THEN 'impossible_value'
-    WHEN submission > 1 THEN 'duplicate'
+    WHEN is_repeat THEN 'duplicate'
     -- Last, so that a hostile outcome never moves a row out of the reasons above.
     WHEN verified_outcome NOT IN ({{ var('outcomes') }}) THEN 'unknown_outcome'
   END AS quarantine_reason
