@@ -136,7 +136,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2, help="runs of each contender per row count (median)")
     parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS))
     parser.add_argument("--cap-gib", type=float, default=8.0, help="kill a contender whose process tree grows past")
-    parser.add_argument("--merge", action="store_true", help="keep other row counts of latest.json")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the other row counts and contenders of latest.json (re-measure some only)",
+    )
     parser.add_argument("--seed-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.seed_child:
@@ -172,8 +176,8 @@ def main() -> None:
                         print(f"  {rows:>10,} {name:<12} {m.seconds:7.1f} s  {m.peak_rss_bytes / 2**30:5.2f} GiB"
                               f"  {m.error or ''} {m.detail or ''}", flush=True)  # fmt: skip
                 point = {name: summarise(r) for name, r in runs.items()}
-                problems += [f"{rows}: {p}" for p in check_counts(point)]
-                points[str(rows)] = point
+                points[str(rows)] = {**points.get(str(rows), {}), **point} if args.merge else point
+                problems += [f"{rows}: {p}" for p in check_counts(points[str(rows)])]
         finally:
             cluster.stop()
 

@@ -29,7 +29,7 @@ def staging_sql() -> str:
     return f"""
     CREATE TABLE stg AS
     WITH parsed AS (
-      SELECT *, COALESCE(json_valid(data) AND json_type(data) = 'OBJECT', false) AS is_json,
+      SELECT *, COALESCE(TRY(json_type(data)) = 'OBJECT', false) AS is_json,
              TRY(json_extract_string(data, [{paths}])) AS v,
              ROW_NUMBER() OVER (PARTITION BY user_id, record_type, data, created_at ORDER BY id) AS submission
       FROM raw
