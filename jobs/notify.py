@@ -274,7 +274,7 @@ def render_markdown(report: dict[str, Any]) -> str:
             lines.append(
                 f"| {name} | {rows} | {f'{coverage:.1%}' if coverage is not None else '-'} | "
                 f"{_accuracy(m.get('champion'))} | {_accuracy(m.get('challenger'))} | {verdict} | "
-                f"{'; '.join(m.get('reasons') or []) or '-'} |"
+                f"{' '.join(m.get('reasons') or []) or '-'} |"
             )
         lines.append("")
     else:
