@@ -122,9 +122,7 @@ def error_message(error: BaseException, settings_: Settings | None = None) -> st
     text = str(error).strip().splitlines()[0] if str(error).strip() else ""
     message = f"{type(error).__name__}: {text}" if text else type(error).__name__
     if settings_ is not None:
-        secrets = [settings_.admin_jwt_token, settings_.database().password if settings_.database_url else None]
-        for secret in filter(None, secrets):
-            message = message.replace(secret, "***")
+        message = settings_.redact(message)
     return message[:500]
 
 

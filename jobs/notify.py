@@ -54,13 +54,12 @@ def notify(
     report = gather(folder, ctx.ds_str, failures or {})
     plot = accuracy_plot(report["models"], folder.report_plot, ctx.ds_str)
     report["plot"] = plot.name if plot else None
-    secrets = _secrets(settings)
-    summary = _redact(summary_text(report), secrets)
+    summary = settings.redact(summary_text(report))
     report["summary"] = summary
     report["webhook"] = post_webhook(settings.notify_webhook_url, summary) if settings.notify_webhook_url else (
         "not configured")  # fmt: skip
-    folder.report_json.write_text(_redact(json.dumps(report, indent=2, default=str), secrets) + "\n", "utf-8")
-    folder.report_md.write_text(_redact(render_markdown(report), secrets), encoding="utf-8")
+    folder.report_json.write_text(settings.redact(json.dumps(report, indent=2, default=str)) + "\n", "utf-8")
+    folder.report_md.write_text(settings.redact(render_markdown(report)), encoding="utf-8")
     log.info("Report: %s (%s).", folder.report_md, report["status"])
     return NotifyResult(ctx.ds_str, report["status"], str(folder.report_md), str(folder.report_json),
                         str(plot) if plot else None, report["webhook"])  # fmt: skip
@@ -344,16 +343,3 @@ def post_webhook(url: str, text: str) -> str:
     if outcome != "posted":
         log.warning("The run summary was not delivered: %s.", outcome)
     return outcome
-
-
-def _secrets(settings: Settings) -> list[str]:
-    values = [settings.admin_jwt_token, settings.secret_key, settings.notify_webhook_url]
-    if settings.database_url:
-        values.append(settings.database().password)
-    return [v for v in values if v and len(v) >= 4]
-
-
-def _redact(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return text

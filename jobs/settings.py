@@ -117,6 +117,18 @@ class Settings:
         """The embedded cluster's password file (mode 0600), written when the cluster is created."""
         return secret_file(self.embedded_pg_dir)
 
+    def redact(self, text: str) -> str:
+        """``text`` with every secret setting (token, signing key, webhook URL, database password) masked.
+
+        The last guard of anything the pipeline writes for people: reports, webhook summaries, task errors.
+        """
+        secrets = [self.admin_jwt_token, self.secret_key, self.notify_webhook_url]
+        if self.database_url:
+            secrets.append(self.database().password)
+        for secret in filter(None, secrets):
+            text = text.replace(secret, "***")
+        return text
+
     def database(self) -> DatabaseUrl:
         """The source database: ``DATABASE_URL``, or the embedded cluster (with its password) when it is unset."""
         return DatabaseUrl.parse(self.database_url) if self.database_url else self.embedded_database()
