@@ -58,6 +58,7 @@ class Settings:
     sql_project_dir: Path = Path("sql")
     jdbc_num_partitions: int | None = None
     jdbc_fetchsize: int = 10_000
+    sql_threads: int = 4
     embedded_pg_dir: Path = Path(".local/pg")
     embedded_pg_port: int = 54329
     notify_webhook_url: str | None = field(default=None, repr=False)
@@ -90,6 +91,7 @@ class Settings:
             sql_project_dir=path("SQL_PROJECT_DIR", "sql"),
             jdbc_num_partitions=_int(env, "JDBC_NUM_PARTITIONS", None),
             jdbc_fetchsize=_int(env, "JDBC_FETCHSIZE", 10_000),  # type: ignore[arg-type]
+            sql_threads=_int(env, "SQL_THREADS", 4),  # type: ignore[arg-type]
             embedded_pg_dir=path("RETRAIN_PG_DIR", ".local/pg"),
             embedded_pg_port=_int(env, "RETRAIN_PG_PORT", 54329),  # type: ignore[arg-type]
             notify_webhook_url=env.get("NOTIFY_WEBHOOK_URL") or None,

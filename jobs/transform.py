@@ -68,9 +68,9 @@ def database_reader(settings: Settings, ctx: RunContext, project: SqlProject) ->
     return read
 
 
-def data_tests(spark: SparkSession, compiled: CompiledProject) -> list[DataTestResult]:
+def data_tests(spark: SparkSession, compiled: CompiledProject, threads: int = 1) -> list[DataTestResult]:
     """Run every data test against the models currently registered in ``spark`` (one Spark query per model)."""
-    return run_tests(spark, compiled.tests)
+    return run_tests(spark, compiled.tests, threads)
 
 
 def transform(
@@ -98,8 +98,8 @@ def transform(
     partial = bool(select or exclude)
     testing = run_data_tests and not partial
     try:
-        runs = runner.run(reader, select, keep_cache=testing, exclude=exclude)
-        tests = data_tests(spark, compiled) if testing else []
+        runs = runner.run(reader, select, keep_cache=testing, exclude=exclude, threads=settings.sql_threads)
+        tests = data_tests(spark, compiled, settings.sql_threads) if testing else []
     finally:
         runner.release_cache()
     result = TransformResult(ctx.ds_str, runs.models, tuple(tests), data_tests_ran=testing)
@@ -121,4 +121,4 @@ def rerun_data_tests(
     compiled = CompiledProject.build(open_project(settings, project_dir, vars_overrides), ctx)
     folder = settings.run_folder(ctx.ds_str)
     SqlRunner(spark, compiled, folder.features).register_outputs(snapshot_reader(folder.raw))
-    return data_tests(spark, compiled)
+    return data_tests(spark, compiled, settings.sql_threads)

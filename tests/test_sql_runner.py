@@ -178,3 +178,33 @@ def test_transform_stops_on_an_error_severity_failure(spark, settings, tmp_path)
         "(sql/features/counts.yml, line 4)" in message
     )
     assert "stg_people: no_teenagers" in message and "row_count_min" not in message  # warnings do not stop
+
+
+def test_independent_tables_are_built_together_and_a_failure_leaves_the_others_whole(spark, tmp_path, people) -> None:
+    project = {
+        **PROJECT,
+        "features/broken.sql": """
+            {{ config(materialized='table') }}
+            SELECT id, CASE WHEN age > 60 THEN raise_error('age out of range') END AS x FROM {{ ref('stg_people') }}
+        """,
+    }
+    root = write_project(tmp_path / "sql", project)
+    runner = SqlRunner(spark, CompiledProject.build(load_project(root), CTX), tmp_path / "run" / "features")
+    with pytest.raises(ModelExecutionError, match=r"broken \(sql/features/broken.sql"):
+        runner.run(people, threads=4)
+    features = tmp_path / "run" / "features"
+    # adults and counts ran beside broken and were written whole; broken left nothing behind.
+    assert sorted(p.name for p in features.iterdir()) == ["adults", "counts"]
+    assert spark.read.parquet(str(features / "counts")).groupBy().sum("n").collect()[0][0] == 3
+
+
+def test_threads_do_not_change_what_is_built_nor_the_order_it_is_reported_in(spark, tmp_path, people) -> None:
+    root = write_project(tmp_path / "sql", PROJECT)
+    results = {}
+    for threads in (1, 4):
+        runner = SqlRunner(spark, CompiledProject.build(load_project(root), CTX), tmp_path / f"run{threads}")
+        result = runner.run(people, threads=threads)
+        results[threads] = [(m.name, m.materialized, m.rows) for m in result.models]
+        assert not spark.catalog.isCached("stg_people")
+    assert results[1] == results[4]
+    assert [name for name, _, _ in results[4]] == ["stg_people", "adults", "counts", "summary"]

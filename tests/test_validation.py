@@ -60,6 +60,8 @@ def test_every_caller_uses_the_same_shape(tmp_path) -> None:
     cases = [
         (lambda: Settings.from_env({"JDBC_FETCHSIZE": "lots"}, root=tmp_path),
          "The JDBC_FETCHSIZE setting must be a whole number of at least 1. Got 'lots' instead."),
+        (lambda: Settings.from_env({"SQL_THREADS": "0"}, root=tmp_path),
+         "The SQL_THREADS setting must be a whole number of at least 1. Got 0 instead."),
         (lambda: Settings.from_env({"RETRAIN_PG_PORT": "0"}, root=tmp_path),
          "The RETRAIN_PG_PORT setting must be a whole number of at least 1. Got 0 instead."),
         (lambda: lookback_days({"lookback_days": True}),

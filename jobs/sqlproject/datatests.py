@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 
 from jobs.errors import CompilationError, DataTestError, SqlProjectError, check_scalar
+from jobs.spark.concurrent import run_concurrently
 from jobs.spark.messages import strip_py4j
 from jobs.sqlproject.literals import sql_literal
 from jobs.sqlproject.modelconfig import SEVERITIES
@@ -342,29 +343,36 @@ def _by_model(tests: Sequence[DataTest]) -> dict[str, list[DataTest]]:
     return groups
 
 
-def run_tests(spark: SparkSession, tests: Sequence[DataTest]) -> list[DataTestResult]:
-    """Every test, one Spark query per model; results in the order of ``tests``."""
-    from pyspark.errors import PySparkException
-
+def run_tests(spark: SparkSession, tests: Sequence[DataTest], threads: int = 1) -> list[DataTestResult]:
+    """Every test, one Spark query per model (up to ``threads`` models at once); results in the order of ``tests``."""
+    groups = list(_by_model(tests).values())
+    counted = run_concurrently(lambda group: _count_failures(spark, group), groups, threads, key=id)
     found: dict[int, DataTestResult] = {}
     positions = {id(t): i for i, t in enumerate(tests)}
-    for group in _by_model(tests).values():
-        try:
-            row = spark.sql(statement(group)).collect()[0].asDict()
-            values = [(row[f"f{i}"], row.get(f"r{i}")) for i in range(len(group))]
-        except PySparkException:
-            values = []
-            for test in group:  # find the test that broke
-                try:
-                    one = spark.sql(statement([test])).collect()[0].asDict()
-                except PySparkException as e:
-                    raise SqlProjectError(
-                        f"Data test {test.name} on {test.model} ({test.where}) could not run: {_first_line(e)}"
-                    ) from None
-                values.append((one["f0"], one.get("r0")))
-        for test, (failures, rows) in zip(group, values, strict=True):
+    for group in groups:  # logged in a fixed order, whatever order the queries finished in
+        for test, (failures, rows) in zip(group, counted[id(group)], strict=True):
             found[positions[id(test)]] = _result(test, int(failures or 0), None if rows is None else int(rows))
     return [found[i] for i in range(len(tests))]
+
+
+def _count_failures(spark: SparkSession, group: Sequence[DataTest]) -> list[tuple[Any, Any]]:
+    """(failures, tested rows) of each test of one model, from one query; a broken test is named on its own."""
+    from pyspark.errors import PySparkException
+
+    try:
+        row = spark.sql(statement(group)).collect()[0].asDict()
+        return [(row[f"f{i}"], row.get(f"r{i}")) for i in range(len(group))]
+    except PySparkException:
+        values = []
+        for test in group:  # find the test that broke
+            try:
+                one = spark.sql(statement([test])).collect()[0].asDict()
+            except PySparkException as e:
+                raise SqlProjectError(
+                    f"Data test {test.name} on {test.model} ({test.where}) could not run: {_first_line(e)}"
+                ) from None
+            values.append((one["f0"], one.get("r0")))
+        return values
 
 
 def _result(test: DataTest, failures: int, rows: int | None) -> DataTestResult:

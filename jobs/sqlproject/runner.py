@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from jobs.errors import ConfigError, ModelExecutionError
 from jobs.spark.atomic import atomic_directory, write_manifest
+from jobs.spark.concurrent import run_concurrently
 from jobs.sqlproject.compiled import CompiledProject
 from jobs.sqlproject.graph import downstream_edges, reachable
 from jobs.sqlproject.project import SqlProject
@@ -144,28 +145,48 @@ class SqlRunner:
         selectors: Sequence[str] | None = None,
         keep_cache: bool = False,
         exclude: Sequence[str] | None = None,
+        threads: int = 1,
     ) -> ModelRuns:
         """Run the selected models; unselected ancestors are views again, or tables read from earlier output.
 
+        Tables that do not depend on each other are built at the same time, up to ``threads`` at once (dbt's
+        ``--threads``): each Spark job leaves cores idle while it plans, starts tasks and commits files, and the
+        others fill them. When one fails, the others of its level still finish (their outputs are atomic), and the
+        first failure in run order is raised before anything that depends on it starts.
         ``keep_cache`` keeps cached models until :meth:`release_cache`, for data tests that read them next.
         """
         chosen, needed = self._with_ancestors(selectors, exclude)
         self._register_inputs(reader)
         release_after = {} if keep_cache else self._cache_release_points(chosen)
-        runs: list[ModelRun] = []
+        runs: dict[str, ModelRun] = {}
+        for level in self._levels(needed):
+            tables = []
+            for name in level:
+                rendered = self.rendered[name]
+                if name in chosen and rendered.config.is_table:
+                    tables.append(rendered)
+                elif name in chosen:
+                    runs[name] = self._materialize(rendered)
+                elif rendered.config.is_table:
+                    self._register_existing_table(rendered)
+                else:
+                    self.dataframe(rendered).createOrReplaceTempView(name)
+            runs.update(run_concurrently(self._materialize, tables, threads, key=lambda r: r.name))
+            for name in level:
+                for cached in release_after.pop(name, ()):
+                    self._uncache(cached)
+        return ModelRuns(ds=self.ctx.ds_str, models=tuple(runs[n] for n in self.order if n in runs))
+
+    def _levels(self, names: set[str]) -> list[list[str]]:
+        """``names`` in run order, grouped by depth: a model's level is one more than its deepest dependency's."""
+        depth: dict[str, int] = {}
         for name in self.order:
-            if name not in needed:
-                continue
-            rendered = self.rendered[name]
-            if name in chosen:
-                runs.append(self._materialize(rendered))
-            elif rendered.config.is_table:
-                self._register_existing_table(rendered)
-            else:
-                self.dataframe(rendered).createOrReplaceTempView(name)
-            for cached in release_after.pop(name, ()):
-                self._uncache(cached)
-        return ModelRuns(ds=self.ctx.ds_str, models=tuple(runs))
+            depth[name] = 1 + max((depth[d] for d in self.graph.get(name, ()) if d in depth), default=-1)
+        levels: list[list[str]] = [[] for _ in range(max((depth[n] for n in names), default=-1) + 1)]
+        for name in self.order:
+            if name in names:
+                levels[depth[name]].append(name)
+        return levels
 
     def release_cache(self) -> None:
         """Uncache every cached model still held."""

@@ -18,7 +18,8 @@ WITH extracted AS (
 ),
 repeats AS (
   -- The same submission logged twice: same user, type, inputs and time; the first id wins.
-  {{ later_duplicates(source('predictions'), ['user_id', 'record_type', 'data', 'created_at']) }}
+  {{ later_duplicates(source('predictions'), ['user_id', 'record_type', 'data', 'created_at'],
+                      narrow=['user_id', 'created_at']) }}
 ),
 parsed AS (
   SELECT /*+ BROADCAST(repeats) */
