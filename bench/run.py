@@ -135,7 +135,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[200_000, 1_000_000])
     parser.add_argument("--repeat", type=int, default=2, help="runs of each contender per row count (median)")
     parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS))
-    parser.add_argument("--cap-gib", type=float, default=8.0, help="kill a contender whose process tree grows past")
+    parser.add_argument("--cap-gib", type=float, default=16.0, help="kill a contender whose process tree grows past")
     parser.add_argument(
         "--merge",
         action="store_true",
