@@ -9,7 +9,7 @@ from jobs.errors import ConfigError, DataTestError, DependencyError, ModelExecut
 from jobs.run_context import RunContext
 from jobs.sqlproject.compiled import CompiledProject
 from jobs.sqlproject.datatests import run_tests
-from jobs.sqlproject.graph import select
+from jobs.sqlproject.graph import levels, select
 from jobs.sqlproject.project import load_project
 from jobs.sqlproject.render import Renderer
 from jobs.sqlproject.runner import SqlRunner
@@ -208,3 +208,10 @@ def test_threads_do_not_change_what_is_built_nor_the_order_it_is_reported_in(spa
         assert not spark.catalog.isCached("stg_people")
     assert results[1] == results[4]
     assert [name for name, _, _ in results[4]] == ["stg_people", "adults", "counts", "summary"]
+
+
+def test_levels_group_models_that_do_not_read_each_other() -> None:
+    graph = {"stg": (), "a": ("stg",), "b": ("stg",), "c": ("a",), "d": ("c", "b")}
+    order = ["stg", "a", "b", "c", "d"]
+    assert levels(graph, order, order) == [["stg"], ["a", "b"], ["c"], ["d"]]
+    assert levels(graph, order, {"b", "d"}) == [[], ["b"], [], ["d"]]

@@ -27,9 +27,10 @@ def run_concurrently(
     if threads <= 1 or len(items) <= 1:
         return {key(item): work(item) for item in items}
     with ThreadPoolExecutor(max_workers=min(threads, len(items)), thread_name_prefix="spark-job") as pool:
-        futures = [(item, pool.submit(work, item)) for item in items]
-        outcomes = [(item, future.exception()) for item, future in futures]
-    for _, error in outcomes:
+        futures = [pool.submit(work, item) for item in items]
+    # Leaving the pool waited for every item; raise the first failure in the items' order.
+    for future in futures:
+        error = future.exception()
         if error is not None:
             raise error
-    return {key(item): future.result() for item, future in futures}
+    return {key(item): future.result() for item, future in zip(items, futures, strict=True)}

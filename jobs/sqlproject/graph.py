@@ -37,6 +37,23 @@ def topological_order(graph: Mapping[str, Sequence[str]], describe: Mapping[str,
     return order
 
 
+def levels(graph: Mapping[str, Sequence[str]], order: Sequence[str], names: Iterable[str]) -> list[list[str]]:
+    """``names`` grouped by depth, each group in ``order`` (a topological order of ``graph``).
+
+    A model's depth is one more than its deepest dependency's, so the models of one group never read each other
+    and can be built at the same time once the groups before them are done.
+    """
+    depth: dict[str, int] = {}
+    for name in order:
+        depth[name] = 1 + max((depth[d] for d in graph.get(name, ()) if d in depth), default=-1)
+    wanted = set(names)
+    groups: list[list[str]] = [[] for _ in range(max((depth[n] for n in wanted), default=-1) + 1)]
+    for name in order:
+        if name in wanted:
+            groups[depth[name]].append(name)
+    return groups
+
+
 def reachable(start: str, edges: Mapping[str, Iterable[str]]) -> set[str]:
     """Every node reachable from ``start`` along ``edges`` (its ancestors for the ref graph), ``start`` excluded."""
     seen: set[str] = set()

@@ -18,7 +18,7 @@ from jobs.errors import ConfigError, ModelExecutionError
 from jobs.spark.atomic import atomic_directory, write_manifest
 from jobs.spark.concurrent import run_concurrently
 from jobs.sqlproject.compiled import CompiledProject
-from jobs.sqlproject.graph import downstream_edges, reachable
+from jobs.sqlproject.graph import downstream_edges, levels, reachable
 from jobs.sqlproject.project import SqlProject
 from jobs.sqlproject.render import RenderedModel
 from jobs.sqlproject.seeds import register_seeds
@@ -159,7 +159,7 @@ class SqlRunner:
         self._register_inputs(reader)
         release_after = {} if keep_cache else self._cache_release_points(chosen)
         runs: dict[str, ModelRun] = {}
-        for level in self._levels(needed):
+        for level in levels(self.graph, self.order, needed):
             tables = []
             for name in level:
                 rendered = self.rendered[name]
@@ -176,17 +176,6 @@ class SqlRunner:
                 for cached in release_after.pop(name, ()):
                     self._uncache(cached)
         return ModelRuns(ds=self.ctx.ds_str, models=tuple(runs[n] for n in self.order if n in runs))
-
-    def _levels(self, names: set[str]) -> list[list[str]]:
-        """``names`` in run order, grouped by depth: a model's level is one more than its deepest dependency's."""
-        depth: dict[str, int] = {}
-        for name in self.order:
-            depth[name] = 1 + max((depth[d] for d in self.graph.get(name, ()) if d in depth), default=-1)
-        levels: list[list[str]] = [[] for _ in range(max((depth[n] for n in names), default=-1) + 1)]
-        for name in self.order:
-            if name in names:
-                levels[depth[name]].append(name)
-        return levels
 
     def release_cache(self) -> None:
         """Uncache every cached model still held."""
