@@ -17,6 +17,7 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import psutil
 
@@ -37,23 +38,33 @@ def _tree_rss(root: psutil.Process) -> int:
     """The summed RSS of ``root`` and its descendants, each address space counted once.
 
     A JVM starts helper commands (Hadoop's local file system does) with posix_spawn: until the child execs, it
-    shares the JVM's address space and /proc reports the JVM's whole RSS for it too. Summing both doubled the
-    JVM's memory in ~1 sample in 3 (peaks of 4.5-5.1 GiB for a JVM whose RSS never passed 2.7 GiB). Such a child
-    has its parent's exact RSS and virtual size, which two separate address spaces practically never share.
+    shares the JVM's address space and /proc reports the JVM's whole RSS for it too, so summing both doubled the
+    JVM's memory in some samples (peaks of 3.7-5.1 GiB for a JVM whose RSS never passed 2.7 GiB). Such a child
+    still runs its parent's executable; a JVM never runs a second JVM as its own child here (local mode), so a
+    child with its parent's executable is counted as part of the parent. Comparing RSS values instead missed the
+    samples where the two were read a moment apart.
     """
     try:
         processes = [root, *root.children(recursive=True)]
     except psutil.Error:
         return 0
-    seen: set[tuple[int, int]] = set()
+    executables: dict[int, str] = {}
+    for p in processes:
+        with contextlib.suppress(psutil.Error):
+            executables[p.pid] = p.exe()
     total = 0
     for p in processes:
         with contextlib.suppress(psutil.Error):
-            info = p.memory_info()
-            if (info.rss, info.vms) not in seen:
-                seen.add((info.rss, info.vms))
-                total += info.rss
+            if p is not root and _is_unexeced_child(p, executables):
+                continue
+            total += p.memory_info().rss
     return total
+
+
+def _is_unexeced_child(process: psutil.Process, executables: dict[int, str]) -> bool:
+    """True for a JVM's child that has not yet replaced the JVM's image (it shares the JVM's memory)."""
+    own, parents = executables.get(process.pid), executables.get(process.ppid())
+    return own is not None and own == parents and Path(own).name == "java"
 
 
 def _error_line(stderr: str) -> str:
