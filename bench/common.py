@@ -7,6 +7,7 @@ PostgreSQL) bounded to the run's window, exactly the relation ``retrain extract`
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,6 +19,15 @@ NUMBERS = ("age", "bmi", "glucose", "blood_pressure", "insulin", "pregnancies", 
 LABS = ("glucose", "insulin", "cholesterol", "total_bilirubin", "alkaline_phosphatase", "alt", "ast", "albumin")
 CATEGORIES = ("sex", "physical_activity", "chest_pain_type", "alcohol_use")
 FLAGS = ("family_history", "exercise_angina", "smoker")
+
+
+DATABASE_URL_ENV = "BENCH_DATABASE_URL"
+
+
+def bench_database_url() -> str:
+    """The throwaway bench cluster's URL: passed in the environment, because a command line (password included) is
+    visible to every user of the machine in ``ps``."""
+    return os.environ[DATABASE_URL_ENV]
 
 
 def source_query() -> str:

@@ -34,7 +34,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.common import ROOT
+from bench.common import DATABASE_URL_ENV, ROOT, bench_database_url
 from bench.measure import Measurement, run_measured
 
 CONTENDERS = ("floor", "ours", "pandas", "duckdb", "naive_spark")
@@ -42,14 +42,19 @@ MODULES = {"floor": "floor", "ours": "ours", "pandas": "pandas_script", "duckdb"
            "naive_spark": "naive_spark"}  # fmt: skip
 NO_JVM = {"floor", "pandas", "duckdb"}  # RLIMIT_AS is safe for these (a JVM reserves far more than it uses)
 RESULTS = ROOT / "bench" / "results"
+FAILED_LOGS = RESULTS / "failed-logs"  # not committed (.gitignore)
+# RLIMIT_AS for contenders without a JVM is only a backstop against a spike between two samples: a process reserves
+# far more address space than it touches (pandas at 5M rows: 10.9 GiB resident, and with RLIMIT_AS at the 16 GiB
+# cap a thread failed to start and the process aborted). The resident cap is what decides "did not fit".
+ADDRESS_SPACE_FACTOR = 1.5
 GENERATED_MAX = 5_000_000  # beyond this, the seeded rows are copied in SQL (the generator holds ~1 GB per 1M rows)
 
 
 def seed(database_url: str, rows: int) -> float:
     """Seed ``rows`` records in a child process, so the generator's memory is returned before anything is timed."""
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "bench.run", "--seed-child", database_url, str(rows)], cwd=ROOT,
-                   check=True)  # fmt: skip
+    subprocess.run([sys.executable, "-m", "bench.run", "--seed-child", str(rows)], cwd=ROOT, check=True,
+                   env={**os.environ, DATABASE_URL_ENV: database_url})  # fmt: skip
     return time.perf_counter() - started
 
 
@@ -85,17 +90,32 @@ def seed_child(database_url: str, rows: int) -> None:
         conn.close()
 
 
-def measure(name: str, database_url: str, work: Path, cap: int) -> Measurement:
+def measure(name: str, rows: int, database_url: str, work: Path, cap: int) -> Measurement:
     out = work / f"out-{name}"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), DATABASE_URL_ENV: database_url}
     try:
-        return run_measured([sys.executable, "-m", f"bench.contenders.{MODULES[name]}", database_url, str(out)],
-                            env=env, cwd=str(ROOT), cap_bytes=cap,
-                            address_space_cap=cap if name in NO_JVM else None)  # fmt: skip
+        m = run_measured([sys.executable, "-m", f"bench.contenders.{MODULES[name]}", str(out)],
+                         env=env, cwd=str(ROOT), cap_bytes=cap,
+                         address_space_cap=int(cap * ADDRESS_SPACE_FACTOR) if name in NO_JVM else None)  # fmt: skip
+        if m.error:
+            keep_logs(out, FAILED_LOGS / f"{name}-{rows}")
+        return m
     finally:
         shutil.rmtree(out, ignore_errors=True)
+
+
+def keep_logs(out: Path, target: Path) -> None:
+    """A failed contender's logs (Spark's among them) outlive its output folder, so its real error can be read."""
+    logs = list(out.rglob("*.log"))
+    if not logs:
+        return
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    for log_file in logs:
+        shutil.copy2(log_file, target / "-".join(log_file.relative_to(out).parts))
+    print(f"  its logs: {target}", flush=True)
 
 
 def summarise(runs: list[Measurement]) -> dict:
@@ -141,10 +161,10 @@ def main() -> None:
         action="store_true",
         help="keep the other row counts and contenders of latest.json (re-measure some only)",
     )
-    parser.add_argument("--seed-child", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--seed-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.seed_child:
-        seed_child(args.seed_child[0], int(args.seed_child[1]))
+        seed_child(bench_database_url(), args.seed_child)
         return
 
     from bench.report import write_reports
@@ -171,7 +191,7 @@ def main() -> None:
                 for i in range(args.repeat):
                     order = args.contenders[i % len(args.contenders) :] + args.contenders[: i % len(args.contenders)]
                     for name in order if i % 2 == 0 else order[::-1]:
-                        m = measure(name, url, work, cap)
+                        m = measure(name, rows, url, work, cap)
                         runs[name].append(m)
                         print(f"  {rows:>10,} {name:<12} {m.seconds:7.1f} s  {m.peak_rss_bytes / 2**30:5.2f} GiB"
                               f"  {m.error or ''} {m.detail or ''}", flush=True)  # fmt: skip

@@ -10,7 +10,17 @@ from pathlib import Path
 import connectorx
 import duckdb
 
-from bench.common import CATEGORIES, FLAGS, LABS, NUMBERS, OUTCOMES, RECORD_TYPES, report, source_query
+from bench.common import (
+    CATEGORIES,
+    FLAGS,
+    LABS,
+    NUMBERS,
+    OUTCOMES,
+    RECORD_TYPES,
+    bench_database_url,
+    report,
+    source_query,
+)
 
 PARTITIONS = 4
 
@@ -112,4 +122,4 @@ def main(database_url: str, out_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    main(bench_database_url(), sys.argv[1])

@@ -9,7 +9,7 @@ import sys
 
 import psycopg2
 
-from bench.common import report, source_query
+from bench.common import bench_database_url, report, source_query
 
 
 class NullSink:
@@ -33,4 +33,4 @@ def main(database_url: str, out_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    main(bench_database_url(), sys.argv[1])

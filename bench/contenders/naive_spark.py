@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 
-from bench.common import DS, ROOT, report
+from bench.common import DS, ROOT, bench_database_url, report
 
 
 def main(database_url: str, out_dir: str) -> None:
@@ -30,4 +30,4 @@ def main(database_url: str, out_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    main(bench_database_url(), sys.argv[1])

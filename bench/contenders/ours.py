@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 
-from bench.common import DS, ROOT, detail, report
+from bench.common import DS, ROOT, bench_database_url, detail, report
 from jobs.settings import Settings
 
 
@@ -34,4 +34,4 @@ def main(database_url: str, out_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    main(bench_database_url(), sys.argv[1])

@@ -14,7 +14,17 @@ import numpy as np
 import pandas as pd
 import sqlalchemy
 
-from bench.common import CATEGORIES, FLAGS, LABS, NUMBERS, OUTCOMES, RECORD_TYPES, report, source_query
+from bench.common import (
+    CATEGORIES,
+    FLAGS,
+    LABS,
+    NUMBERS,
+    OUTCOMES,
+    RECORD_TYPES,
+    bench_database_url,
+    report,
+    source_query,
+)
 
 FLAG_VALUES = {"true": 1, "yes": 1, "1": 1, "false": 0, "no": 0, "0": 0}
 
@@ -143,4 +153,4 @@ def main(database_url: str, out_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    main(bench_database_url(), sys.argv[1])
