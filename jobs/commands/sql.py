@@ -102,10 +102,16 @@ def run_transform(settings: Settings, args: argparse.Namespace) -> int:
     from jobs.spark.session import spark_session
     from jobs.transform import transform
 
-    spark = spark_session(settings, "retrain-transform", require_jdbc=args.from_database)
+    ctx = run_context(args)
+    spark = spark_session(
+        settings,
+        "retrain-transform",
+        require_jdbc=args.from_database,
+        log_file=settings.run_folder(ctx.ds_str).logs / "spark-transform.log",
+    )
     outcome = transform(
         settings,
-        run_context(args),
+        ctx,
         spark,
         project_dir=project_dir(args),
         vars_overrides=vars_overrides(args),
