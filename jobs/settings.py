@@ -102,6 +102,13 @@ class Settings:
         )
         if settings.database_url:
             DatabaseUrl.parse(settings.database_url)  # fail early, with a clear message
+        if env.get("SPARK_DEFAULTS_CONF") and not settings.spark_defaults_conf.is_file():
+            # The project's file is optional; one named explicitly must exist, or Spark would silently run untuned.
+            raise ConfigError(
+                f"The SPARK_DEFAULTS_CONF setting names {settings.spark_defaults_conf}, which is not a file "
+                f"(relative paths resolve against {root}). Point it at a spark-defaults.conf, or unset it to use "
+                "the project's."
+            )
         return settings
 
     @property

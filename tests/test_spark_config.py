@@ -47,6 +47,11 @@ def test_missing_explicit_jar_is_a_clear_error(tmp_path: Path) -> None:
         resolve_jdbc_driver(settings, {})
 
 
+def test_a_missing_spark_defaults_conf_named_explicitly_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"SPARK_DEFAULTS_CONF setting names .*elsewhere.conf, which is not a file"):
+        Settings.from_env(env={"SPARK_DEFAULTS_CONF": "elsewhere.conf"}, root=tmp_path)
+
+
 def test_spark_jars_entry_then_debian_jar(tmp_path: Path) -> None:
     settings = Settings.from_env(env={}, root=tmp_path)
     jar = tmp_path / "postgresql-42.jar"
