@@ -18,7 +18,8 @@ BENCH_REPEAT ?= 2
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-setup: system-deps $(STAMP)  ## create .venv and install the project (nothing to do the second time)
+setup: system-deps $(STAMP)  ## create .venv, install the project, build Spark's class archive (nothing to do the second time)
+	$(BIN)/retrain class-archive
 
 # Reinstalls only when the package's requirements change.
 $(STAMP): pyproject.toml

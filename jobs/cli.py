@@ -13,13 +13,13 @@ import sys
 from collections.abc import Sequence
 
 from jobs import __version__
-from jobs.commands import datatests, db, demo, deploy, extract, ml, serving, sql
+from jobs.commands import class_archive, datatests, db, demo, deploy, extract, ml, serving, sql
 from jobs.errors import RetrainError
 from jobs.settings import Settings
 
 log = logging.getLogger("retrain")
 
-COMMAND_GROUPS = (db, extract, sql, datatests, ml, deploy, serving, demo)
+COMMAND_GROUPS = (db, extract, sql, datatests, ml, deploy, serving, demo, class_archive)
 
 
 def build_parser() -> argparse.ArgumentParser:

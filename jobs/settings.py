@@ -18,6 +18,7 @@ from jobs.run_context import RunFolder
 
 EMBEDDED_PG_USER = "retrain"
 EMBEDDED_PG_DATABASE = "retrain"
+DEFAULT_CLASS_ARCHIVE = ".local/spark-classes.jsa"
 
 
 def _int(env: Mapping[str, str], name: str, default: int | None, minimum: int = 1) -> int | None:
@@ -55,6 +56,7 @@ class Settings:
     spark_master: str = "local[*]"
     spark_defaults_conf: Path = Path("spark-defaults.conf")
     spark_jdbc_jar: str | None = None
+    spark_class_archive: Path | None = Path(DEFAULT_CLASS_ARCHIVE)
     sql_project_dir: Path = Path("sql")
     jdbc_num_partitions: int | None = None
     jdbc_fetchsize: int = 10_000
@@ -88,6 +90,9 @@ class Settings:
             spark_master=env.get("SPARK_MASTER") or "local[*]",
             spark_defaults_conf=path("SPARK_DEFAULTS_CONF", "spark-defaults.conf"),
             spark_jdbc_jar=env.get("SPARK_JDBC_JAR") or None,
+            spark_class_archive=(
+                None if env.get("SPARK_CLASS_ARCHIVE") == "off" else path("SPARK_CLASS_ARCHIVE", DEFAULT_CLASS_ARCHIVE)
+            ),
             sql_project_dir=path("SQL_PROJECT_DIR", "sql"),
             jdbc_num_partitions=_int(env, "JDBC_NUM_PARTITIONS", None),
             jdbc_fetchsize=_int(env, "JDBC_FETCHSIZE", 10_000),  # type: ignore[arg-type]

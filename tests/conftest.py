@@ -52,7 +52,16 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def spark(settings: Settings):
+def class_archive(settings: Settings) -> Path:
+    """The project's class archive (`make setup` builds it; built here when pytest runs on its own, ~75 s)."""
+    from jobs.spark.class_archive import build
+
+    archive, _ = build(settings)
+    return archive
+
+
+@pytest.fixture(scope="session")
+def spark(settings: Settings, class_archive: Path):
     """One Spark session for the whole run: starting one costs seconds, stopping one per test costs minutes."""
     from jobs.spark.session import spark_session
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from jobs.errors import ConfigError, JdbcDriverNotFoundError
 from jobs.settings import Settings
+from jobs.spark import class_archive
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -98,6 +99,9 @@ def spark_conf(settings: Settings, require_jdbc: bool = True) -> dict[str, str]:
         if require_jdbc:
             raise
     conf["spark.master"] = settings.spark_master
+    archive = class_archive.java_option(settings)
+    if archive:
+        conf[DRIVER_JAVA_OPTIONS] = f"{conf.get(DRIVER_JAVA_OPTIONS, '')} {archive}".strip()
     return conf
 
 
