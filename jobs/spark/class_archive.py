@@ -3,8 +3,8 @@
 Every step runs in its own process (one per Airflow task), and each starts a driver JVM that loads ~19,000 classes
 from Spark's jars. Parsing and verifying them is most of the session's start-up (7 s on 2 cores) and of the first
 query's planning. A CDS archive (a JDK feature: ``java -Xshare:dump``, then ``-XX:SharedArchiveFile``) holds those
-classes already parsed and verified, mapped from one file. With it, `retrain extract` at 4.5M rows took 22.7 s
-instead of 28.8 s (three runs each), and a session started in 4.1 s instead of 7.0 s.
+classes already parsed and verified, mapped from one file. With it, `retrain extract` at 4.5M rows took 23.0 s
+instead of 28.3 s (medians of 6 and 7 runs), and a session started in 4.1 s instead of 7.0 s.
 
 The JVM checks an archive against its own build and class path, and silently ignores one that does not match (after
 a JDK or PySpark upgrade): the pipeline then runs as fast as without it, and ``retrain class-archive`` rebuilds it.
