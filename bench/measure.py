@@ -85,7 +85,7 @@ def run_measured(cmd: list[str], env: dict[str, str], cwd: str, cap_bytes: int,
     proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=limit)  # fmt: skip
     root = psutil.Process(proc.pid)
-    peak, over_cap = 0, False
+    peak, over_cap, timed_out = 0, False, False
     output: dict[str, str] = {}
 
     def drain(name: str, stream) -> None:
@@ -98,7 +98,7 @@ def run_measured(cmd: list[str], env: dict[str, str], cwd: str, cap_bytes: int,
     while proc.poll() is None:
         peak = max(peak, _tree_rss(root))
         if peak > cap_bytes or time.perf_counter() - started > timeout:
-            over_cap = peak > cap_bytes
+            over_cap, timed_out = peak > cap_bytes, peak <= cap_bytes
             os.killpg(proc.pid, signal.SIGKILL)
             break
         time.sleep(SAMPLE_SECONDS)
@@ -114,6 +114,10 @@ def run_measured(cmd: list[str], env: dict[str, str], cwd: str, cap_bytes: int,
             m.detail.update(json.loads(line.removeprefix("detail ")))
     if over_cap:
         m.error = f"did not fit in {cap_bytes / 2**30:.0f} GiB"
+    elif timed_out:
+        m.error = f"did not finish: stopped after {timeout:.0f} s"
+    elif proc.returncode < 0:
+        m.error = f"killed by signal {-proc.returncode} after {seconds:.0f} s"
     elif proc.returncode != 0:
         m.error = _error_line(stderr)
         if "MemoryError" in m.error or "Cannot allocate memory" in stderr:

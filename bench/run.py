@@ -90,14 +90,14 @@ def seed_child(database_url: str, rows: int) -> None:
         conn.close()
 
 
-def measure(name: str, rows: int, database_url: str, work: Path, cap: int) -> Measurement:
+def measure(name: str, rows: int, database_url: str, work: Path, cap: int, timeout: float) -> Measurement:
     out = work / f"out-{name}"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     env = {**os.environ, "PYTHONPATH": str(ROOT), DATABASE_URL_ENV: database_url}
     try:
         m = run_measured([sys.executable, "-m", f"bench.contenders.{MODULES[name]}", str(out)],
-                         env=env, cwd=str(ROOT), cap_bytes=cap,
+                         env=env, cwd=str(ROOT), cap_bytes=cap, timeout=timeout,
                          address_space_cap=int(cap * ADDRESS_SPACE_FACTOR) if name in NO_JVM else None)  # fmt: skip
         if m.error:
             keep_logs(out, FAILED_LOGS / f"{name}-{rows}")
@@ -157,6 +157,9 @@ def main() -> None:
     parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS))
     parser.add_argument("--cap-gib", type=float, default=16.0, help="kill a contender whose process tree grows past")
     parser.add_argument(
+        "--timeout-min", type=float, default=10.0, help="stop a contender still running after this many minutes"
+    )
+    parser.add_argument(
         "--merge",
         action="store_true",
         help="keep the other row counts and contenders of latest.json (re-measure some only)",
@@ -191,7 +194,7 @@ def main() -> None:
                 for i in range(args.repeat):
                     order = args.contenders[i % len(args.contenders) :] + args.contenders[: i % len(args.contenders)]
                     for name in order if i % 2 == 0 else order[::-1]:
-                        m = measure(name, rows, url, work, cap)
+                        m = measure(name, rows, url, work, cap, args.timeout_min * 60)
                         runs[name].append(m)
                         print(f"  {rows:>10,} {name:<12} {m.seconds:7.1f} s  {m.peak_rss_bytes / 2**30:5.2f} GiB"
                               f"  {m.error or ''} {m.detail or ''}", flush=True)  # fmt: skip
