@@ -117,7 +117,8 @@ def run_measured(cmd: list[str], env: dict[str, str], cwd: str, cap_bytes: int,
     elif timed_out:
         m.error = f"did not finish: stopped after {timeout:.0f} s"
     elif proc.returncode < 0:
-        m.error = f"killed by signal {-proc.returncode} after {seconds:.0f} s"
+        said = f": {_error_line(stderr)}" if stderr.strip() else ""
+        m.error = f"killed by signal {-proc.returncode} after {seconds:.0f} s{said}"
     elif proc.returncode != 0:
         m.error = _error_line(stderr)
         if "MemoryError" in m.error or "Cannot allocate memory" in stderr:

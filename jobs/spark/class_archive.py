@@ -83,12 +83,14 @@ def build(settings: Settings, force: bool = False) -> tuple[Path, bool]:
     with tempfile.TemporaryDirectory(prefix="class-archive-", dir=archive.parent) as tmp:
         work = Path(tmp)
         class_list, description = work / "classes.lst", work / "jvm.json"
+        log.info("Building %s: listing the classes of a sample Spark workload (about 30 s)", archive)
         run_tool(
             [sys.executable, "-m", __name__, str(class_list), str(description), str(work / "workload")],
             "list the classes of a sample Spark workload",
         )
         jvm = DriverJvm(**json.loads(description.read_text(encoding="utf-8")))
         dumped = work / archive.name
+        log.info("Dumping the %d classes listed into the archive (about 40 s)", _count_classes(class_list))
         run_tool(
             jvm.command("-Xshare:dump", f"-XX:SharedClassListFile={class_list}", f"{ARCHIVE_OPTION}{dumped}"),
             "dump the class archive (java -Xshare:dump)",
@@ -96,6 +98,11 @@ def build(settings: Settings, force: bool = False) -> tuple[Path, bool]:
         os.replace(description, _description_file(archive))
         os.replace(dumped, archive)
     return archive, True
+
+
+def _count_classes(class_list: Path) -> int:
+    lines = class_list.read_text(encoding="utf-8", errors="replace").splitlines()
+    return sum(1 for line in lines if line and not line.startswith(("#", "@")))
 
 
 def run_tool(command: list[str], doing: str) -> None:
