@@ -57,6 +57,7 @@ class Settings:
     spark_defaults_conf: Path = Path("spark-defaults.conf")
     spark_jdbc_jar: str | None = None
     spark_class_archive: Path | None = Path(DEFAULT_CLASS_ARCHIVE)
+    java_home: str | None = None  # as Spark's launcher: $JAVA_HOME/bin/java, else java on PATH
     sql_project_dir: Path = Path("sql")
     jdbc_num_partitions: int | None = None
     jdbc_fetchsize: int = 10_000
@@ -91,8 +92,11 @@ class Settings:
             spark_defaults_conf=path("SPARK_DEFAULTS_CONF", "spark-defaults.conf"),
             spark_jdbc_jar=env.get("SPARK_JDBC_JAR") or None,
             spark_class_archive=(
-                None if env.get("SPARK_CLASS_ARCHIVE") == "off" else path("SPARK_CLASS_ARCHIVE", DEFAULT_CLASS_ARCHIVE)
+                None
+                if env.get("SPARK_CLASS_ARCHIVE", "").strip().lower() == "off"
+                else path("SPARK_CLASS_ARCHIVE", DEFAULT_CLASS_ARCHIVE)
             ),
+            java_home=env.get("JAVA_HOME") or None,
             sql_project_dir=path("SQL_PROJECT_DIR", "sql"),
             jdbc_num_partitions=_int(env, "JDBC_NUM_PARTITIONS", None),
             jdbc_fetchsize=_int(env, "JDBC_FETCHSIZE", 10_000),  # type: ignore[arg-type]

@@ -24,6 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(settings: Settings, args: argparse.Namespace) -> int:
     from jobs.spark.class_archive import build
 
+    if settings.spark_class_archive is None:
+        print("The class archive is off (SPARK_CLASS_ARCHIVE=off): nothing to build.")
+        return 0
     started = time.monotonic()
     archive, built = build(settings, force=args.force)
     if built:

@@ -6,42 +6,60 @@ query's planning. A CDS archive (a JDK feature: ``java -Xshare:dump``, then ``-X
 classes already parsed and verified, mapped from one file. With it, `retrain extract` at 4.5M rows took 23.0 s
 instead of 28.3 s (medians of 6 and 7 runs), and a session started in 4.1 s instead of 7.0 s.
 
-The JVM checks an archive against its own build and class path, and silently ignores one that does not match (after
-a JDK or PySpark upgrade): the pipeline then runs as fast as without it, and ``retrain class-archive`` rebuilds it.
-Only the driver maps the archive; executors on a cluster start from their own installation.
+The JVM checks an archive against its own build, class path and heap size, and refuses one that does not match (after
+a JDK or PySpark upgrade, another JAVA_HOME, a driver memory of 32g or more): the session then starts without it,
+a little slower than with no archive named at all, and logs a warning that says to rebuild it. Only the driver maps
+the archive; executors on a cluster start from their own installation.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from jobs.errors import ConfigError
 from jobs.settings import Settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 log = logging.getLogger(__name__)
 
 ARCHIVE_OPTION = "-XX:SharedArchiveFile="
 WORKLOAD_ROWS = 20_000
+WORKLOAD_MASTER = "local[2]"  # the workload lists the driver's classes; it never needs a cluster
 DERBY_DRIVER = "org.apache.derby.jdbc.EmbeddedDriver"
 
 
 @dataclass(frozen=True)
 class DriverJvm:
-    """What the archive was dumped for: the driver JVM's java binary, class path and module options."""
+    """What the archive was dumped for: the driver JVM's java binary, class path, modules and heap size.
+
+    The heap size matters: it decides whether object pointers are compressed, which the archive records.
+    """
 
     java: str
     class_path: str
-    module_options: list[str]
+    vm_options: list[str]
 
     def command(self, *options: str) -> list[str]:
-        return [self.java, *options, *self.module_options, "-cp", self.class_path]
+        return [self.java, *options, *self.vm_options, "-cp", self.class_path]
+
+    @classmethod
+    def read(cls, description: Path) -> DriverJvm | None:
+        try:
+            return cls(**json.loads(description.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError):
+            return None
 
 
 def java_option(settings: Settings) -> str | None:
@@ -54,12 +72,38 @@ def _description_file(archive: Path) -> Path:
     return archive.with_suffix(".json")
 
 
-def is_current(archive: Path) -> bool:
-    """True when the JVM the archive was dumped for still accepts it (``-Xshare:on`` fails on any mismatch)."""
-    description = _description_file(archive)
-    if not (archive.is_file() and description.is_file()):
+def warn_if_unused(spark: SparkSession, driver_options: str) -> None:
+    """Say so when the driver was given the archive and refused it: only a rebuild makes it useful again."""
+    if ARCHIVE_OPTION not in driver_options:
+        return
+    if "sharing" not in spark.sparkContext._jvm.java.lang.System.getProperty("java.vm.info"):
+        log.warning(
+            "The driver JVM could not use the class archive named in its options (it was built for another JDK, "
+            "PySpark or driver memory); Spark starts ~3 s slower until `retrain class-archive --force` rebuilds it."
+        )
+
+
+def current_java(settings: Settings) -> str | None:
+    """The java binary Spark's launcher will run: ``$JAVA_HOME/bin/java``, else ``java`` on PATH."""
+    java = str(Path(settings.java_home) / "bin" / "java") if settings.java_home else shutil.which("java")
+    return os.path.realpath(java) if java else None
+
+
+def _spark_jars() -> str | None:
+    spec = importlib.util.find_spec("pyspark")
+    return str(Path(spec.origin).parent / "jars") if spec and spec.origin else None
+
+
+def is_current(settings: Settings, archive: Path) -> bool:
+    """True when the archive was dumped for this java and this PySpark, and that JVM still accepts it.
+
+    ``-Xshare:on`` with ``-XX:+PrintSharedArchiveAndExit`` fails on any mismatch of JVM build, class path or jars.
+    """
+    jvm = DriverJvm.read(_description_file(archive))
+    if jvm is None or not archive.is_file():
         return False
-    jvm = DriverJvm(**json.loads(description.read_text(encoding="utf-8")))
+    if os.path.realpath(jvm.java) != current_java(settings) or (_spark_jars() or "") not in jvm.class_path:
+        return False
     check = jvm.command("-Xshare:on", f"{ARCHIVE_OPTION}{archive}", "-XX:+PrintSharedArchiveAndExit")
     try:
         return subprocess.run(check, capture_output=True, timeout=60).returncode == 0
@@ -77,18 +121,23 @@ def build(settings: Settings, force: bool = False) -> tuple[Path, bool]:
     archive = settings.spark_class_archive
     if archive is None:
         raise ConfigError("SPARK_CLASS_ARCHIVE is set to 'off'. Unset it to build the archive at its default place.")
-    if not force and is_current(archive):
+    if not force and is_current(settings, archive):
         return archive, False
     archive.parent.mkdir(parents=True, exist_ok=True)
+    spark_log = archive.with_name(f"{archive.stem}-build.log")
     with tempfile.TemporaryDirectory(prefix="class-archive-", dir=archive.parent) as tmp:
         work = Path(tmp)
         class_list, description = work / "classes.lst", work / "jvm.json"
         log.info("Building %s: listing the classes of a sample Spark workload (about 30 s)", archive)
+        # The list is complete once the child's JVM has exited: it outlives the child's Python by a moment, and
+        # run_tool returns only when the JVM too has closed the output pipes it inherited.
         run_tool(
-            [sys.executable, "-m", __name__, str(class_list), str(description), str(work / "workload")],
+            [sys.executable, "-m", __name__, str(class_list), str(description), str(work / "workload"), str(spark_log)],
             "list the classes of a sample Spark workload",
+            spark_log,
         )
-        jvm = DriverJvm(**json.loads(description.read_text(encoding="utf-8")))
+        jvm = DriverJvm.read(description)
+        assert jvm is not None, "the child process describes its JVM before it exits"
         dumped = work / archive.name
         log.info("Dumping the %d classes listed into the archive (about 40 s)", _count_classes(class_list))
         run_tool(
@@ -105,7 +154,7 @@ def _count_classes(class_list: Path) -> int:
     return sum(1 for line in lines if line and not line.startswith(("#", "@")))
 
 
-def run_tool(command: list[str], doing: str) -> None:
+def run_tool(command: list[str], doing: str, spark_log: Path | None = None) -> None:
     try:
         done = subprocess.run(command, capture_output=True, text=True)
     except OSError as e:
@@ -113,27 +162,30 @@ def run_tool(command: list[str], doing: str) -> None:
     else:
         if done.returncode == 0:
             return
-        output = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
-        failure = f"exit code {done.returncode}:\n{output}"
+        lines = [line for line in (done.stdout + done.stderr).strip().splitlines() if line.strip()]
+        causes = [line for line in lines if "Error" in line or "Exception" in line]
+        failure = f"exit code {done.returncode}: {(causes or lines or ['no output'])[-1].strip()}"
+    see = f" Spark's log: {spark_log}." if spark_log and spark_log.is_file() else ""
     raise ConfigError(
-        f"Could not {doing} ({failure})\n"
-        "The pipeline runs without the archive, only its JVMs start slower. Fix the cause above (Java 17 on PATH "
-        "or JAVA_HOME, PySpark installed) and run `retrain class-archive` again."
+        f"Could not {doing} ({failure}).{see}\n"
+        "The pipeline runs without the archive, only its JVMs start slower. Fix the cause (Java 17 as "
+        "JAVA_HOME or on PATH, PySpark installed) and run `retrain class-archive` again."
     )
 
 
-def _list_classes(class_list: Path, description: Path, folder: Path) -> None:
+def _list_classes(class_list: Path, description: Path, folder: Path, spark_log: Path) -> None:
     """The child process: run the sample workload with the class list on, and describe the JVM it ran in."""
-    from jobs.spark.session import DRIVER_JAVA_OPTIONS, read_spark_defaults, spark_session
+    from jobs.spark.session import DRIVER_JAVA_OPTIONS, quote_java_option, read_spark_defaults, spark_session
 
-    settings = Settings.from_env()
+    settings = Settings.from_env()  # the parent's environment: the same spark-defaults.conf, JAVA_HOME and PySpark
     options = read_spark_defaults(settings.spark_defaults_conf).get(DRIVER_JAVA_OPTIONS, "")
+    listing = quote_java_option(f"-XX:DumpLoadedClassList={class_list}")
     spark = spark_session(
         settings,
         "retrain-class-archive",
         require_jdbc=False,
-        overrides={DRIVER_JAVA_OPTIONS: f"{options} -XX:DumpLoadedClassList={class_list}".strip()},
-        log_file=folder / "spark.log",
+        overrides={DRIVER_JAVA_OPTIONS: f"{options} {listing}".strip(), "spark.master": WORKLOAD_MASTER},
+        log_file=spark_log,
     )
     jvm = spark.sparkContext._jvm
     system = jvm.java.lang.System
@@ -144,7 +196,7 @@ def _list_classes(class_list: Path, description: Path, folder: Path) -> None:
     described = DriverJvm(
         java=str(Path(system.getProperty("java.home")) / "bin" / "java"),
         class_path=arguments[arguments.index("-cp") + 1],
-        module_options=[a for a in arguments if a.startswith("--add-modules")],
+        vm_options=[a for a in arguments if a.startswith(("--add-modules", "-Xmx"))],
     )
     description.write_text(json.dumps(asdict(described)), encoding="utf-8")
     spark.stop()
@@ -194,4 +246,4 @@ def _sample_workload(spark, folder: Path) -> None:
 
 
 if __name__ == "__main__":
-    _list_classes(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]))
+    _list_classes(*(Path(arg) for arg in sys.argv[1:5]))

@@ -101,7 +101,7 @@ def spark_conf(settings: Settings, require_jdbc: bool = True) -> dict[str, str]:
     conf["spark.master"] = settings.spark_master
     archive = class_archive.java_option(settings)
     if archive:
-        conf[DRIVER_JAVA_OPTIONS] = f"{conf.get(DRIVER_JAVA_OPTIONS, '')} {archive}".strip()
+        conf[DRIVER_JAVA_OPTIONS] = f"{conf.get(DRIVER_JAVA_OPTIONS, '')} {quote_java_option(archive)}".strip()
     return conf
 
 
@@ -124,9 +124,13 @@ def log4j2_config() -> Path:
     return Path(str(resources.files("jobs.spark").joinpath(LOG4J2_CONFIG)))
 
 
-def _java_option(name: str, value: str) -> str:
-    option = f"-D{name}={value}"
+def quote_java_option(option: str) -> str:
+    """Spark splits ``extraJavaOptions`` on whitespace: an option holding a path with a space is quoted."""
     return f'"{option}"' if any(c.isspace() for c in option) else option
+
+
+def _java_option(name: str, value: str) -> str:
+    return quote_java_option(f"-D{name}={value}")
 
 
 def quiet_console_conf(conf: Mapping[str, str], log_file: Path) -> dict[str, str]:
@@ -183,7 +187,8 @@ def spark_session(
 
     quiet_spark_python_loggers()
     conf = {**spark_conf(settings, require_jdbc=require_jdbc), **(overrides or {})}
-    if running_session() is None:  # a running JVM keeps the log file it was started with
+    starts_jvm = running_session() is None
+    if starts_jvm:  # a running JVM keeps the log file it was started with
         log_file = log_file or settings.data_dir / "logs" / f"spark-{app_name}.log"
         log_file.parent.mkdir(parents=True, exist_ok=True)
         conf.update(quiet_console_conf(conf, log_file))
@@ -192,7 +197,10 @@ def spark_session(
         builder = builder.config(key, value)
     if LOG_FILE_CONF in conf:
         log.info("Starting Spark (master %s); its log: %s", conf["spark.master"], conf[LOG_FILE_CONF])
-    return builder.getOrCreate()
+    session = builder.getOrCreate()
+    if starts_jvm:
+        class_archive.warn_if_unused(session, conf.get(DRIVER_JAVA_OPTIONS, ""))
+    return session
 
 
 @contextmanager
