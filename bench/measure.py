@@ -21,6 +21,8 @@ from pathlib import Path
 
 import psutil
 
+from jobs.errors import failure_line
+
 SAMPLE_SECONDS = 0.1
 
 
@@ -67,13 +69,6 @@ def _is_unexeced_child(process: psutil.Process, executables: dict[int, str]) -> 
     return own is not None and own == parents and Path(own).name == "java"
 
 
-def _error_line(stderr: str) -> str:
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    oom = [line for line in lines if "OutOfMemoryError" in line or "MemoryError" in line]
-    causes = [line for line in lines if "Error" in line or "Exception" in line]
-    return (oom or causes or lines or ["no output"])[-1][:300]
-
-
 def run_measured(cmd: list[str], env: dict[str, str], cwd: str, cap_bytes: int,
                  address_space_cap: int | None = None, timeout: float = 3600) -> Measurement:  # fmt: skip
     def limit() -> None:
@@ -117,10 +112,10 @@ def run_measured(cmd: list[str], env: dict[str, str], cwd: str, cap_bytes: int,
     elif timed_out:
         m.error = f"did not finish: stopped after {timeout:.0f} s"
     elif proc.returncode < 0:
-        said = f": {_error_line(stderr)}" if stderr.strip() else ""
+        said = f": {failure_line(stderr)[:300]}" if stderr.strip() else ""
         m.error = f"killed by signal {-proc.returncode} after {seconds:.0f} s{said}"
     elif proc.returncode != 0:
-        m.error = _error_line(stderr)
+        m.error = failure_line(stderr)[:300]
         if "MemoryError" in m.error or "Cannot allocate memory" in stderr:
             m.error = f"did not fit in {(address_space_cap or cap_bytes) / 2**30:.0f} GiB ({m.error[:120]})"
     elif lines:

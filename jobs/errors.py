@@ -110,6 +110,15 @@ class ModelLoadError(ServingError):
         self.model = model
 
 
+def failure_line(output: str) -> str:
+    """The line of a failed process's output that says why: an out-of-memory error first, then the last line
+    naming an Error or Exception (the cause, below a stack trace's frames), else the last line."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    memory = [line for line in lines if "MemoryError" in line]  # OutOfMemoryError (Java) and MemoryError (Python)
+    causes = [line for line in lines if "Error" in line or "Exception" in line]
+    return (memory or causes or lines or ["no output"])[-1]
+
+
 def _describe(kind: type, minimum: float | None, maximum: float | None, closed: str) -> str:
     noun = {bool: "true or false", int: "a whole number", float: "a number"}.get(kind, f"a {kind.__name__}")
     low_open, high_open = closed in ("neither", "right"), closed in ("neither", "left")

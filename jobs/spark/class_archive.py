@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from jobs.errors import ConfigError
+from jobs.errors import ConfigError, failure_line
 from jobs.settings import Settings
 
 if TYPE_CHECKING:
@@ -162,9 +162,7 @@ def run_tool(command: list[str], doing: str, spark_log: Path | None = None) -> N
     else:
         if done.returncode == 0:
             return
-        lines = [line for line in (done.stdout + done.stderr).strip().splitlines() if line.strip()]
-        causes = [line for line in lines if "Error" in line or "Exception" in line]
-        failure = f"exit code {done.returncode}: {(causes or lines or ['no output'])[-1].strip()}"
+        failure = f"exit code {done.returncode}: {failure_line(done.stdout + done.stderr)}"
     see = f" Spark's log: {spark_log}." if spark_log and spark_log.is_file() else ""
     raise ConfigError(
         f"Could not {doing} ({failure}).{see}\n"
