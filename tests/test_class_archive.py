@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -70,8 +73,51 @@ def test_an_archive_for_another_jvm_or_a_rejected_one_is_not_current(
     corrupt.with_suffix(".json").write_text(json.dumps({"java": "java"}))  # a description from another version
     assert not is_current(settings, corrupt)
 
+    # Dumped by an older version: it holds the regenerated classes that crash a driver running Flight Recorder.
+    description = json.loads(class_archive.with_suffix(".json").read_text())
+    del description["archive_format"]
+    corrupt.with_suffix(".json").write_text(json.dumps(description))
+    assert not is_current(settings, corrupt)
+
 
 def test_a_failed_step_says_what_failed_and_that_the_pipeline_still_runs(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"Could not dump \(.*no-such-java: No such file or directory\)") as e:
         run_tool([str(tmp_path / "no-such-java"), "-Xshare:dump"], "dump")
     assert "runs without the archive" in str(e.value)
+
+
+FLIGHT_RECORDING_JOB = """
+import sys
+from pathlib import Path
+from jobs.settings import Settings
+from jobs.spark.session import DRIVER_JAVA_OPTIONS, spark_conf, spark_session
+
+settings = Settings.from_env()
+options = spark_conf(settings, require_jdbc=False)[DRIVER_JAVA_OPTIONS]
+assert "SharedArchiveFile" in options
+folder = Path(sys.argv[1])
+recording = f"-XX:StartFlightRecording=filename={folder / 'driver.jfr'} -XX:ErrorFile={folder / 'hs_err_%p.log'}"
+spark = spark_session(settings, "flight-recorder", require_jdbc=False,
+                      overrides={DRIVER_JAVA_OPTIONS: f"{options} {recording}"}, log_file=folder / "spark.log")
+json = "get_json_object(to_json(named_struct('a', id)), '$.a')"
+spark.range(10_000).selectExpr("COUNT(DISTINCT id % 7)", f"MAX({json})").collect()
+print("finished")
+"""
+
+
+def test_a_driver_with_flight_recorder_or_an_agent_runs_with_the_archive(
+    settings: Settings, class_archive: Path | None, tmp_path: Path
+) -> None:
+    """JDK 17 crashed (SIGSEGV) loading the archive's regenerated classes under a class-file hook (JFR, -javaagent)."""
+    assert class_archive is not None
+    env = {**os.environ, "SPARK_CLASS_ARCHIVE": str(class_archive), "DATA_DIR": str(tmp_path)}
+    env["SPARK_MASTER"] = "local[1]"
+    done = subprocess.run(
+        [sys.executable, "-c", FLIGHT_RECORDING_JOB, str(tmp_path)],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0 and "finished" in done.stdout, done.stdout[-2000:] + done.stderr[-3000:]
