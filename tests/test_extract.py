@@ -99,6 +99,35 @@ def test_snapshot_holds_exactly_the_consented_rows_of_the_window(spark, settings
     assert Path(snapshot.path) == tmp_path / "data" / "runs" / f"ds={DS}" / "raw" / "predictions"
 
 
+def test_snapshot_values_are_postgresql_s_to_the_microsecond(spark, settings, empty_db, tmp_path) -> None:
+    """Rows travel in binary (prepareThreshold=-1): timestamps, doubles, NULLs and text must arrive unchanged."""
+    at = END - timedelta(days=1, microseconds=123457)
+    records = [
+        (1, "heart", '{"name": "Zoë 東京", "age": 42.5}', at),
+        (1, "liver", None, END - timedelta(days=2, hours=3, microseconds=1)),
+        (2, "diabetes", '{"age": "51"}', END - timedelta(days=29, seconds=59)),
+    ]
+    insert(empty_db, [(1, True), (2, True)], records)
+    with psycopg2.connect(**empty_db.psycopg_kwargs()) as conn, conn.cursor() as cur:
+        cur.execute("UPDATE health_records SET confidence = NULL, model_version = NULL WHERE record_type = 'liver'")
+        cur.execute("UPDATE health_records SET confidence = 0.1::float8 + 0.2::float8, verified_outcome = 'positive' "
+                    "WHERE record_type = 'heart'")  # fmt: skip
+        cur.execute(
+            "SELECT id, user_id, record_type, data, prediction, confidence, model_version, verified_outcome, "
+            "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') FROM health_records ORDER BY id"
+        )
+        expected = [tuple(row) for row in cur.fetchall()]
+
+    result = extract(settings_for(settings, empty_db, data_dir=tmp_path / "data"), CTX, spark)
+    (snapshot,) = result.snapshots
+    actual = spark.read.parquet(snapshot.path).selectExpr(
+        "id", "user_id", "record_type", "data", "prediction", "confidence", "model_version", "verified_outcome",
+        "date_format(created_at, 'yyyy-MM-dd HH:mm:ss.SSSSSS')",
+    ).orderBy("id").collect()  # fmt: skip
+    assert [tuple(row) for row in actual] == expected
+    assert expected[0][5] == 0.1 + 0.2 and expected[0][8].endswith(".876543")
+
+
 def test_partitions_are_all_non_empty_on_spread_ids(spark, settings, spread_db) -> None:
     source = load_sources(REPO_ROOT / "sql")["predictions"]
     window = CTX.window(120)
