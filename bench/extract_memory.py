@@ -23,6 +23,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from jobs.errors import failure_line
+
 ROOT = Path(__file__).resolve().parents[1]
 DS = "2026-06-01"
 ROWS_PER_DAY = 10_000
@@ -68,9 +70,7 @@ def measure(database_url: str, rows: int, fetchsize: int, partitions: int, data_
         env=env, cwd=ROOT, capture_output=True, text=True, check=False,
     )  # fmt: skip
     if out.returncode != 0:
-        causes = [line.strip() for line in out.stderr.splitlines() if "Error" in line or "Exception:" in line]
-        oom = [line for line in causes if "OutOfMemoryError" in line]
-        return {"rows": rows, "fetchsize": fetchsize, "error": (oom or causes or ["?"])[-1][:200]}
+        return {"rows": rows, "fetchsize": fetchsize, "error": failure_line(out.stderr)[:200]}
     return {"rows": rows, "fetchsize": fetchsize, **json.loads(out.stdout.strip().splitlines()[-1])}
 
 
