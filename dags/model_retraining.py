@@ -184,12 +184,13 @@ def model_retraining():
 
     @step_task("extract_data")
     def extract_data() -> dict[str, Any]:
-        from jobs.extract import extract
+        from jobs.extract import Extraction
         from jobs.spark.session import task_spark_session
 
         s, ctx = settings(), run_context(get_current_context())
+        extraction = Extraction.start(s, ctx)  # probes PostgreSQL while Spark starts
         with task_spark_session(s, f"retrain-extract-{ctx.ds_str}") as spark:
-            return extract(s, ctx, spark).to_dict()
+            return extraction.run(spark).to_dict()
 
     @step_task("transform_data")
     def transform_data() -> dict[str, Any]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -89,11 +91,15 @@ def snapshot_source(
     window_days: int,
     num_partitions: int,
     fetchsize: int,
+    probe: Future[Bounds] | None = None,
 ) -> SourceSnapshot:
-    """Read one source's window and write it atomically as Parquet with a manifest."""
+    """Read one source's window and write it atomically as Parquet with a manifest.
+
+    ``probe``: the window's bounds already being probed (see :class:`Extraction`); probed here when ``None``.
+    """
     started = time.monotonic()
     window = ctx.window(window_days)
-    bounds: Bounds = probe_bounds(db, source, window)
+    bounds: Bounds = probe.result() if probe else probe_bounds(db, source, window)
     if bounds.rows == 0:
         log.info("Source %s has no rows in its window: nothing new.", source.name)
         df = spark.createDataFrame([], source.spark_schema_ddl)
@@ -130,6 +136,71 @@ def snapshot_source(
     return snapshot
 
 
+@dataclass(frozen=True)
+class Extraction:
+    """One run's extract, started before Spark: the configuration is checked and each source's window is being
+    probed (one count/min/max query in PostgreSQL) while the caller starts its Spark session.
+
+    The probe takes ~2 s at 4.5M rows and the session ~4 s; overlapped, the first costs nothing. A wrong password
+    or an unreachable server fails at :meth:`run`'s first step, before any data is read.
+    """
+
+    settings: Settings
+    ctx: RunContext
+    db: DatabaseUrl
+    sources: tuple[Source, ...]
+    window_days: int
+    probes: Mapping[str, Future[Bounds]]
+
+    @classmethod
+    def start(
+        cls,
+        settings: Settings,
+        ctx: RunContext,
+        *,
+        project_dir: Path | None = None,
+        vars_overrides: dict[str, Any] | None = None,
+        sources: list[str] | None = None,
+    ) -> Extraction:
+        """Check the selected sources (default: all in sources.yml) and start probing their windows."""
+        project_dir = project_dir or settings.sql_project_dir
+        declared = load_sources(project_dir)
+        unknown = sorted(set(sources or ()) - set(declared))
+        if unknown:
+            raise ConfigError(f"Unknown source(s) {', '.join(unknown)}. Known sources: {', '.join(sorted(declared))}.")
+        window_days = lookback_days(load_project_vars(project_dir, vars_overrides))
+        db = settings.database()
+        selected = tuple(declared[name] for name in (sources or sorted(declared)))
+        window = ctx.window(window_days)
+        pool = ThreadPoolExecutor(max_workers=len(selected) or 1, thread_name_prefix="probe")
+        probes = {source.name: pool.submit(probe_bounds, db, source, window) for source in selected}
+        pool.shutdown(wait=False)  # the probes run on; run() waits for each one it needs
+        return cls(settings, ctx, db, selected, window_days, probes)
+
+    def run(self, spark: SparkSession) -> ExtractResult:
+        """Snapshot every selected source with ``spark``, in sources.yml's name order."""
+        folder = self.settings.run_folder(self.ctx.ds_str)
+        num_partitions = self.settings.jdbc_num_partitions or default_num_partitions(spark)
+        snapshots = tuple(
+            snapshot_source(
+                spark,
+                self.db,
+                source,
+                self.ctx,
+                folder.snapshot(source.name),
+                self.window_days,
+                num_partitions,
+                self.settings.jdbc_fetchsize,
+                self.probes[source.name],
+            )
+            for source in self.sources
+        )
+        result = ExtractResult(ds=self.ctx.ds_str, snapshots=snapshots)
+        if result.nothing_new:
+            log.info("Nothing new for %s: every source window is empty.", self.ctx.ds_str)
+        return result
+
+
 def extract(
     settings: Settings,
     ctx: RunContext,
@@ -139,30 +210,11 @@ def extract(
     vars_overrides: dict[str, Any] | None = None,
     sources: list[str] | None = None,
 ) -> ExtractResult:
-    """Snapshot the selected sources (default: all in sources.yml) for the run ``ctx``."""
-    project_dir = project_dir or settings.sql_project_dir
-    declared = load_sources(project_dir)
-    unknown = sorted(set(sources or ()) - set(declared))
-    if unknown:
-        raise ConfigError(f"Unknown source(s) {', '.join(unknown)}. Known sources: {', '.join(sorted(declared))}.")
-    window_days = lookback_days(load_project_vars(project_dir, vars_overrides))
-    db = settings.database()
-    folder = settings.run_folder(ctx.ds_str)
-    num_partitions = settings.jdbc_num_partitions or default_num_partitions(spark)
-    snapshots = tuple(
-        snapshot_source(
-            spark,
-            db,
-            declared[name],
-            ctx,
-            folder.snapshot(name),
-            window_days,
-            num_partitions,
-            settings.jdbc_fetchsize,
-        )
-        for name in (sources or sorted(declared))
+    """Snapshot the selected sources (default: all in sources.yml) for the run ``ctx`` with a running session.
+
+    The steps' commands use :class:`Extraction` instead, to probe while their session starts.
+    """
+    extraction = Extraction.start(
+        settings, ctx, project_dir=project_dir, vars_overrides=vars_overrides, sources=sources
     )
-    result = ExtractResult(ds=ctx.ds_str, snapshots=snapshots)
-    if result.nothing_new:
-        log.info("Nothing new for %s: every source window is empty.", ctx.ds_str)
-    return result
+    return extraction.run(spark)

@@ -15,7 +15,7 @@ import psycopg2.extras
 import pytest
 
 from jobs.errors import AuthenticationFailedError, DatabaseUnreachableError, MissingRelationError
-from jobs.extract import extract
+from jobs.extract import Extraction, extract
 from jobs.postgres.jdbc import probe_bounds, read_source
 from jobs.postgres.url import DatabaseUrl
 from jobs.run_context import RunContext
@@ -126,6 +126,15 @@ def test_snapshot_values_are_postgresql_s_to_the_microsecond(spark, settings, em
     ).orderBy("id").collect()  # fmt: skip
     assert [tuple(row) for row in actual] == expected
     assert expected[0][5] == 0.1 + 0.2 and expected[0][8].endswith(".876543")
+
+
+def test_the_windows_are_probed_before_spark_is_needed(spark, settings, spread_db, tmp_path) -> None:
+    """The commands start probing, then start Spark: PostgreSQL counts the window while the JVM boots."""
+    run_settings = settings_for(settings, spread_db, data_dir=tmp_path / "data")
+    extraction = Extraction.start(run_settings, CTX, vars_overrides={"lookback_days": 30})
+    assert extraction.probes["predictions"].result(timeout=60).rows == 576  # no Spark session involved yet
+    (snapshot,) = extraction.run(spark).snapshots
+    assert snapshot.rows == spark.read.parquet(snapshot.path).count() == 576
 
 
 def test_partitions_are_all_non_empty_on_spread_ids(spark, settings, spread_db) -> None:

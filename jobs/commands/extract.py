@@ -23,23 +23,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(settings: Settings, args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from jobs.extract import extract
+    from jobs.extract import Extraction
     from jobs.spark.session import spark_session
     from jobs.sqlproject.config import parse_vars_option
 
     ctx = run_context(args)
-    result = extract(
+    extraction = Extraction.start(
         settings,
         ctx,
-        spark_session(
-            settings,
-            app_name=f"retrain-extract-{ctx.ds_str}",
-            log_file=settings.run_folder(ctx.ds_str).logs / "spark-extract.log",
-        ),
         project_dir=Path(args.project_dir) if args.project_dir else None,
         vars_overrides=parse_vars_option(args.vars),
         sources=args.sources,
     )
+    log_file = settings.run_folder(ctx.ds_str).logs / "spark-extract.log"
+    result = extraction.run(spark_session(settings, app_name=f"retrain-extract-{ctx.ds_str}", log_file=log_file))
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     for snapshot in result.snapshots:
