@@ -70,7 +70,7 @@ def database_reader(settings: Settings, ctx: RunContext, project: SqlProject) ->
 
 def data_tests(spark: SparkSession, compiled: CompiledProject, threads: int = 1) -> list[DataTestResult]:
     """Run every data test against the models currently registered in ``spark`` (one Spark query per model)."""
-    return run_tests(spark, compiled.tests, threads)
+    return run_tests(spark, compiled.tests, threads, start_order=compiled.order)
 
 
 def transform(
