@@ -40,14 +40,8 @@ from bench.measure import Measurement, run_measured
 CONTENDERS = ("floor", "ours", "pandas", "duckdb", "naive_spark")
 MODULES = {"floor": "floor", "ours": "ours", "pandas": "pandas_script", "duckdb": "duckdb_sql",
            "naive_spark": "naive_spark"}  # fmt: skip
-NO_JVM = {"floor", "pandas", "duckdb"}  # RLIMIT_AS is safe for these (a JVM reserves far more than it uses)
 RESULTS = ROOT / "bench" / "results"
 FAILED_LOGS = RESULTS / "failed-logs"  # not committed (.gitignore)
-# RLIMIT_AS for contenders without a JVM is only a backstop against a spike between two samples: a process reserves
-# far more address space than it touches (pandas at 5M rows: 10.9 GiB resident, and with RLIMIT_AS at the 16 GiB
-# cap a thread failed to start and the process aborted; at 1.5x the cap one run of two still aborted, with SIGABRT,
-# at 185 s, 10.9 GiB resident). The resident cap is what decides "did not fit".
-ADDRESS_SPACE_FACTOR = 2.0
 GENERATED_MAX = 5_000_000  # beyond this, the seeded rows are copied in SQL (the generator holds ~1 GB per 1M rows)
 
 
@@ -98,8 +92,7 @@ def measure(name: str, rows: int, database_url: str, work: Path, cap: int, timeo
     env = {**os.environ, "PYTHONPATH": str(ROOT), DATABASE_URL_ENV: database_url}
     try:
         m = run_measured([sys.executable, "-m", f"bench.contenders.{MODULES[name]}", str(out)],
-                         env=env, cwd=str(ROOT), cap_bytes=cap, timeout=timeout,
-                         address_space_cap=int(cap * ADDRESS_SPACE_FACTOR) if name in NO_JVM else None)  # fmt: skip
+                         env=env, cwd=str(ROOT), cap_bytes=cap, timeout=timeout)  # fmt: skip
         if m.error:
             keep_logs(out, FAILED_LOGS / f"{name}-{rows}")
         return m
