@@ -2,8 +2,8 @@
 
 The tree's RSS (the command, its children, a JVM included) is summed from /proc every 100 ms by psutil. A tree
 that grows past ``cap_bytes`` is killed and reported as not fitting, so a benchmark cannot take the machine down.
-No address-space limit backs it up: processes reserve far more than they touch, and one at twice the cap (32 GiB)
-still aborted pandas at 5M rows (SIGABRT after 179 s, 10.9 GiB resident) where an unlimited run finished in 188 s.
+No address-space limit backs it up: processes reserve far more than they touch (at the cap itself, a pandas run at
+5M rows could not start a thread), so such a limit kills runs that fit, and the resident cap alone decides.
 """
 
 from __future__ import annotations
