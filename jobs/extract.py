@@ -91,15 +91,15 @@ def snapshot_source(
     window_days: int,
     num_partitions: int,
     fetchsize: int,
-    probe: Future[Bounds] | None = None,
+    probe: Future[Bounds],
 ) -> SourceSnapshot:
     """Read one source's window and write it atomically as Parquet with a manifest.
 
-    ``probe``: the window's bounds already being probed (see :class:`Extraction`); probed here when ``None``.
+    ``probe``: the window's bounds, being probed since :meth:`Extraction.start`; its error, if any, is raised here.
     """
     started = time.monotonic()
     window = ctx.window(window_days)
-    bounds: Bounds = probe.result() if probe else probe_bounds(db, source, window)
+    bounds = probe.result()
     if bounds.rows == 0:
         log.info("Source %s has no rows in its window: nothing new.", source.name)
         df = spark.createDataFrame([], source.spark_schema_ddl)
