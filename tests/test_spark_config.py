@@ -10,6 +10,7 @@ from jobs.errors import ConfigError, JdbcDriverNotFoundError
 from jobs.settings import Settings
 from jobs.spark.session import (
     DEBIAN_JDBC_JAR,
+    fixed_heap_conf,
     log4j2_config,
     quiet_console_conf,
     read_spark_defaults,
@@ -104,3 +105,20 @@ def test_the_session_logs_to_its_file(spark, settings) -> None:
     log_file = spark_log_file()
     assert log_file == settings.data_dir / "logs" / "spark-retrain-tests.log"
     assert "Running Spark version" in log_file.read_text()
+
+
+def test_the_driver_heap_is_touched_whole_at_start(spark) -> None:
+    """-Xms follows spark.driver.memory wherever it is set (here the tests' override), so the heap cannot grow."""
+    runtime = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
+    arguments = list(runtime.getInputArguments())
+    assert {"-Xms2g", "-Xmx2g", "-XX:+AlwaysPreTouch"} <= set(arguments)
+
+
+def test_an_initial_heap_is_set_only_with_pre_touch_and_never_over_an_operators() -> None:
+    pre_touch = {"spark.driver.extraJavaOptions": "-XX:+AlwaysPreTouch -XX:+UseParallelGC"}
+    assert fixed_heap_conf({**pre_touch, "spark.driver.memory": "4g"}) == {
+        "spark.driver.extraJavaOptions": "-Xms4g -XX:+AlwaysPreTouch -XX:+UseParallelGC"
+    }
+    assert fixed_heap_conf(pre_touch)["spark.driver.extraJavaOptions"].startswith("-Xms1g ")  # Spark's default
+    assert fixed_heap_conf({"spark.driver.extraJavaOptions": "-Xms512m -XX:+AlwaysPreTouch"}) == {}
+    assert fixed_heap_conf({"spark.driver.extraJavaOptions": "-XX:+UseParallelGC", "spark.driver.memory": "4g"}) == {}

@@ -30,6 +30,9 @@ LOG4J2_CONFIG = "log4j2.properties"
 DRIVER_JAVA_OPTIONS = "spark.driver.extraJavaOptions"
 LOG_FILE_PROPERTY = "retrain.spark.log"  # the system property log4j2.properties reads the file name from
 LOG_FILE_CONF = "spark.retrain.logFile"  # recorded in the session's conf, so the CLI can name the file on failure
+DRIVER_MEMORY = "spark.driver.memory"
+SPARK_DEFAULT_DRIVER_MEMORY = "1g"
+PRE_TOUCH = "-XX:+AlwaysPreTouch"
 
 
 def read_spark_defaults(path: Path) -> dict[str, str]:
@@ -133,6 +136,22 @@ def _java_option(name: str, value: str) -> str:
     return quote_java_option(f"-D{name}={value}")
 
 
+def fixed_heap_conf(conf: Mapping[str, str]) -> dict[str, str]:
+    """With ``-XX:+AlwaysPreTouch`` among the driver's options, the driver's heap starts at its full size.
+
+    The JVM touches only the initial heap at start, and Spark's launcher sets only the maximum (``-Xmx`` from
+    ``spark.driver.memory``). So ``-Xms`` follows ``spark.driver.memory`` here, wherever that is set, and the two
+    cannot disagree: the whole heap is resident from the first second, memory is a budget the configuration sets
+    rather than one that grows with the rows, and a run that starts has the memory it will use. An ``-Xms``
+    already in the options wins.
+    """
+    options = conf.get(DRIVER_JAVA_OPTIONS, "")
+    if PRE_TOUCH not in options.split() or "-Xms" in options:
+        return {}
+    initial = f"-Xms{conf.get(DRIVER_MEMORY, SPARK_DEFAULT_DRIVER_MEMORY)}"
+    return {DRIVER_JAVA_OPTIONS: f"{initial} {options}"}
+
+
 def quiet_console_conf(conf: Mapping[str, str], log_file: Path) -> dict[str, str]:
     """Driver JVM options that send Spark's log to ``log_file`` and keep the console for the pipeline's lines.
 
@@ -191,6 +210,7 @@ def spark_session(
     if starts_jvm:  # a running JVM keeps the log file it was started with
         log_file = log_file or settings.data_dir / "logs" / f"spark-{app_name}.log"
         log_file.parent.mkdir(parents=True, exist_ok=True)
+        conf.update(fixed_heap_conf(conf))
         conf.update(quiet_console_conf(conf, log_file))
     builder = SparkSession.builder.appName(app_name)
     for key, value in conf.items():
