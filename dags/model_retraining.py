@@ -49,7 +49,7 @@ from airflow.sdk import (
     task,
 )
 
-from jobs.settings import Settings
+from jobs.settings import Settings, schedule_timezone
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ RETRY_POLICY = ExceptionRetryPolicy(
 )
 ERROR_KEY = "error"  # XCom key under which a failed task leaves its error message for notify
 
-SETTINGS = Settings.from_env(root=PROJECT_ROOT)  # at parse time only for the schedule's time zone
+SCHEDULE_TIMEZONE = schedule_timezone()  # the one setting read at parse time; the tasks read the rest
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -108,7 +108,7 @@ def run_context(context: Any):
             "This run has no data interval (was it triggered by an asset?). Trigger it with a logical date, "
             "e.g. `airflow dags trigger model_retraining --logical-date 2026-11-22T02:00:00+00:00`."
         )
-    ds = pendulum.instance(end).in_timezone(SETTINGS.schedule_timezone).date()
+    ds = pendulum.instance(end).in_timezone(SCHEDULE_TIMEZONE).date()
     return RunContext.for_ds(ds, plain_utc(end), plain_utc(start))
 
 
@@ -159,8 +159,8 @@ def step_task(task_id: str, **kwargs: Any) -> Callable[[F], F]:
 
 @dag(
     dag_id="model_retraining",
-    schedule=CronDataIntervalTimetable(SCHEDULE, timezone=SETTINGS.schedule_timezone),
-    start_date=pendulum.datetime(2026, 1, 4, 2, tz=SETTINGS.schedule_timezone),  # a Sunday
+    schedule=CronDataIntervalTimetable(SCHEDULE, timezone=SCHEDULE_TIMEZONE),
+    start_date=pendulum.datetime(2026, 1, 4, 2, tz=SCHEDULE_TIMEZONE),  # a Sunday
     catchup=False,
     max_active_runs=1,
     default_args={

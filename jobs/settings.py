@@ -28,6 +28,17 @@ def _int(env: Mapping[str, str], name: str, default: int | None, minimum: int = 
     return check_scalar(raw, f"The {name} setting", int, minimum=minimum, from_text=True)
 
 
+def schedule_timezone(env: Mapping[str, str] | None = None) -> str:
+    """The ``SCHEDULE_TIMEZONE`` setting alone, checked: all a DAG file needs when it is parsed.
+
+    Reading only this one at parse time keeps any other bad setting (a missing SPARK_DEFAULTS_CONF, a malformed
+    DATABASE_URL) out of the DAG's import, where Airflow shows a traceback and no run starts: the run's first task
+    fails instead, at once (no retry fixes a setting), with the setting's own message in its log.
+    """
+    env = os.environ if env is None else env
+    return _timezone(env.get("SCHEDULE_TIMEZONE") or "UTC")
+
+
 def _timezone(name: str) -> str:
     """An IANA time zone name (``Europe/Paris``), checked against the system's time zone database."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -107,7 +118,7 @@ class Settings:
             secret_key=env.get("SECRET_KEY") or None,
             reload_timeout_seconds=_int(env, "RELOAD_TIMEOUT_SECONDS", 60),  # type: ignore[arg-type]
             reload_attempts=_int(env, "RELOAD_ATTEMPTS", 4),  # type: ignore[arg-type]
-            schedule_timezone=_timezone(env.get("SCHEDULE_TIMEZONE") or "UTC"),
+            schedule_timezone=schedule_timezone(env),
         )
         if settings.database_url:
             DatabaseUrl.parse(settings.database_url)  # fail early, with a clear message

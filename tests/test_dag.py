@@ -145,7 +145,8 @@ def test_a_manual_run_of_a_sunday_covers_the_week_ending_then(dag, dag_module):
 
 @pytest.fixture(scope="module")
 def fresh_parse(airflow_home) -> dict:
-    """Parse the DAG folder in a fresh interpreter, as the DAG processor does, with SCHEDULE_TIMEZONE=Europe/Paris."""
+    """Parse the DAG folder in a fresh interpreter, as the DAG processor does, with SCHEDULE_TIMEZONE=Europe/Paris
+    and a SPARK_DEFAULTS_CONF that does not exist (the tasks' concern, not the parse's)."""
     code = (
         "import json, sys, time\n"
         "from datetime import datetime, UTC\n"
@@ -161,7 +162,8 @@ def fresh_parse(airflow_home) -> dict:
         "print(json.dumps({'seconds': seconds, 'errors': bag.import_errors, 'heavy': heavy, 'dags': list(bag.dags),"
         " 'week': [week.start.isoformat(), week.end.isoformat()], 'start_date': dag.start_date.isoformat()}))\n"
     )
-    return json.loads(run_python(code, airflow_home, SCHEDULE_TIMEZONE="Europe/Paris").strip().splitlines()[-1])
+    env = {"SCHEDULE_TIMEZONE": "Europe/Paris", "SPARK_DEFAULTS_CONF": "/nonexistent/spark-defaults.conf"}
+    return json.loads(run_python(code, airflow_home, **env).strip().splitlines()[-1])
 
 
 def test_importing_the_dag_file_loads_no_spark_sklearn_or_pandas(fresh_parse, record_property, capsys):
@@ -172,6 +174,12 @@ def test_importing_the_dag_file_loads_no_spark_sklearn_or_pandas(fresh_parse, re
     record_property("dag_folder_parse_seconds_fresh", fresh_parse["seconds"])
     with capsys.disabled():
         print(f"\n  DAG folder parsed in {fresh_parse['seconds'] * 1000:.0f} ms in a fresh interpreter")  # noqa: T201
+
+
+def test_a_bad_setting_other_than_the_time_zone_does_not_break_the_parse(fresh_parse):
+    """Airflow would show an import error and start no run; the run's first task reports the setting instead."""
+    assert fresh_parse["errors"] == {}
+    assert fresh_parse["dags"] == [DAG_ID]
 
 
 def test_schedule_time_zone_is_a_setting(fresh_parse):
