@@ -146,7 +146,8 @@ def fixed_heap_conf(conf: Mapping[str, str]) -> dict[str, str]:
     already in the options wins.
     """
     options = conf.get(DRIVER_JAVA_OPTIONS, "")
-    if PRE_TOUCH not in options.split() or "-Xms" in options:
+    tokens = options.split()
+    if PRE_TOUCH not in tokens or any(token.startswith("-Xms") for token in tokens):
         return {}
     initial = f"-Xms{conf.get(DRIVER_MEMORY, SPARK_DEFAULT_DRIVER_MEMORY)}"
     return {DRIVER_JAVA_OPTIONS: f"{initial} {options}"}
