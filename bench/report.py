@@ -17,24 +17,30 @@ def _gib(value: int | None) -> str:
     return f"{value / 2**30:.2f}" if value else "-"
 
 
+def _when(measured_at: str) -> str:
+    """``2026-11-26T05:48:38+00:00`` as ``2026-11-26 05:48``: enough to tell a carried-over entry from a new one."""
+    return measured_at[:16].replace("T", " ")
+
+
 def table(report: dict) -> str:
     lines = [
-        "| seeded rows | rows read | contender | runs | wall s | rows/s | peak memory GiB | time / ours "
-        "| memory / ours |",
-        "|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| seeded rows | rows read | contender | measured (UTC) | runs | wall s | rows/s | peak memory GiB "
+        "| time / ours | memory / ours |",
+        "|---:|---:|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for rows, point in report["points"].items():
         ours = point.get("ours", {})
         for name, entry in point.items():
             runs = len(entry.get("runs", []))
+            when = _when(entry.get("measured_at", report["measured_at"]))
             if "seconds" not in entry:
-                lines.append(f"| {int(rows):,} | | {LABELS.get(name, name)} | {runs} | {entry.get('error', 'failed')} "
-                             "| | "
-                             f"{_gib(entry.get('peak_rss_bytes'))} | | |")  # fmt: skip
+                failed = entry.get("error", "failed")
+                lines.append(f"| {int(rows):,} | | {LABELS.get(name, name)} | {when} | {runs} | {failed} | "
+                             f"| {_gib(entry.get('peak_rss_bytes'))} | | |")  # fmt: skip
                 continue
             t = f"{entry['seconds'] / ours['seconds']:.2f}x" if ours.get("seconds") else "-"
             m = f"{entry['peak_rss_bytes'] / ours['peak_rss_bytes']:.2f}x" if ours.get("peak_rss_bytes") else "-"
-            lines.append(f"| {int(rows):,} | {entry['rows']:,} | {LABELS.get(name, name)} | {runs} "
+            lines.append(f"| {int(rows):,} | {entry['rows']:,} | {LABELS.get(name, name)} | {when} | {runs} "
                          f"| {entry['seconds']:.1f} | "
                          f"{entry['rows_per_s']:,} | {_gib(entry['peak_rss_bytes'])} | {t} | {m} |")  # fmt: skip
     return "\n".join(lines)
@@ -49,11 +55,12 @@ def write_reports(report: dict, out: Path) -> None:
     text = [
         "# Benchmark: the pipeline against the alternatives",
         "",
-        f"Measured {report['measured_at']} on {report['machine']['cpus']} CPUs ({report['machine']['platform']}), "
+        f"Last run {report['measured_at']} on {report['machine']['cpus']} CPUs ({report['machine']['platform']}), "
         "wall time the median of a contender's runs (alternating with the others'; `--merge` re-measures some "
-        "points later); peak memory is the whole process tree's RSS "
-        f"(JVMs included), the maximum over the runs. A contender past {report['cap_bytes'] / 2**30:.0f} GiB is "
-        "killed. Ratios are to ours in the same run (time / ours < 1: faster than ours).",
+        "contenders later and keeps the others, so compare entries measured together); peak memory is the whole "
+        "process tree's RSS (JVMs included), the maximum over the runs. A contender past "
+        f"{report['cap_bytes'] / 2**30:.0f} GiB is killed. Ratios are to ours at the same row count (time / ours < 1: "
+        "faster than ours).",
         "Produced by `make bench` (bench/run.py); the raw figures are in latest.json.",
         "",
         table(report),

@@ -112,6 +112,10 @@ def keep_logs(out: Path, target: Path) -> None:
     print(f"  its logs: {target}", flush=True)
 
 
+def now_utc() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
 def summarise(runs: list[Measurement]) -> dict:
     ok = [r for r in runs if r.error is None]
     entry: dict = {"runs": [{"seconds": round(r.seconds, 2), "peak_rss_bytes": r.peak_rss_bytes, "error": r.error,
@@ -192,14 +196,15 @@ def main() -> None:
                         runs[name].append(m)
                         print(f"  {rows:>10,} {name:<12} {m.seconds:7.1f} s  {m.peak_rss_bytes / 2**30:5.2f} GiB"
                               f"  {m.error or ''} {m.detail or ''}", flush=True)  # fmt: skip
-                point = {name: summarise(r) for name, r in runs.items()}
+                measured_at = now_utc()
+                point = {name: {**summarise(r), "measured_at": measured_at} for name, r in runs.items()}
                 points[str(rows)] = {**points.get(str(rows), {}), **point} if args.merge else point
                 problems += [f"{rows}: {p}" for p in check_counts(points[str(rows)])]
         finally:
             cluster.stop()
 
     report = {
-        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "measured_at": now_utc(),
         "machine": {
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
