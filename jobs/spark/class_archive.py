@@ -240,7 +240,11 @@ def _sample_workload(spark, folder: Path) -> None:
             SELECT /*+ BROADCAST(groups) */
               id, ROW_NUMBER() OVER (PARTITION BY user_id, data, created_at ORDER BY id) AS occurrence
             FROM raw LEFT SEMI JOIN (
-              SELECT xxhash64(user_id, created_at) AS hash FROM raw GROUP BY 1 HAVING COUNT(*) > 1
+              SELECT hash FROM (
+                SELECT xxhash64(user_id, created_at) AS hash,
+                       COUNT(*) OVER (PARTITION BY xxhash64(user_id, created_at)) AS group_rows
+                FROM raw
+              ) WHERE group_rows > 1
             ) AS groups ON xxhash64(user_id, created_at) = groups.hash
           ) WHERE occurrence > 1
         ), parsed AS (
