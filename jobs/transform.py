@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any
 from jobs.run_context import RunContext
 from jobs.settings import Settings
 from jobs.sqlproject.compiled import CompiledProject
-from jobs.sqlproject.datatests import DataTestResult, raise_on_errors, results_to_dicts, run_tests
+from jobs.sqlproject.datatests import (
+    DataTestResult,
+    observed_metrics,
+    raise_on_errors,
+    results_to_dicts,
+    run_tests,
+)
 from jobs.sqlproject.project import SqlProject, load_project
 from jobs.sqlproject.runner import ModelRun, SqlRunner
 from jobs.sqlproject.sources import SourceReader, snapshot_reader
@@ -68,9 +74,15 @@ def database_reader(settings: Settings, ctx: RunContext, project: SqlProject) ->
     return read
 
 
-def data_tests(spark: SparkSession, compiled: CompiledProject, threads: int = 1) -> list[DataTestResult]:
-    """Run every data test against the models currently registered in ``spark`` (one Spark query per model)."""
-    return run_tests(spark, compiled.tests, threads, start_order=compiled.order)
+def data_tests(
+    spark: SparkSession,
+    compiled: CompiledProject,
+    threads: int = 1,
+    observed: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[DataTestResult]:
+    """Run every data test against the models currently registered in ``spark`` (one Spark query per model);
+    ``observed``: the counts the runner took while writing tables (see :func:`observed_metrics`)."""
+    return run_tests(spark, compiled.tests, threads, start_order=compiled.order, observed=observed)
 
 
 def transform(
@@ -98,8 +110,10 @@ def transform(
     partial = bool(select or exclude)
     testing = run_data_tests and not partial
     try:
-        runs = runner.run(reader, select, keep_cache=testing, exclude=exclude, threads=settings.sql_threads)
-        tests = data_tests(spark, compiled, settings.sql_threads) if testing else []
+        observe = observed_metrics(compiled.tests) if testing else None
+        runs = runner.run(reader, select, keep_cache=testing, exclude=exclude, threads=settings.sql_threads,
+                          observe=observe)  # fmt: skip
+        tests = data_tests(spark, compiled, settings.sql_threads, runner.observed) if testing else []
     finally:
         runner.release_cache()
     result = TransformResult(ctx.ds_str, runs.models, tuple(tests), data_tests_ran=testing)

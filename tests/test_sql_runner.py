@@ -180,6 +180,48 @@ def test_transform_stops_on_an_error_severity_failure(spark, settings, tmp_path)
     assert "stg_people: no_teenagers" in message and "row_count_min" not in message  # warnings do not stop
 
 
+def test_counts_observed_while_writing_equal_the_counts_of_querying_the_tables(spark, tmp_path, people) -> None:
+    from jobs.sqlproject.datatests import observed_metrics
+
+    compiled = CompiledProject.build(load_project(write_project(tmp_path / "sql", DATA_TESTS)), CTX)
+    runner = SqlRunner(spark, compiled, tmp_path / "run" / "features")
+    runs = runner.run(people, observe=observed_metrics(compiled.tests))
+    assert sorted(runner.observed) == ["adults", "counts"]  # the tables; the view and the singular test are queried
+    assert (runs.rows("adults"), runs.rows("counts")) == (2, 2)
+
+    def counts(**observed):
+        return [(r.model, r.name, r.failures, r.rows) for r in run_tests(spark, compiled.tests, **observed)]
+
+    observed, queried = counts(observed=runner.observed), counts()
+    assert observed == queried
+    assert ("adults", "row_count_min(5)", 3, 2) in observed and ("counts", "accepted_values(grp)", 1, 2) in observed
+
+
+def test_a_test_that_breaks_while_the_table_is_written_is_named_and_the_table_still_written(
+    spark, settings, tmp_path, caplog
+) -> None:
+    import dataclasses
+
+    from jobs.errors import SqlProjectError
+    from jobs.transform import transform
+
+    project = {**DATA_TESTS, "features/counts.yml": """
+        columns:
+          - name: grp
+            tests:
+              - not_null: {where: "CAST(grp AS INT) > 0"}
+    """}  # fmt: skip
+    root = write_project(tmp_path / "sql", project)
+    run_settings = dataclasses.replace(settings, data_dir=tmp_path / "data")
+    spark.createDataFrame(PEOPLE, SCHEMA).write.parquet(str(run_settings.run_folder("2026-11-22").snapshot("people")))
+    named = r"Data test not_null\(grp\) on counts \(sql/features/counts.yml, line 4\) could not run: .*CAST_INVALID"
+    with pytest.raises(SqlProjectError, match=named):
+        transform(run_settings, CTX, spark, project_dir=root)
+    assert "counts could not be written with its data tests' counts observed" in caplog.text
+    counts = run_settings.run_folder("2026-11-22").features / "counts"
+    assert spark.read.parquet(str(counts)).count() == 2
+
+
 def test_independent_tables_are_built_together_and_a_failure_leaves_the_others_whole(spark, tmp_path, people) -> None:
     project = {
         **PROJECT,

@@ -10,6 +10,10 @@ All tests of one model run as **one Spark query**: row-level conditions (not_nul
 conditional counts of one aggregate over the model, the others (unique, relationships, custom and singular tests)
 scalar subqueries of the same statement. Nothing but one row of numbers reaches the driver. When that statement
 fails, each test runs on its own so that the error names the test that broke.
+
+A table that ``transform`` writes does not need reading again for its row-level tests: their counts are observed
+metrics of the write itself (:func:`observed_metrics`, Spark's ``Dataset.observe``), and only the scalar subqueries
+run afterwards.
 """
 
 from __future__ import annotations
@@ -304,6 +308,19 @@ def singular_tests(project: SqlProject, renderer: Renderer) -> list[DataTest]:
     return tests
 
 
+def observed_metrics(tests: Sequence[DataTest]) -> dict[str, dict[str, str]]:
+    """Per model, the aggregates its tests need (``f<i>`` failures, ``r<i>`` tested rows, as in :func:`statement`),
+    for the runner to observe while it writes the model: row-level tests then cost no read of their own."""
+    metrics: dict[str, dict[str, str]] = {}
+    for model, group in _by_model(tests).items():
+        if not group[0].relation:
+            continue
+        named = {f"f{i}": t.aggregate for i, t in enumerate(group) if t.aggregate}
+        named.update({f"r{i}": t.rows for i, t in enumerate(group) if t.rows})
+        metrics[model] = named
+    return metrics
+
+
 def statement(tests: Sequence[DataTest]) -> str:
     """One query computing every test of one model: ``f<i>`` failures and ``r<i>`` tested rows per test."""
     columns = []
@@ -347,16 +364,28 @@ def _by_model(tests: Sequence[DataTest]) -> dict[str, list[DataTest]]:
 
 
 def run_tests(
-    spark: SparkSession, tests: Sequence[DataTest], threads: int = 1, start_order: Sequence[str] = ()
+    spark: SparkSession,
+    tests: Sequence[DataTest],
+    threads: int = 1,
+    start_order: Sequence[str] = (),
+    observed: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[DataTestResult]:
     """Every test, one Spark query per model (up to ``threads`` models at once); results in the order of ``tests``.
 
     ``start_order``: models whose queries start first, in that order (the project's run order puts the staging
     table, the largest and slowest to test, first, so that the small ones fill the cores around it).
+    ``observed``: per model, the values of its :func:`observed_metrics` taken while it was written; its row-level
+    tests use them and only its other tests query it.
     """
+    observed = observed or {}
     rank = {name: index for index, name in enumerate(start_order)}
     groups = sorted(_by_model(tests).values(), key=lambda group: rank.get(group[0].model, len(rank)))
-    counted = run_concurrently(lambda group: _count_failures(spark, group), groups, threads, key=id)
+    counted = run_concurrently(
+        lambda group: _count_failures(spark, group, observed.get(group[0].model) if group[0].relation else None),
+        groups,
+        threads,
+        key=id,
+    )
     found: dict[int, DataTestResult] = {}
     positions = {id(t): i for i, t in enumerate(tests)}
     for group in groups:  # logged in a fixed order, whatever order the queries finished in
@@ -365,12 +394,18 @@ def run_tests(
     return [found[i] for i in range(len(tests))]
 
 
-def _count_failures(spark: SparkSession, group: Sequence[DataTest]) -> list[tuple[Any, Any]]:
+def _count_failures(
+    spark: SparkSession, group: Sequence[DataTest], observed: Mapping[str, Any] | None = None
+) -> list[tuple[Any, Any]]:
     """(failures, tested rows) of each test of one model, from one query; a broken test is named on its own."""
     from pyspark.errors import PySparkException
 
     try:
-        row = spark.sql(statement(group)).collect()[0].asDict()
+        if observed is not None:
+            queries = ", ".join(f"({t.query}) AS f{i}" for i, t in enumerate(group) if t.query)
+            row = {**observed, **(spark.sql(f"SELECT {queries}").collect()[0].asDict() if queries else {})}
+        else:
+            row = spark.sql(statement(group)).collect()[0].asDict()
         return [(row[f"f{i}"], row.get(f"r{i}")) for i in range(len(group))]
     except PySparkException:
         values = []

@@ -2,21 +2,26 @@
 
 A ``table`` model is written atomically under ``<features_dir>/<model>/`` and then read back from there by its
 dependants, so it is computed once. A model with ``cache=true`` is cached before its first dependant runs and
-released as soon as the last table that needs it has been written.
+released as soon as the last table that needs it has been written. A table's row count, and any aggregates the
+caller asks for (the data tests' counts), are observed metrics of its write: computed as the rows go by, not by
+reading the table again.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jobs.errors import ConfigError, ModelExecutionError
+from jobs.errors import ConfigError, ModelExecutionError, SqlProjectError
 from jobs.spark.atomic import atomic_directory, write_manifest
 from jobs.spark.concurrent import run_concurrently
+from jobs.spark.messages import strip_py4j
 from jobs.sqlproject.compiled import CompiledProject
 from jobs.sqlproject.graph import downstream_edges, levels, reachable
 from jobs.sqlproject.project import SqlProject
@@ -31,6 +36,8 @@ if TYPE_CHECKING:
     from jobs.run_context import RunContext
 
 log = logging.getLogger(__name__)
+
+ROWS_METRIC = "__rows"  # the observed row count of a table's write
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,8 @@ class SqlRunner:
         self.spark = spark
         self.compiled = compiled
         self.features_dir = features_dir
+        self.observe: Mapping[str, Mapping[str, str]] = {}
+        self.observed: dict[str, dict[str, Any]] = {}
 
     @property
     def project(self) -> SqlProject:
@@ -146,6 +155,7 @@ class SqlRunner:
         keep_cache: bool = False,
         exclude: Sequence[str] | None = None,
         threads: int = 1,
+        observe: Mapping[str, Mapping[str, str]] | None = None,
     ) -> ModelRuns:
         """Run the selected models; unselected ancestors are views again, or tables read from earlier output.
 
@@ -154,7 +164,10 @@ class SqlRunner:
         others fill them. When one fails, the others of its level still finish (their outputs are atomic), and the
         first failure in run order is raised before anything that depends on it starts.
         ``keep_cache`` keeps cached models until :meth:`release_cache`, for data tests that read them next.
+        ``observe``: per model, named SQL aggregates over its rows, computed while a table is written; their values
+        land in :attr:`observed` (models that are not written as tables here get none).
         """
+        self.observe, self.observed = observe or {}, {}
         chosen, needed = self._with_ancestors(selectors, exclude)
         self._register_inputs(reader)
         release_after = {} if keep_cache else self._cache_release_points(chosen)
@@ -208,12 +221,9 @@ class SqlRunner:
             log.info("View %s ready%s", name, " (cached)" if config.cache else "")
             return ModelRun(name, "view", None, None, round(time.monotonic() - started, 3))
         self._check_partition_columns(rendered, df)
-        if config.repartition:
-            df = df.repartition(config.repartition, *config.partition_by)
         target = self.table_path(name)
         with atomic_directory(target) as staging:
-            self._write(rendered, df, staging)
-            rows = self.spark.read.parquet(str(staging)).count()
+            rows = self._write_observed(rendered, df, staging)
             write_manifest(staging, {"model": name, "rows": rows, "ds": self.ctx.ds_str,
                                      "sql_file": self.project.relative(rendered.model.path),
                                      "partition_by": list(config.partition_by)})  # fmt: skip
@@ -221,6 +231,44 @@ class SqlRunner:
         seconds = round(time.monotonic() - started, 3)
         log.info("Table %s: %d rows in %.1fs -> %s", name, rows, seconds, target)
         return ModelRun(name, "table", str(target), rows, seconds)
+
+    def _write_observed(self, rendered: RenderedModel, df: DataFrame, path: Path) -> int:
+        """Write the table with its row count and the caller's aggregates observed; the row count is returned.
+
+        If the aggregates cannot be analysed, or the write fails with them, the table is written again with its row
+        count alone: a broken data test must not pass for a broken model (the tests then query the table and name
+        the test that broke).
+        """
+        from pyspark.errors import PySparkException
+
+        name = rendered.name
+        wanted = dict(self.observe.get(name, {}))
+        if wanted:
+            try:
+                metrics = self._write_once(rendered, df, path, wanted)
+                self.observed[name] = {key: metrics[key] for key in wanted}
+                return int(metrics[ROWS_METRIC])
+            except (PySparkException, SqlProjectError) as e:
+                first_line = strip_py4j(str(e)).strip().splitlines()[:1] or [type(e).__name__]
+                log.warning("%s could not be written with its data tests' counts observed (%s); writing it again "
+                            "without them", name, first_line[0])  # fmt: skip
+                shutil.rmtree(path, ignore_errors=True)
+        return int(self._write_once(rendered, df, path, {})[ROWS_METRIC])
+
+    def _write_once(
+        self, rendered: RenderedModel, df: DataFrame, path: Path, aggregates: Mapping[str, str]
+    ) -> dict[str, Any]:
+        from pyspark.sql import Observation
+        from pyspark.sql import functions as F  # noqa: N812
+
+        observation = Observation(f"{rendered.name}-{uuid.uuid4().hex[:8]}")
+        columns = [F.expr("COUNT(*)").alias(ROWS_METRIC)]
+        columns += [F.expr(sql).alias(key) for key, sql in aggregates.items()]
+        observed = df.observe(observation, *columns)
+        if rendered.config.repartition:
+            observed = observed.repartition(rendered.config.repartition, *rendered.config.partition_by)
+        self._write(rendered, observed, path)
+        return dict(observation.get)
 
     def _write(self, rendered: RenderedModel, df: DataFrame, path: Path) -> None:
         from pyspark.errors import PySparkException
