@@ -236,8 +236,8 @@ class SqlRunner:
         """Write the table with its row count and the caller's aggregates observed; the row count is returned.
 
         If the aggregates cannot be analysed, or the write fails with them, the table is written again with its row
-        count alone: a broken data test must not pass for a broken model (the tests then query the table and name
-        the test that broke).
+        count alone, so that a broken data test is not reported as a broken model: the tests then query the table
+        and name the test that broke.
         """
         from pyspark.errors import PySparkException
 
@@ -261,13 +261,14 @@ class SqlRunner:
         from pyspark.sql import Observation
         from pyspark.sql import functions as F  # noqa: N812
 
+        if rendered.config.repartition:
+            df = df.repartition(rendered.config.repartition, *rendered.config.partition_by)
+        # Observed after any shuffle, so in the stage that writes: Spark counts a result task's metrics once, even
+        # when a lost executor makes it re-run earlier stages (a shuffle's map tasks would count twice).
         observation = Observation(f"{rendered.name}-{uuid.uuid4().hex[:8]}")
         columns = [F.expr("COUNT(*)").alias(ROWS_METRIC)]
         columns += [F.expr(sql).alias(key) for key, sql in aggregates.items()]
-        observed = df.observe(observation, *columns)
-        if rendered.config.repartition:
-            observed = observed.repartition(rendered.config.repartition, *rendered.config.partition_by)
-        self._write(rendered, observed, path)
+        self._write(rendered, df.observe(observation, *columns), path)
         return dict(observation.get)
 
     def _write(self, rendered: RenderedModel, df: DataFrame, path: Path) -> None:
