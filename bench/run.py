@@ -210,7 +210,6 @@ def main() -> None:
             "platform": platform.platform(),
             "load_average_at_end": os.getloadavg(),
         },  # fmt: skip
-        "repeat": args.repeat,
         "cap_bytes": cap,
         "points": dict(sorted(points.items(), key=lambda kv: int(kv[0]))),
         "count_mismatches": problems,
