@@ -80,7 +80,7 @@ def data_tests(
     threads: int = 1,
     observed: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[DataTestResult]:
-    """Run every data test against the models currently registered in ``spark`` (one Spark query per model);
+    """Run every data test against the models currently registered in ``spark`` (at most one query per model);
     ``observed``: the counts the runner took while writing tables (see :func:`observed_metrics`)."""
     return run_tests(spark, compiled.tests, threads, start_order=compiled.order, observed=observed)
 
@@ -110,7 +110,8 @@ def transform(
     partial = bool(select or exclude)
     testing = run_data_tests and not partial
     try:
-        observe = observed_metrics(compiled.tests) if testing else None
+        partitions = {name: r.config.partition_by for name, r in compiled.rendered.items()}
+        observe = observed_metrics(compiled.tests, partitions) if testing else None
         runs = runner.run(reader, select, keep_cache=testing, exclude=exclude, threads=settings.sql_threads,
                           observe=observe)  # fmt: skip
         tests = data_tests(spark, compiled, settings.sql_threads, runner.observed) if testing else []

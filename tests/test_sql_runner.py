@@ -180,14 +180,46 @@ def test_transform_stops_on_an_error_severity_failure(spark, settings, tmp_path)
     assert "stg_people: no_teenagers" in message and "row_count_min" not in message  # warnings do not stop
 
 
-def test_counts_observed_while_writing_equal_the_counts_of_querying_the_tables(spark, tmp_path, people) -> None:
+OBSERVED = {
+    **DATA_TESTS,
+    # A partition column's '' is read back as NULL: its test must count what was written, so it is queried.
+    "features/by_group.sql": """
+        {{ config(materialized='table', partition_by=['grp']) }}
+        SELECT id, CASE WHEN age > 60 THEN '' ELSE grp END AS grp FROM {{ ref('stg_people') }}
+    """,
+    "features/by_group.yml": """
+        columns:
+          - name: grp
+            tests: [not_null]
+          - name: id
+            tests:
+              - not_null: {where: "id IN (SELECT id FROM stg_people)"}
+    """,
+    "features/nobody.sql": """
+        {{ config(materialized='table') }}
+        SELECT * FROM {{ ref('stg_people') }} WHERE FALSE
+    """,
+    "features/nobody.yml": """
+        tests:
+          - row_count_min: {min: 1}
+    """,
+}
+
+
+def test_counts_observed_while_writing_equal_the_counts_of_querying_the_tables(spark, tmp_path, people, caplog) -> None:
     from jobs.sqlproject.datatests import observed_metrics
 
-    compiled = CompiledProject.build(load_project(write_project(tmp_path / "sql", DATA_TESTS)), CTX)
+    compiled = CompiledProject.build(load_project(write_project(tmp_path / "sql", OBSERVED)), CTX)
     runner = SqlRunner(spark, compiled, tmp_path / "run" / "features")
-    runs = runner.run(people, observe=observed_metrics(compiled.tests))
-    assert sorted(runner.observed) == ["adults", "counts"]  # the tables; the view and the singular test are queried
-    assert (runs.rows("adults"), runs.rows("counts")) == (2, 2)
+    partitions = {name: r.config.partition_by for name, r in compiled.rendered.items()}
+    runs = runner.run(people, observe=observed_metrics(compiled.tests, partitions))
+    # The tables are observed; the view and the singular test are queried.
+    assert sorted(runner.observed) == ["adults", "by_group", "counts", "nobody"]
+    assert (runs.rows("adults"), runs.rows("counts"), runs.rows("nobody")) == (2, 2, 0)
+    # by_group: the partition column's test, and the test whose where: has a subquery (Spark observes none, nor
+    # the rows it filters), are left to the query; the rows the first one tests are observed.
+    assert runner.observed["by_group"] == {"r0": 3}
+    assert "Writing" not in caplog.text
 
     def counts(**observed):
         return [(r.model, r.name, r.failures, r.rows) for r in run_tests(spark, compiled.tests, **observed)]
@@ -195,6 +227,7 @@ def test_counts_observed_while_writing_equal_the_counts_of_querying_the_tables(s
     observed, queried = counts(observed=runner.observed), counts()
     assert observed == queried
     assert ("adults", "row_count_min(5)", 3, 2) in observed and ("counts", "accepted_values(grp)", 1, 2) in observed
+    assert ("by_group", "not_null(grp)", 1, 3) in observed and ("nobody", "row_count_min(1)", 1, 0) in observed
 
 
 def test_a_test_that_breaks_while_the_table_is_written_is_named_and_the_table_still_written(
@@ -217,9 +250,31 @@ def test_a_test_that_breaks_while_the_table_is_written_is_named_and_the_table_st
     named = r"Data test not_null\(grp\) on counts \(sql/features/counts.yml, line 4\) could not run: .*CAST_INVALID"
     with pytest.raises(SqlProjectError, match=named):
         transform(run_settings, CTX, spark, project_dir=root)
-    assert "counts could not be written with its data tests' counts observed" in caplog.text
+    assert "Writing counts failed ([CAST_INVALID_INPUT]" in caplog.text
+    assert "A data test counted during the write or the model itself broke it" in caplog.text
     counts = run_settings.run_folder("2026-11-22").features / "counts"
     assert spark.read.parquet(str(counts)).count() == 2
+
+
+def test_a_model_that_fails_while_its_tests_are_counted_is_reported_as_the_models_failure(
+    spark, settings, tmp_path, caplog
+) -> None:
+    import dataclasses
+
+    from jobs.transform import transform
+
+    project = {**DATA_TESTS, "features/counts.sql": """
+        {{ config(materialized='table') }}
+        SELECT grp, CASE WHEN COUNT(*) > 1 THEN raise_error('too many') END AS n FROM {{ ref('stg_people') }}
+        GROUP BY grp
+    """}  # fmt: skip
+    root = write_project(tmp_path / "sql", project)
+    run_settings = dataclasses.replace(settings, data_dir=tmp_path / "data")
+    spark.createDataFrame(PEOPLE, SCHEMA).write.parquet(str(run_settings.run_folder("2026-11-22").snapshot("people")))
+    with pytest.raises(ModelExecutionError, match=r"running counts \(sql/features/counts.sql\): .*too many"):
+        transform(run_settings, CTX, spark, project_dir=root)
+    assert "A data test counted during the write or the model itself broke it" in caplog.text
+    assert not (run_settings.run_folder("2026-11-22").features / "counts").exists()
 
 
 def test_independent_tables_are_built_together_and_a_failure_leaves_the_others_whole(spark, tmp_path, people) -> None:

@@ -240,7 +240,7 @@ def _sample_workload(spark, folder: Path) -> None:
             SELECT /*+ BROADCAST(groups) */
               id, ROW_NUMBER() OVER (PARTITION BY user_id, data, created_at ORDER BY id) AS occurrence
             FROM raw LEFT SEMI JOIN (
-              SELECT hash FROM (
+              SELECT DISTINCT hash FROM (
                 SELECT xxhash64(user_id, created_at) AS hash,
                        COUNT(*) OVER (PARTITION BY xxhash64(user_id, created_at)) AS group_rows
                 FROM raw
@@ -259,7 +259,13 @@ def _sample_workload(spark, folder: Path) -> None:
           repeats.id IS NOT NULL AS is_repeat
         FROM parsed LEFT JOIN repeats ON repeats.id = parsed.id
     """)
-    staged.write.parquet(str(folder / "staged"))
+    from pyspark.sql import Observation
+    from pyspark.sql import functions as F  # noqa: N812
+
+    observation = Observation("sample")  # a table's row count and row-level tests are observed while it is written
+    staged.observe(observation, F.expr("COUNT(*)").alias("rows"), F.expr("COUNT_IF(age IS NULL)").alias("missing")) \
+        .write.parquet(str(folder / "staged"))  # fmt: skip
+    _ = observation.get
     features = spark.read.parquet(str(folder / "staged")).where("NOT is_repeat")
     features.repartition(2, "created_month").write.partitionBy("created_month").parquet(str(folder / "features"))
     table = spark.read.parquet(str(folder / "features"))

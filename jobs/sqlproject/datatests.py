@@ -12,15 +12,15 @@ scalar subqueries of the same statement. Nothing but one row of numbers reaches 
 fails, each test runs on its own so that the error names the test that broke.
 
 A table that ``transform`` writes does not need reading again for its row-level tests: their counts are observed
-metrics of the write itself (:func:`observed_metrics`, Spark's ``Dataset.observe``), and only the scalar subqueries
-run afterwards.
+metrics of the write itself (:func:`observed_metrics`, Spark's ``Dataset.observe``), and only what could not be
+observed runs afterwards, in the same one statement.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +28,7 @@ import jinja2
 
 from jobs.errors import CompilationError, DataTestError, SqlProjectError, check_scalar
 from jobs.spark.concurrent import run_concurrently
-from jobs.spark.messages import strip_py4j
+from jobs.spark.messages import first_line
 from jobs.sqlproject.literals import sql_literal
 from jobs.sqlproject.modelconfig import SEVERITIES
 from jobs.sqlproject.project import Model, SqlProject
@@ -308,35 +308,47 @@ def singular_tests(project: SqlProject, renderer: Renderer) -> list[DataTest]:
     return tests
 
 
-def observed_metrics(tests: Sequence[DataTest]) -> dict[str, dict[str, str]]:
+def observed_metrics(
+    tests: Sequence[DataTest], partition_by: Mapping[str, Sequence[str]] | None = None
+) -> dict[str, dict[str, str]]:
     """Per model, the aggregates its tests need (``f<i>`` failures, ``r<i>`` tested rows, as in :func:`statement`),
-    for the runner to observe while it writes the model: row-level tests then cost no read of their own."""
+    for the runner to observe while it writes the model: row-level tests then cost no read of their own.
+
+    ``partition_by``: each model's partition columns. An aggregate that names one is left to the query: a partition
+    column's values change on the way to disk (``''`` reads back as NULL, ``'01'`` as the number 1), and a test
+    checks what was written.
+    """
     metrics: dict[str, dict[str, str]] = {}
     for model, group in _by_model(tests).items():
         if not group[0].relation:
             continue
+        partition_names = [re.compile(rf"(?<![\w$]){re.escape(c)}(?![\w$])", re.IGNORECASE)
+                           for c in (partition_by or {}).get(model, ())]  # fmt: skip
         named = {f"f{i}": t.aggregate for i, t in enumerate(group) if t.aggregate}
         named.update({f"r{i}": t.rows for i, t in enumerate(group) if t.rows})
-        metrics[model] = named
+        metrics[model] = {key: sql for key, sql in named.items() if not any(p.search(sql) for p in partition_names)}
     return metrics
 
 
-def statement(tests: Sequence[DataTest]) -> str:
-    """One query computing every test of one model: ``f<i>`` failures and ``r<i>`` tested rows per test."""
-    columns = []
+def statement(tests: Sequence[DataTest], known: Collection[str] = ()) -> str | None:
+    """One query computing every test of one model: ``f<i>`` failures and ``r<i>`` tested rows per test.
+
+    ``known``: values already counted (observed while the model was written), left out; ``None`` when nothing is
+    left to query. The model is read only when an aggregate over its rows is left.
+    """
+    columns, reads_model = [], False
     relation = next((t.relation for t in tests if t.relation), None)
     for index, test in enumerate(tests):
-        failures = test.aggregate if test.aggregate else f"({test.query})"
-        columns.append(f"{failures} AS f{index}")
-        if test.rows and relation:
+        if f"f{index}" not in known:
+            columns.append(f"{test.aggregate or f'({test.query})'} AS f{index}")
+            reads_model |= bool(test.aggregate)
+        if test.rows and relation and f"r{index}" not in known:
             columns.append(f"{test.rows} AS r{index}")
+            reads_model = True
+    if not columns:
+        return None
     select = ",\n  ".join(columns)
-    return f"SELECT\n  {select}\nFROM {relation}" if relation else f"SELECT\n  {select}"
-
-
-def _first_line(error: BaseException) -> str:
-    text = strip_py4j(str(error))
-    return text.splitlines()[0] if text else type(error).__name__
+    return f"SELECT\n  {select}\nFROM {relation}" if relation and reads_model else f"SELECT\n  {select}"
 
 
 def analyse(spark: SparkSession, tests: Sequence[DataTest]) -> None:
@@ -352,7 +364,7 @@ def analyse(spark: SparkSession, tests: Sequence[DataTest]) -> None:
                     spark.sql(statement([test]))
                 except PySparkException as e:
                     raise SqlProjectError(f"Data test {test.name} on {test.model} ({test.where}) is not valid SQL "
-                                          f"for that model: {_first_line(e)}") from None  # fmt: skip
+                                          f"for that model: {first_line(e)}") from None  # fmt: skip
             raise
 
 
@@ -370,12 +382,13 @@ def run_tests(
     start_order: Sequence[str] = (),
     observed: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[DataTestResult]:
-    """Every test, one Spark query per model (up to ``threads`` models at once); results in the order of ``tests``.
+    """Every test, at most one Spark query per model (up to ``threads`` models at once); results in the order of
+    ``tests``.
 
     ``start_order``: models whose queries start first, in that order (the project's run order puts the staging
     table, the largest and slowest to test, first, so that the small ones fill the cores around it).
-    ``observed``: per model, the values of its :func:`observed_metrics` taken while it was written; its row-level
-    tests use them and only its other tests query it.
+    ``observed``: per model, the values of its :func:`observed_metrics` taken while it was written; its tests use
+    them, and the query counts only the rest.
     """
     observed = observed or {}
     rank = {name: index for index, name in enumerate(start_order)}
@@ -397,15 +410,14 @@ def run_tests(
 def _count_failures(
     spark: SparkSession, group: Sequence[DataTest], observed: Mapping[str, Any] | None = None
 ) -> list[tuple[Any, Any]]:
-    """(failures, tested rows) of each test of one model, from one query; a broken test is named on its own."""
+    """(failures, tested rows) of each test of one model, from what was observed and at most one query; a broken
+    test is named on its own."""
     from pyspark.errors import PySparkException
 
+    observed = observed or {}
     try:
-        if observed is not None:
-            queries = ", ".join(f"({t.query}) AS f{i}" for i, t in enumerate(group) if t.query)
-            row = {**observed, **(spark.sql(f"SELECT {queries}").collect()[0].asDict() if queries else {})}
-        else:
-            row = spark.sql(statement(group)).collect()[0].asDict()
+        query = statement(group, known=observed)
+        row = {**observed, **(spark.sql(query).collect()[0].asDict() if query else {})}
         return [(row[f"f{i}"], row.get(f"r{i}")) for i in range(len(group))]
     except PySparkException:
         values = []
@@ -414,7 +426,7 @@ def _count_failures(
                 one = spark.sql(statement([test])).collect()[0].asDict()
             except PySparkException as e:
                 raise SqlProjectError(
-                    f"Data test {test.name} on {test.model} ({test.where}) could not run: {_first_line(e)}"
+                    f"Data test {test.name} on {test.model} ({test.where}) could not run: {first_line(e)}"
                 ) from None
             values.append((one["f0"], one.get("r0")))
         return values

@@ -18,10 +18,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jobs.errors import ConfigError, ModelExecutionError, SqlProjectError
+from jobs.errors import ConfigError, ModelExecutionError
 from jobs.spark.atomic import atomic_directory, write_manifest
 from jobs.spark.concurrent import run_concurrently
-from jobs.spark.messages import strip_py4j
+from jobs.spark.messages import first_line
 from jobs.sqlproject.compiled import CompiledProject
 from jobs.sqlproject.graph import downstream_edges, levels, reachable
 from jobs.sqlproject.project import SqlProject
@@ -235,53 +235,68 @@ class SqlRunner:
     def _write_observed(self, rendered: RenderedModel, df: DataFrame, path: Path) -> int:
         """Write the table with its row count and the caller's aggregates observed; the row count is returned.
 
-        If the aggregates cannot be analysed, or the write fails with them, the table is written again with its row
-        count alone, so that a broken data test is not reported as a broken model: the tests then query the table
-        and name the test that broke.
+        An aggregate Spark will not observe (a subquery in a test's ``where:``, say) is left out here and counted by
+        the data tests' query instead. If the write fails with the aggregates attached, the table is written again
+        without them: either one of them or the model broke it, and the second write tells which (the data tests'
+        query then names a broken test).
         """
         from pyspark.errors import PySparkException
 
         name = rendered.name
-        wanted = dict(self.observe.get(name, {}))
+        if rendered.config.repartition:
+            df = df.repartition(rendered.config.repartition, *rendered.config.partition_by)
+        wanted = self._observable(df, name, self.observe.get(name, {}))
         if wanted:
             try:
-                metrics = self._write_once(rendered, df, path, wanted)
+                metrics = self._write_once(df, name, path, wanted)
                 self.observed[name] = {key: metrics[key] for key in wanted}
                 return int(metrics[ROWS_METRIC])
-            except (PySparkException, SqlProjectError) as e:
-                first_line = strip_py4j(str(e)).strip().splitlines()[:1] or [type(e).__name__]
-                log.warning("%s could not be written with its data tests' counts observed (%s); writing it again "
-                            "without them", name, first_line[0])  # fmt: skip
+            except PySparkException as e:
+                log.warning("Writing %s failed (%s). A data test counted during the write or the model itself broke "
+                            "it; writing %s again without the tests' counts to tell which.", name, first_line(e),
+                            name)  # fmt: skip
                 shutil.rmtree(path, ignore_errors=True)
-        return int(self._write_once(rendered, df, path, {})[ROWS_METRIC])
+        try:
+            return int(self._write_once(df, name, path, {})[ROWS_METRIC])
+        except PySparkException as e:
+            upstream = [self.rendered[n] for n in reachable(name, self.graph)]
+            raise model_error(self.project, rendered, e, "failed while running", upstream) from None
 
-    def _write_once(
-        self, rendered: RenderedModel, df: DataFrame, path: Path, aggregates: Mapping[str, str]
-    ) -> dict[str, Any]:
+    def _observable(self, df: DataFrame, name: str, aggregates: Mapping[str, str]) -> dict[str, str]:
+        """The aggregates Spark accepts as observed metrics of ``df`` (checking one runs no job, only analysis)."""
+        from pyspark.errors import PySparkException
         from pyspark.sql import Observation
         from pyspark.sql import functions as F  # noqa: N812
 
-        if rendered.config.repartition:
-            df = df.repartition(rendered.config.repartition, *rendered.config.partition_by)
-        # Observed after any shuffle, so in the stage that writes: Spark counts a result task's metrics once, even
-        # when a lost executor makes it re-run earlier stages (a shuffle's map tasks would count twice).
-        observation = Observation(f"{rendered.name}-{uuid.uuid4().hex[:8]}")
+        accepted = {}
+        for key, sql in aggregates.items():
+            try:
+                df.observe(Observation(f"check-{uuid.uuid4().hex}"), F.expr(sql).alias(key))
+                accepted[key] = sql
+            except PySparkException as e:
+                log.info("%s: a data test's count (%s) is left to the tests' query: %s", name, sql, first_line(e))
+        return accepted
+
+    def _write_once(self, df: DataFrame, name: str, path: Path, aggregates: Mapping[str, str]) -> dict[str, Any]:
+        """Write ``df`` with its row count and ``aggregates`` observed, and return their values.
+
+        Observed last, after any shuffle, so in the stage that writes: Spark counts a result task's metrics once,
+        even when a lost executor makes it re-run earlier stages (a shuffle's map tasks would count twice). Each
+        observation has a name of its own: names must not repeat within a query, and one Spark session serves many
+        runs (the tests). ``Observation.get`` waits for the metrics, which Spark delivers when the write ends, failed
+        or not; with an empty result they are zero.
+        """
+        from pyspark.sql import Observation
+        from pyspark.sql import functions as F  # noqa: N812
+
+        observation = Observation(f"{name}-{uuid.uuid4().hex[:8]}")
         columns = [F.expr("COUNT(*)").alias(ROWS_METRIC)]
         columns += [F.expr(sql).alias(key) for key, sql in aggregates.items()]
-        self._write(rendered, df.observe(observation, *columns), path)
+        writer = df.observe(observation, *columns).write.mode("error")
+        if self.rendered[name].config.partition_by:
+            writer = writer.partitionBy(*self.rendered[name].config.partition_by)
+        writer.parquet(str(path))
         return dict(observation.get)
-
-    def _write(self, rendered: RenderedModel, df: DataFrame, path: Path) -> None:
-        from pyspark.errors import PySparkException
-
-        writer = df.write.mode("error")
-        if rendered.config.partition_by:
-            writer = writer.partitionBy(*rendered.config.partition_by)
-        try:
-            writer.parquet(str(path))
-        except PySparkException as e:
-            upstream = [self.rendered[n] for n in reachable(rendered.name, self.graph)]
-            raise model_error(self.project, rendered, e, "failed while running", upstream) from None
 
     def _register_table(self, name: str, path: Path, cache: bool) -> None:
         self.spark.read.parquet(str(path)).createOrReplaceTempView(name)

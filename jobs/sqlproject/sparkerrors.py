@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable
 
 from jobs.errors import ModelExecutionError
-from jobs.spark.messages import strip_py4j
+from jobs.spark.messages import first_line
 from jobs.sqlproject.project import SqlProject
 from jobs.sqlproject.render import RenderedModel
 from jobs.sqlproject.sourcemap import excerpt, line_from_message, line_of_offset, rendered_to_template_line
@@ -17,8 +17,7 @@ _NAME = re.compile(r"[`\"]([A-Za-z_][A-Za-z0-9_.]*)[`\"]")
 
 def _first_line(error: BaseException) -> str:
     """Spark's message without its plan and without its own (rendered-SQL) position, which we translate."""
-    text = strip_py4j(str(error))
-    return _POSITION_SUFFIX.sub("", text.splitlines()[0]) if text else type(error).__name__
+    return _POSITION_SUFFIX.sub("", first_line(error))
 
 
 def _context_positions(error: BaseException) -> list[tuple[int, str]]:
