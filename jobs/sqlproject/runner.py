@@ -248,7 +248,7 @@ class SqlRunner:
         wanted = self._observable(df, name, self.observe.get(name, {}))
         if wanted:
             try:
-                metrics = self._write_once(df, name, path, wanted)
+                metrics = self._write_once(rendered, df, path, wanted)
                 self.observed[name] = {key: metrics[key] for key in wanted}
                 return int(metrics[ROWS_METRIC])
             except PySparkException as e:
@@ -257,7 +257,7 @@ class SqlRunner:
                             name)  # fmt: skip
                 shutil.rmtree(path, ignore_errors=True)
         try:
-            return int(self._write_once(df, name, path, {})[ROWS_METRIC])
+            return int(self._write_once(rendered, df, path, {})[ROWS_METRIC])
         except PySparkException as e:
             upstream = [self.rendered[n] for n in reachable(name, self.graph)]
             raise model_error(self.project, rendered, e, "failed while running", upstream) from None
@@ -277,7 +277,9 @@ class SqlRunner:
                 log.info("%s: a data test's count (%s) is left to the tests' query: %s", name, sql, first_line(e))
         return accepted
 
-    def _write_once(self, df: DataFrame, name: str, path: Path, aggregates: Mapping[str, str]) -> dict[str, Any]:
+    def _write_once(
+        self, rendered: RenderedModel, df: DataFrame, path: Path, aggregates: Mapping[str, str]
+    ) -> dict[str, Any]:
         """Write ``df`` with its row count and ``aggregates`` observed, and return their values.
 
         Observed last, after any shuffle, so in the stage that writes: Spark counts a result task's metrics once,
@@ -289,12 +291,12 @@ class SqlRunner:
         from pyspark.sql import Observation
         from pyspark.sql import functions as F  # noqa: N812
 
-        observation = Observation(f"{name}-{uuid.uuid4().hex[:8]}")
+        observation = Observation(f"{rendered.name}-{uuid.uuid4().hex[:8]}")
         columns = [F.expr("COUNT(*)").alias(ROWS_METRIC)]
         columns += [F.expr(sql).alias(key) for key, sql in aggregates.items()]
         writer = df.observe(observation, *columns).write.mode("error")
-        if self.rendered[name].config.partition_by:
-            writer = writer.partitionBy(*self.rendered[name].config.partition_by)
+        if rendered.config.partition_by:
+            writer = writer.partitionBy(*rendered.config.partition_by)
         writer.parquet(str(path))
         return dict(observation.get)
 
