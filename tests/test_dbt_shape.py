@@ -16,11 +16,14 @@ import pytest
 from chispa import assert_df_equality
 
 from jobs import cli
+from jobs.errors import SqlProjectError
 from jobs.run_context import RunContext
 from jobs.sqlproject.compiled import CompiledProject
 from jobs.sqlproject.project import load_project
+from jobs.sqlproject.seeds import register_seeds
 from jobs.sqlproject.unittests import UnitTestRunner, collect_cases
 from tests.conftest import REPO_ROOT
+from tests.sqlproject_helpers import write_project
 
 PROJECT_DIR = REPO_ROOT / "tests" / "dbt_project"
 CTX = RunContext.for_ds("2026-11-22")
@@ -104,6 +107,17 @@ def test_seed_types_and_source_groups(spark, built, project) -> None:
     assert project.sources["ecom__raw_orders"].relation_sql == "raw.orders"
     rows = {r.customer_id: r for r in spark.table("customers").collect()}
     assert rows[1].country_name == "Germany" and rows[1].lifetime_value == 12.5 and rows[4].country_name is None
+
+
+def test_a_seed_type_spark_does_not_know_is_named_with_the_seed(spark, tmp_path) -> None:
+    files = {"staging/stg_people.sql": "SELECT * FROM {{ source('people') }}\n", "seeds/codes.csv": "code\nDE\n",
+             "seeds/codes.yml": "config: {column_types: {code: varchr}}\n"}  # fmt: skip
+    with pytest.raises(SqlProjectError) as info:
+        register_seeds(spark, load_project(write_project(tmp_path / "sql", files, "vars: {}\n")))
+    assert str(info.value) == (
+        "sql/seeds/codes.csv: the seed's column types are not valid: "
+        '[UNSUPPORTED_DATATYPE] Unsupported data type "VARCHR". SQLSTATE: 0A000'
+    )
 
 
 def test_descriptions_resolve_docs_blocks(project) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from jobs.errors import SqlProjectError
+from jobs.spark.messages import first_line
 from jobs.sqlproject.folderconfig import config_for
 from jobs.sqlproject.project import SEEDS_DIR, Seed, SqlProject
 
@@ -105,7 +106,7 @@ def register_seeds(spark: SparkSession, project: SqlProject) -> dict[str, SeedTa
             )
         except PySparkException as e:
             raise SqlProjectError(
-                f"{project.relative(seed.path)}: the seed's column types are not valid: {str(e).splitlines()[0]}"
+                f"{project.relative(seed.path)}: the seed's column types are not valid: {first_line(e)}"
             ) from None
         frame.createOrReplaceTempView(seed.name)
         tables[seed.name] = table
