@@ -10,7 +10,8 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || [ -x "$(pg_config --bindi
 [ -f /usr/share/java/postgresql.jar ] || [ -n "${SPARK_JDBC_JAR:-}" ] || missing+=(libpostgresql-jdbc-java)
 
 # A German locale lets the tests check that PostgreSQL errors are classified by SQLSTATE, not by their English
-# wording (tests/test_classify.py skips without it). Generating it from Debian's `locales` data takes about a second.
+# wording (tests/test_postgres_classify.py skips without it). Generating it from Debian's `locales` data takes about
+# a second.
 if [ "$(id -u)" -eq 0 ] && command -v localedef >/dev/null 2>&1 && [ -f /usr/share/i18n/locales/de_DE ] \
   && ! locale -a 2>/dev/null | grep -qix 'de_DE\.utf-\?8'; then
   localedef -i de_DE -f UTF-8 de_DE.UTF-8 && echo "system-deps: generated the de_DE.UTF-8 locale for the tests."

@@ -55,7 +55,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 def class_archive(settings: Settings) -> Path | None:
     """The project's class archive (`make setup` builds it; built here when pytest runs on its own, ~75 s).
 
-    A failed build only slows the Spark tests down; test_class_archive.py fails on it.
+    A failed build only slows the Spark tests down; test_spark_class_archive.py fails on it.
     """
     import warnings
 

@@ -1,4 +1,4 @@
-"""The demo's week of traffic, as drawn (the requests themselves are sent in tests/test_dag_run.py)."""
+"""The demo's week of traffic, as drawn (tests/test_dags_model_retraining_runs.py sends the requests)."""
 
 from __future__ import annotations
 
