@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 BENCH_ROWS ?= 200000 1000000
 BENCH_REPEAT ?= 2
 
-.PHONY: help setup system-deps test lint demo airflow bench clean
+.PHONY: help setup system-deps test test-fast lint demo airflow bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -35,6 +35,10 @@ system-deps:  ## check Java 17, PostgreSQL server binaries and the JDBC driver; 
 test: setup  ## run the tests (a real PostgreSQL and Spark are started by the tests themselves)
 	$(BIN)/ruff check .
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-fast: setup  ## ruff, then the tests that need no PostgreSQL, Spark (JVM) or Airflow (about 30 s)
+	$(BIN)/ruff check .
+	$(BIN)/pytest -m "not postgres and not spark and not airflow" $(PYTEST_ARGS)
 
 lint: setup  ## ruff
 	$(BIN)/ruff check .

@@ -1,9 +1,17 @@
-"""Session-wide fixtures: one real Spark session and one real PostgreSQL cluster per test run."""
+"""Session-wide fixtures: one real Spark session and one real PostgreSQL cluster per test run.
+
+Tests are marked by what they need, ``postgres``, ``spark`` or ``airflow``: automatically when they use (even through
+another fixture) a fixture that starts one, explicitly when they start one themselves. ``make test-fast`` runs the
+others. A test that starts a program of a service it is not marked for fails at once (see ``only_marked_services``).
+"""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -12,6 +20,65 @@ from jobs.postgres.url import DatabaseUrl
 from jobs.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+#: fixture -> the marker of every test that uses it
+NEEDS = {"pg_cluster": "postgres", "spark": "spark", "class_archive": "spark", "airflow_home": "airflow"}
+#: marker -> the programs that start its service (EmbeddedPostgres runs its binaries through runuser as root)
+PROGRAMS = {
+    "postgres": {"initdb", "pg_ctl", "postgres"},
+    "spark": {"java", "spark-submit", "spark-class"},
+    "airflow": {"airflow"},
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for marker in sorted({NEEDS[name] for name in item.fixturenames if name in NEEDS}):
+            item.add_marker(marker)
+
+
+def program(args) -> str:
+    """The program a ``Popen`` runs: its first word, or the word after ``--`` when ``runuser``/``sudo`` runs it."""
+    if isinstance(args, str | bytes):
+        args = os.fsdecode(args).split()
+    elif isinstance(args, os.PathLike):
+        args = [args]
+    names = [Path(os.fsdecode(word)).name for word in args]
+    if names[:1] in (["runuser"], ["sudo"]) and "--" in names[:-1]:
+        names = names[names.index("--") + 1 :]
+    return names[0] if names else ""
+
+
+@contextmanager
+def only_marked_services(item: pytest.Item) -> Iterator[None]:
+    """Fail a test (or its fixtures' set-up) that starts PostgreSQL, a JVM or Airflow without being marked so."""
+    marked = {mark.name for mark in item.iter_markers()}
+    forbidden = {name: marker for marker, names in PROGRAMS.items() if marker not in marked for name in names}
+    init = subprocess.Popen.__init__
+
+    def guarded(self, args, *rest, **kwargs):
+        name = program(args)
+        if name in forbidden:  # pytest.fail raises a BaseException: no `except Exception` swallows it
+            pytest.fail(f"{item.nodeid} starts {name} but is not marked {forbidden[name]!r} (see tests/conftest.py)")
+        init(self, args, *rest, **kwargs)
+
+    subprocess.Popen.__init__ = guarded
+    try:
+        yield
+    finally:
+        subprocess.Popen.__init__ = init
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item):
+    with only_marked_services(item):
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    with only_marked_services(item):
+        return (yield)
 
 
 GERMAN = "de_DE.UTF-8"

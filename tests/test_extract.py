@@ -258,6 +258,7 @@ def jvm_stderr() -> Path | None:
     return None
 
 
+@pytest.mark.postgres  # a cluster of its own
 def test_database_killed_during_read_leaves_previous_snapshot(spark, settings, tmp_path) -> None:
     """Also: the console (the JVM's own stderr) shows no Java stack trace; Spark's log file has it."""
     console = jvm_stderr()

@@ -41,6 +41,7 @@ def german(tmp_path_factory) -> Iterator[DatabaseUrl]:
         cluster.stop()
 
 
+@pytest.mark.postgres  # german: a cluster of its own
 def test_the_server_really_answers_in_german(german) -> None:
     conn = psycopg2.connect(**german.psycopg_kwargs())
     try:
@@ -51,12 +52,14 @@ def test_the_server_really_answers_in_german(german) -> None:
     assert "existiert nicht" in str(info.value) and info.value.pgcode == "42P01"
 
 
+@pytest.mark.postgres
 @pytest.mark.parametrize(("relation", "column"), [("no_such_table", "id"), ("health_records", "no_such_column")])
 def test_psycopg2_errors_by_pgcode(german, relation, column) -> None:
     with pytest.raises(MissingRelationError, match="existiert nicht"):
         probe_bounds(german, source(relation, column), WINDOW)
 
 
+@pytest.mark.postgres
 def test_psycopg2_refused_connection_in_german(german) -> None:
     """libpq keeps a connection failure's SQLSTATE to itself: the server's refusal is reported with its words."""
     wrong = dataclasses.replace(german, password="not-the-password")

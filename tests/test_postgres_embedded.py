@@ -98,6 +98,7 @@ def test_missing_binaries_say_how_to_install(tmp_path: Path):
         cluster.start()
 
 
+@pytest.mark.postgres  # a cluster of its own
 def test_stop_start_keeps_data_and_a_failed_start_shows_the_server_log(tmp_path_factory):
     cluster = EmbeddedPostgres(tmp_path_factory.mktemp("pg-lifecycle") / "cluster", free_port())
     try:
@@ -185,6 +186,7 @@ def test_a_readable_password_file_is_refused(tmp_path):
         read_secret(path)
 
 
+@pytest.mark.postgres  # a cluster of its own
 def test_a_trusting_cluster_is_locked_when_it_starts(tmp_path_factory, caplog):
     """Clusters created before passwords existed trusted every local connection; the next start locks them."""
     cluster = EmbeddedPostgres(tmp_path_factory.mktemp("pg-legacy") / "cluster", free_port())

@@ -151,6 +151,7 @@ def test_dbt_unit_tests_run(spark, project) -> None:
     assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
 
 
+@pytest.mark.spark  # `retrain check` starts a Spark session
 def test_check_compiles_every_yaml_test_and_unit_test(capsys, tmp_path) -> None:
     copy = shutil.copytree(PROJECT_DIR, tmp_path / "shop")
     assert cli.main(["check", "--project-dir", str(copy)]) == 0

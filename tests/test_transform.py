@@ -95,6 +95,7 @@ def test_reading_sources_straight_from_the_database_gives_the_same_tables(spark,
     assert again.tests == ()  # a partial build is not data-tested; `retrain test-data` does that
 
 
+@pytest.mark.spark  # `retrain check` starts a Spark session
 def test_cli_check_analyses_every_model_without_data(capsys) -> None:
     from jobs import cli
 

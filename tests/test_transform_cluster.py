@@ -28,6 +28,8 @@ from jobs.run_context import RunContext
 from jobs.transform import transform
 from tests.conftest import REPO_ROOT, free_port
 
+pytestmark = pytest.mark.spark  # the cluster's JVMs, started here (PostgreSQL comes with the pg_cluster fixture)
+
 ROWS, SEED = 3_000, 5
 CTX = RunContext.for_ds("2026-11-22")
 OUTPUTS = ("diabetes_features", "heart_features", "liver_features", "quarantine")
