@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 is required, found {sys.version.split()[0]}: set PYTHON=/path/to/python3.11"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,serving,airflow]'
+	$(BIN)/pip install --quiet -e '.[dev,pipeline,serving,airflow]'
 	touch $(STAMP)
 
 system-deps:  ## check Java 17, PostgreSQL server binaries and the JDBC driver; install them with apt as root

@@ -1,7 +1,7 @@
 """Does ``POST /predict/{model}`` keep answering while the models are reloaded? Requests/s, p50/p99, failures.
 
 Starts a throwaway embedded PostgreSQL and a model store in a temporary directory, fits two versions of the real
-``models/diabetes.py`` recipe on synthetic inputs, and runs the real backend (``python -m jobs serve``) on a free
+``models/diabetes.py`` recipe on synthetic inputs, and runs the real backend (``python -m serving``) on a free
 loopback port. Then, with the same concurrent clients, two phases of equal length:
 
 - baseline: predictions only;
@@ -37,8 +37,8 @@ import requests
 
 from jobs.ml.recipes import features_frame, load_recipes
 from jobs.ml.store import ModelStore
+from jobs.ml.tokens import mint
 from jobs.postgres.embedded import EmbeddedPostgres
-from serving.tokens import mint
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "diabetes"
@@ -81,7 +81,7 @@ def fit_versions(store: ModelStore) -> list[str]:
 def start_backend(env: dict[str, str], port: int, log_path: Path) -> subprocess.Popen:
     full_env = {**{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SECRET_KEY")}, **env}
     process = subprocess.Popen(
-        [sys.executable, "-m", "jobs", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "serving", "--host", "127.0.0.1", "--port", str(port)],
         cwd=ROOT, env=full_env, stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
     )  # fmt: skip
     deadline = time.monotonic() + 60

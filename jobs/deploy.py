@@ -21,6 +21,7 @@ import jwt
 import requests
 
 from jobs.errors import AdminTokenError, BackendError, DeployError, ReloadMismatchError
+from jobs.ml.tokens import ADMIN_ROLE, ALGORITHM
 from jobs.run_context import RunContext
 from jobs.settings import Settings
 
@@ -51,11 +52,13 @@ def check_admin_token(settings: Settings, *, valid_for: timedelta, now: datetime
         claims = jwt.decode(token, options={"verify_signature": False})
     except jwt.InvalidTokenError:
         raise AdminTokenError(f"ADMIN_JWT_TOKEN is not a JWT (three base64url parts). {_MINT_HINT}") from None
-    if header.get("alg") != "HS256":
-        raise AdminTokenError(f"ADMIN_JWT_TOKEN must be signed with HS256. Got alg {header.get('alg')!r} instead.")
-    if claims.get("role") != "admin":
+    if header.get("alg") != ALGORITHM:
         raise AdminTokenError(
-            f"ADMIN_JWT_TOKEN has role {claims.get('role')!r}; reloading models needs role 'admin'. {_MINT_HINT}"
+            f"ADMIN_JWT_TOKEN must be signed with {ALGORITHM}. Got alg {header.get('alg')!r} instead."
+        )
+    if claims.get("role") != ADMIN_ROLE:
+        raise AdminTokenError(
+            f"ADMIN_JWT_TOKEN has role {claims.get('role')!r}; reloading models needs role {ADMIN_ROLE!r}. {_MINT_HINT}"
         )
     exp = claims.get("exp")
     if isinstance(exp, bool) or not isinstance(exp, int | float):

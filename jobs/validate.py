@@ -23,7 +23,7 @@ from jobs.errors import ModelStoreError, RetrainError, ValidateError
 from jobs.ml.dataset import read_feature_table, split
 from jobs.ml.gate import DEPLOY, Decision, decide
 from jobs.ml.metrics import classification_metrics
-from jobs.ml.recipes import Recipe, features_frame, load_recipes
+from jobs.ml.recipes import Recipe, as_trained, features_frame, load_recipes
 from jobs.ml.store import ModelStore
 from jobs.ml.thresholds import GateThresholds
 from jobs.run_context import RunContext
@@ -76,15 +76,6 @@ def _predict(estimator: Any, recipe: Recipe, frame) -> tuple[np.ndarray, np.ndar
     return (score >= 0.5).astype(np.int8), score
 
 
-def _as_recipe_of(recipe: Recipe, metadata: dict[str, Any]) -> Recipe:
-    """The recipe as it was when a stored version was trained (its features may differ from today's)."""
-    return dataclasses.replace(
-        recipe,
-        numeric_features=tuple(metadata.get("numeric_features", recipe.numeric_features)),
-        categorical_features=tuple(metadata.get("categorical_features", recipe.categorical_features)),
-    )
-
-
 def _skipped(model: str, reason: str, version: str | None = None) -> ModelVerdict:
     record = {
         "verdict": SKIPPED,
@@ -104,8 +95,8 @@ def validate_one(
     challenger_meta = store.metadata(recipe.name, version)
     pointer = store.production(recipe.name)
     champion_meta = store.metadata(recipe.name, pointer.version) if pointer else None
-    challenger_recipe = _as_recipe_of(recipe, challenger_meta)
-    champion_recipe = _as_recipe_of(recipe, champion_meta) if champion_meta else None
+    challenger_recipe = as_trained(recipe, challenger_meta)
+    champion_recipe = as_trained(recipe, champion_meta) if champion_meta else None
     both = [challenger_recipe] + ([champion_recipe] if champion_recipe else [])
     reading = dataclasses.replace(  # read every column either model needs
         recipe,

@@ -1,4 +1,4 @@
-"""The reference serving backend: ``create_app(settings)`` builds it, ``retrain serve`` runs it with uvicorn.
+"""The reference serving backend: ``create_app(settings)`` builds it, ``retrain-serve`` runs it with uvicorn.
 
 Routes: ``POST /predict/{model}`` (JSON inputs -> prediction, logged into ``health_records``),
 ``POST /admin/reload_models`` (admin JWT; all-or-nothing reload of the production pointers), ``GET /models`` and
@@ -19,12 +19,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from jobs.errors import ModelLoadError, RetrainError
+from jobs.ml.tokens import require_secret
 from jobs.settings import Settings
 from serving.auth import admin_required
 from serving.predict import score
 from serving.records import RecordLog, RecordLogUnavailable, UnknownUserError
 from serving.registry import ModelRegistry
-from serving.tokens import require_secret
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from serving.tokens import TokenRejected, verify_admin
+from jobs.ml.tokens import TokenRejected, verify_admin
 
 log = logging.getLogger(__name__)
 _bearer = HTTPBearer(auto_error=False)  # we answer a missing token ourselves: 401 with the same JSON shape

@@ -5,15 +5,13 @@ it in with one reference assignment only when every model loaded. A request read
 with that set, so a prediction during a reload is served by the old set or the new one, never by a mixture, and
 never fails because of the reload. A reload that fails leaves the old set serving and names the model at fault.
 
-Artifacts are read once into memory, hashed, and unpickled from those same bytes: the hash reported is the hash of
-what is serving. ``joblib.load`` unpickles, so the model store must be as trusted as the code.
+Artifacts are read once into memory, hashed, and unpickled from those same bytes (``jobs.ml.store.Artifact``): the
+hash reported is the hash of what is serving. ``joblib.load`` unpickles, so the model store must be as trusted as
+the code.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import io
 import logging
 import threading
 from collections.abc import Mapping
@@ -26,8 +24,6 @@ from typing import Any
 from jobs.errors import ModelLoadError, RetrainError
 
 log = logging.getLogger(__name__)
-
-ARTIFACT = "model.joblib"
 
 
 @dataclass(frozen=True)
@@ -108,16 +104,15 @@ def load_production_set(model_store: Path, models_dir: Path) -> dict[str, Loaded
 
 
 def _load_one(store: Any, name: str, recipe: Any, pointer: Any) -> LoadedModel:
-    import joblib
+    from jobs.ml.recipes import as_trained
 
     version = pointer.version
     try:
-        path = Path(store.path(name, version)) / ARTIFACT
-        data = path.read_bytes()
-        recipe = _as_trained(recipe, store.metadata(name, version))
+        artifact = store.artifact(name, version)
+        recipe = as_trained(recipe, store.metadata(name, version))
     except (OSError, ValueError, RetrainError) as e:
         raise ModelLoadError(name, f"Could not read {name} {version} from the model store: {e}") from e
-    sha = hashlib.sha256(data).hexdigest()
+    path, sha = artifact.path, artifact.sha256
     expected = getattr(pointer, "artifact_sha256", None)
     if expected and sha != expected:
         raise ModelLoadError(
@@ -126,21 +121,12 @@ def _load_one(store: Any, name: str, recipe: Any, pointer: Any) -> LoadedModel:
             "the artifact changed after promotion.",
         )
     try:
-        estimator = joblib.load(io.BytesIO(data))
+        estimator = artifact.unpickle()
     except Exception as e:
         raise ModelLoadError(name, f"Could not load {name} {version} ({path}): {type(e).__name__}: {e}") from e
     if not hasattr(estimator, "predict_proba"):
         raise ModelLoadError(name, f"{name} {version} ({path}) is a {type(estimator).__name__}, not a classifier.")
     return LoadedModel(name, version, sha, recipe, estimator, _now())
-
-
-def _as_trained(recipe: Any, metadata: dict[str, Any]) -> Any:
-    """The recipe with the features the version was trained on: a recipe edited since keeps serving old versions."""
-    return dataclasses.replace(
-        recipe,
-        numeric_features=tuple(metadata.get("numeric_features", recipe.numeric_features)),
-        categorical_features=tuple(metadata.get("categorical_features", recipe.categorical_features)),
-    )
 
 
 def _now() -> str:

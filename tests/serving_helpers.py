@@ -2,7 +2,7 @@
 
 - :class:`ScriptedServer`: a tiny ``http.server`` in a thread that answers from a script (e.g. 503, 503, 200) and
   records every request; it stands in for a misbehaving backend or a webhook receiver.
-- :class:`Backend`: the real serving backend (``python -m jobs serve``) in a subprocess on a free port, its output
+- :class:`Backend`: the real serving backend (``python -m serving``) in a subprocess on a free port, its output
   captured to a file so that tests can check it for secrets.
 """
 
@@ -88,9 +88,15 @@ class ScriptedServer:
 
 
 class Backend:
-    """``python -m jobs serve`` on a free port with ``env``; :meth:`stop` ends it (and only it)."""
+    """``python -m serving`` on a free port with ``env``; :meth:`stop` ends it (and only it).
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    ``python`` is this interpreter by default; another one (a virtualenv with only the serving extra) is run from
+    ``cwd``, which then must not be the repository, or ``-m`` would import the repository's packages.
+    """
+
+    def __init__(
+        self, env: dict[str, str], log_path: Path, python: str | Path = sys.executable, cwd: Path = REPO_ROOT
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -98,8 +104,8 @@ class Backend:
         full_env.update(env, PYTHONUNBUFFERED="1")
         self._log = log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "jobs", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=REPO_ROOT,
+            [str(python), "-m", "serving", "--host", "127.0.0.1", "--port", str(self.port)],
+            cwd=cwd,
             env=full_env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -210,7 +216,7 @@ def database_url(pg: Any) -> str:
 def admin_token(ttl_seconds: int = 3600, role: str = "admin") -> str:
     from datetime import timedelta
 
-    from serving.tokens import mint
+    from jobs.ml.tokens import mint
 
     return mint(SECRET_KEY, role=role, ttl=timedelta(seconds=ttl_seconds), subject="tests")
 

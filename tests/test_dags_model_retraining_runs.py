@@ -44,7 +44,7 @@ class World:
 def world(airflow_home, pg, spark, tmp_path_factory):
     """Seeded database, empty model store, the serving backend on it, and the settings the tasks will read."""
     from jobs.demo.seed import seed_database
-    from serving.tokens import mint
+    from jobs.ml.tokens import mint
 
     seed_database(pg, ROWS, 42, SEED_END)
     root = tmp_path_factory.mktemp("dag_run")

@@ -14,10 +14,10 @@ import pytest
 
 from jobs.deploy import check_admin_token, deploy
 from jobs.errors import AdminTokenError, BackendError, DeployError, ReloadMismatchError
+from jobs.ml.tokens import mint
 from jobs.notify import notify
 from jobs.run_context import RunContext
 from jobs.settings import Settings
-from serving.tokens import mint
 from tests.conftest import REPO_ROOT, free_port
 from tests.serving_helpers import (
     SECRET_KEY,

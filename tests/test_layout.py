@@ -132,3 +132,74 @@ def test_no_module_uses_another_packages_private_names() -> None:
                 if package_of(target, known[target]) != package:
                     offences.append(f"{name} uses {target}.{node.attr}")
     assert not offences, "\n".join(offences)
+
+
+SERVING = REPO_ROOT / "serving"
+#: what the serving backend must never load: it installs without them (``pip install 'retrain[serving]'``)
+PIPELINE_ONLY = ("pyspark", "matplotlib")
+
+
+def names_imported(path: Path) -> set[str]:
+    """Every module ``path`` imports, at any level (inside functions too), as a dotted name: ``from a.b import c``
+    names ``a.b`` and ``a.b.c``; ``importlib.import_module("x")`` and ``__import__("x")`` name ``x``."""
+    current = module_name(path)
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            target = resolve(node, current, path)
+            names.add(target)
+            names.update(f"{target}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+            function = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if function in ("import_module", "__import__") and isinstance(node.args[0].value, str):
+                names.add(node.args[0].value)
+    return names
+
+
+def test_jobs_never_imports_serving() -> None:
+    """One direction: the backend depends on the pipeline's core, never the other way (the demo and the tests start
+    it as a program, ``python -m serving``)."""
+    offences = [
+        f"{name} imports {imported}"
+        for name, path in modules().items()
+        for imported in sorted(names_imported(path))
+        if imported == "serving" or imported.startswith("serving.")
+    ]
+    assert not offences, "\n".join(offences)
+
+
+def test_serving_loads_neither_spark_nor_matplotlib() -> None:
+    """Nothing under serving/ imports PySpark or Matplotlib, nor a ``jobs`` module that loads them when imported."""
+    import subprocess
+
+    files = {module_name(p): p for p in sorted(SERVING.rglob("*.py")) if "__pycache__" not in p.parts}
+    imported = {name: names_imported(path) for name, path in files.items()}
+    direct = [
+        f"{name} imports {module}"
+        for name, names in imported.items()
+        for module in sorted(names)
+        if module.split(".")[0] in PIPELINE_ONLY
+    ]
+    assert not direct, "\n".join(direct)
+
+    known = modules()
+    jobs_modules = {module for names in imported.values() for module in names if module in known}
+    candidates = sorted(jobs_modules | set(files) - {"serving.__main__"})  # __main__ would start the backend
+    script = (
+        "import importlib, sys\n"
+        "for name in sys.argv[2:]:\n"
+        "    importlib.import_module(name)\n"
+        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules} & set(sys.argv[1].split(',')))))\n"
+    )
+
+    def loaded_by(names: list[str]) -> str:
+        done = subprocess.run([sys.executable, "-c", script, ",".join(PIPELINE_ONLY), *names], cwd=REPO_ROOT,
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout.strip()
+
+    if loaded_by(candidates):  # one interpreter for all; on a failure, one per module to name the culprits
+        culprits = [f"importing {name} loads {heavy}" for name in candidates if (heavy := loaded_by([name]))]
+        raise AssertionError("\n".join(culprits))

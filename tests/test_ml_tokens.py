@@ -10,8 +10,8 @@ import pytest
 
 from jobs.deploy import check_admin_token
 from jobs.errors import AdminTokenError, ConfigError
+from jobs.ml.tokens import TokenRejected, mint, parse_ttl, verify_admin
 from jobs.settings import Settings
-from serving.tokens import TokenRejected, mint, parse_ttl, verify_admin
 
 SECRET = "test-secret-key-0123456789-abcdefghijklmnop"
 REPO = Path(__file__).resolve().parents[1]

@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from serving.tokens import mint
+from jobs.ml.tokens import mint
 from tests.serving_helpers import SECRET_KEY, Stack, admin_token, assert_no_secrets, start_stack
 
 

@@ -87,7 +87,7 @@ def run_logged(command: list[str], env: dict[str, str], log_path: Path, cwd: Pat
 
 
 class BackendProcess:
-    """``python -m jobs serve`` on a free port; :meth:`stop` ends this process only."""
+    """The serving backend (``python -m serving``) on a free port; :meth:`stop` ends this process only."""
 
     def __init__(self, env: dict[str, str], cwd: Path, log_path: Path) -> None:
         import socket
@@ -100,7 +100,7 @@ class BackendProcess:
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "jobs", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            [sys.executable, "-m", "serving", "--host", "127.0.0.1", "--port", str(self.port)],
             cwd=cwd,
             env={**env, "PYTHONUNBUFFERED": "1"},
             stdout=self._log,
@@ -151,8 +151,8 @@ def run_demo(
     """Run the whole demo; returns what the summary shows. Stops the backend (and PostgreSQL, if it started it)."""
     from jobs.demo.seed import seed_database
     from jobs.demo.traffic import serve_week
+    from jobs.ml.tokens import mint
     from jobs.postgres.embedded import EmbeddedPostgres
-    from serving.tokens import mint
 
     if first_sunday.weekday() != 6:
         raise ConfigError(f"The demo's first run must be on a Sunday (the DAG's schedule). Got {first_sunday}.")

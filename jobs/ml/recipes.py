@@ -11,6 +11,7 @@ is read exactly as the training rows were.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import math
 import sys
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = [
     "GateThresholds",
     "Recipe",
+    "as_trained",
     "coerce_inputs",
     "features_frame",
     "load_recipes",
@@ -114,6 +116,16 @@ def tabular_pipeline(numeric: Iterable[str], categorical: Iterable[str], estimat
         remainder="drop",
     )
     return Pipeline([("features", columns), ("model", estimator)])
+
+
+def as_trained(recipe: Recipe, metadata: Mapping[str, Any]) -> Recipe:
+    """The recipe with the features a stored version was trained on (its ``metadata.json``), not today's: a recipe
+    edited since keeps scoring and serving its older versions."""
+    return dataclasses.replace(
+        recipe,
+        numeric_features=tuple(metadata.get("numeric_features", recipe.numeric_features)),
+        categorical_features=tuple(metadata.get("categorical_features", recipe.categorical_features)),
+    )
 
 
 def load_recipes(models_dir: Path) -> dict[str, Recipe]:

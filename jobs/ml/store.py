@@ -8,19 +8,22 @@
 
 A version (``<ds>-<8 hex>``) is written into a hidden staging folder and renamed into place, so a reader never sees
 half of one; its files are then made read-only. ``metadata.json`` records the sha256 of ``model.joblib``, and
-:meth:`ModelStore.load` refuses an artifact that no longer matches it. Pointer changes write ``production.json``
+:meth:`ModelStore.load` refuses an artifact that no longer matches it. An artifact is read once (:class:`Artifact`):
+the bytes hashed are the bytes unpickled, so the hash checked is the hash of the estimator in memory. ``joblib``
+files are pickles: the model store must be as trusted as the code. Pointer changes write ``production.json``
 through a temporary file and ``os.replace``, then append one line to ``history.jsonl``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import secrets
 import shutil
 import stat
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -51,6 +54,26 @@ def _write_json_atomic(path: Path, payload: Any) -> None:
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A version's ``model.joblib`` read into memory once, with the sha256 of those bytes."""
+
+    path: Path
+    sha256: str
+    data: bytes = field(repr=False)
+
+    @classmethod
+    def read(cls, path: Path) -> Artifact:
+        data = path.read_bytes()
+        return cls(path, hashlib.sha256(data).hexdigest(), data)
+
+    def unpickle(self) -> Any:
+        """The estimator, from the bytes that were hashed (not from the file again)."""
+        import joblib
+
+        return joblib.load(io.BytesIO(self.data))
 
 
 @dataclass(frozen=True)
@@ -123,20 +146,21 @@ class ModelStore:
     def artifact_sha256(self, model: str, version: str) -> str:
         return self.metadata(model, version)["artifact_sha256"]
 
+    def artifact(self, model: str, version: str) -> Artifact:
+        """The version's artifact, read and hashed; :meth:`load` checks the hash against the metadata's."""
+        return Artifact.read(self.path(model, version) / ARTIFACT)
+
     def load(self, model: str, version: str) -> Any:
         """The fitted estimator, after checking that its file still matches the recorded sha256."""
-        import joblib
-
-        folder = self.path(model, version)
+        artifact = self.artifact(model, version)
         expected = self.artifact_sha256(model, version)
-        actual = sha256_file(folder / ARTIFACT)
-        if actual != expected:
+        if artifact.sha256 != expected:
             raise ModelStoreError(
-                f"The artifact of {model} {version} ({folder / ARTIFACT}) has sha256 {actual}, but its metadata "
+                f"The artifact of {model} {version} ({artifact.path}) has sha256 {artifact.sha256}, but its metadata "
                 f"records {expected}: the file was changed after it was written. Retrain the model, or promote "
                 "another version."
             )
-        return joblib.load(folder / ARTIFACT)
+        return artifact.unpickle()
 
     def production(self, model: str) -> Pointer | None:
         path = self.root / model / PRODUCTION

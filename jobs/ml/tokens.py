@@ -1,5 +1,6 @@
-"""Admin JWTs: minted by ``retrain token`` and verified by the backend, both with ``SECRET_KEY`` (HS256).
+"""Admin JWTs: minted by ``retrain token`` and verified by the serving backend, both with ``SECRET_KEY`` (HS256).
 
+Part of the contract between the pipeline and the serving backend, so it lives here and ``serving`` imports it.
 Pure PyJWT, no web framework, so the command line can mint a token without importing FastAPI. A token's text is
 never put into a log line or an error message: messages describe the token (its role, its expiry), not its value.
 """
