@@ -5,7 +5,7 @@ A pure function of its arguments (numpy's ``Generator``, no wall clock), usable 
 
 The demo data contract (shared by this generator and the SQL models)
 --------------------------------------------------------------------
-Tables (DESIGN section 3): ``users(id bigint primary key, allow_data_collection boolean not null)``;
+Tables (docs/architecture.md): ``users(id bigint primary key, allow_data_collection boolean not null)``;
 ``health_records(id bigserial primary key, user_id bigint references users, record_type text not null, data text,
 prediction text, confidence double precision, model_version text, verified_outcome text null,
 created_at timestamptz)``; indexes on ``created_at`` and ``record_type``.

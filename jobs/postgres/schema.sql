@@ -1,4 +1,5 @@
--- The serving backend's tables (DESIGN.md section 3), as the embedded PostgreSQL and the tests create them.
+-- The serving backend's tables (docs/architecture.md, "The backend's tables"), as the embedded PostgreSQL and the
+-- tests create them.
 -- Idempotent: applied on every `retrain db start`, so it only ever adds what is missing.
 CREATE TABLE IF NOT EXISTS users (
     id bigint PRIMARY KEY,
