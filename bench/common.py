@@ -32,10 +32,9 @@ def bench_database_url() -> str:
 
 def source_query() -> str:
     """The consented, windowed query of the ``predictions`` source, as PostgreSQL runs it for ``extract``."""
-    from jobs.extract import lookback_days
     from jobs.postgres.jdbc import windowed_relation
     from jobs.run_context import RunContext
-    from jobs.sqlproject.config import load_project_vars, load_sources
+    from jobs.sqlproject.config import load_project_vars, load_sources, lookback_days
 
     source = load_sources(ROOT / "sql")["predictions"]
     window = RunContext.for_ds(DS).window(lookback_days(load_project_vars(ROOT / "sql")))

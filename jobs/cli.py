@@ -1,6 +1,7 @@
 """The ``retrain`` command line: parses arguments, sets up logging, maps errors to exit codes.
 
-Each command group lives in ``jobs/commands/<group>.py`` and exposes ``register(subparsers)``; a handler takes
+Each command lives in ``jobs/commands/<command>.py`` (``retrain test-data`` in ``test_data.py``) and exposes
+``register(subparsers)``; a handler takes
 ``(settings, args)`` and returns an exit code. Heavy imports (PySpark, scikit-learn) happen inside handlers so
 that ``retrain --help`` and ``retrain db status`` stay instant.
 """
@@ -13,13 +14,33 @@ import sys
 from collections.abc import Sequence
 
 from jobs import __version__
-from jobs.commands import class_archive, datatests, db, demo, deploy, extract, ml, serving, sql
+from jobs.commands import (
+    check,
+    class_archive,
+    compile,
+    db,
+    demo,
+    deploy,
+    extract,
+    ls,
+    models,
+    notify,
+    test_data,
+    token,
+    train,
+    transform,
+    validate,
+)
 from jobs.errors import RetrainError
 from jobs.settings import Settings
 
 log = logging.getLogger("retrain")
 
-COMMAND_GROUPS = (db, extract, sql, datatests, ml, deploy, serving, demo, class_archive)
+#: in the order ``retrain --help`` lists them: the database, the steps of a run, the SQL project, the rest
+COMMANDS = (
+    db, extract, transform, train, validate, deploy, notify, compile, ls, check, test_data, models, token, demo,
+    class_archive,
+)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,8 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"retrain {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in COMMAND_GROUPS:
-        group.register(subparsers)
+    for command in COMMANDS:
+        command.register(subparsers)
     return parser
 
 

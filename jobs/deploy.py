@@ -210,7 +210,7 @@ def approved_versions(decision_path: Path) -> dict[str, str]:
     return approved
 
 
-def deploy(settings: Settings, ctx: RunContext, spark: object = None, *, backoff_seconds: float = 1.0) -> DeployResult:
+def deploy(settings: Settings, ctx: RunContext, *, backoff_seconds: float = 1.0) -> DeployResult:
     """Promote what ``validate`` approved, reload the backend, verify; on any failure restore the pointers and raise."""
     from jobs.ml.store import ModelStore
 

@@ -45,9 +45,7 @@ class NotifyResult:
                 "plot": self.plot, "webhook": self.webhook}  # fmt: skip
 
 
-def notify(
-    settings: Settings, ctx: RunContext, spark: object = None, *, failures: Mapping[str, str] | None = None
-) -> NotifyResult:
+def notify(settings: Settings, ctx: RunContext, *, failures: Mapping[str, str] | None = None) -> NotifyResult:
     """Write the run's report and post its summary; never raises because a webhook failed."""
     folder = settings.run_folder(ctx.ds_str)
     folder.path.mkdir(parents=True, exist_ok=True)

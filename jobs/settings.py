@@ -1,7 +1,7 @@
 """Every setting of the pipeline, read from the environment once, in one place.
 
-Each has a default that works on a laptop; README's settings table documents them. Nothing else in the package
-reads ``os.environ``: entry points call :func:`Settings.from_env` and pass the result down.
+Each has a default that works on a laptop; docs/operations.md's settings table documents them. Nothing else in the
+package reads ``os.environ``: entry points call :func:`Settings.from_env` and pass the result down.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def _timezone(name: str) -> str:
 
 @dataclass(frozen=True)
 class Settings:
-    """The pipeline's settings; see README for each one's meaning."""
+    """The pipeline's settings; see docs/operations.md for each one's meaning."""
 
     root: Path
     database_url: str | None = field(default=None, repr=False)

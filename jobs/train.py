@@ -13,21 +13,19 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from jobs.errors import RecipeError, TrainError
 from jobs.ml.dataset import read_feature_table, split
-from jobs.ml.metrics import classification_metrics
+from jobs.ml.metrics import classification_metrics, positive_scores, predicted_labels
 from jobs.ml.provenance import code_revision, file_sha256, library_versions, sql_lineage
 from jobs.ml.recipes import Recipe, features_frame, load_recipes
 from jobs.ml.store import ModelStore
 from jobs.run_context import RunContext
 from jobs.settings import Settings
-
-if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+from jobs.sqlproject.project import load_project
 
 log = logging.getLogger(__name__)
 
@@ -130,9 +128,9 @@ def train_one(
     fit_seconds = time.perf_counter() - started
     holdout = features_frame(recipe, parts.holdout)
     y_true = parts.holdout[recipe.label].to_numpy()
-    score = estimator.predict_proba(holdout)[:, list(estimator.classes_).index(1)]
+    score = positive_scores(estimator, holdout)
     slices = parts.holdout[recipe.slice_column].to_numpy() if recipe.slice_column else None
-    metrics = classification_metrics(y_true, (score >= 0.5).astype(int), score, slices, recipe.slice_column)
+    metrics = classification_metrics(y_true, predicted_labels(score), score, slices, recipe.slice_column)
     train_pred = estimator.predict(features_frame(recipe, parts.train))
     metrics["train_accuracy"] = round(float((train_pred == parts.train[recipe.label].to_numpy()).mean()), 6)
     created = frame.get("created_at")
@@ -167,16 +165,12 @@ def train_one(
 def train(
     settings: Settings,
     ctx: RunContext,
-    spark: SparkSession | None = None,
     *,
     models: Sequence[str] | None = None,
     project_dir: Path | None = None,
     vars_overrides: Mapping[str, Any] | None = None,
 ) -> TrainResult:
-    """Train every recipe (or ``models``) on ``ctx``'s feature tables; Spark is not needed (``spark`` is ignored)."""
-    from jobs.extract import lookback_days
-    from jobs.transform import open_project
-
+    """Train every recipe (or ``models``) on ``ctx``'s feature tables (Parquet read with pyarrow: no Spark)."""
     started = time.perf_counter()
     recipes = select_recipes(load_recipes(settings.models_dir), models)
     folder = settings.run_folder(ctx.ds_str)
@@ -184,8 +178,8 @@ def train(
         raise TrainError(
             f"No feature tables for {ctx.ds_str} at {folder.features}. Run `retrain transform --ds {ctx.ds_str}` first."
         )
-    project = open_project(settings, project_dir, vars_overrides)
-    start, end = ctx.window(lookback_days(dict(project.vars)))
+    project = load_project(project_dir or settings.sql_project_dir, vars_overrides)
+    start, end = project.window(ctx)
     provenance = {
         "ds": ctx.ds_str,
         "data_interval": [ctx.data_interval_start.isoformat(), ctx.data_interval_end.isoformat()],
@@ -212,8 +206,3 @@ def train(
     result = TrainResult(ctx.ds_str, tuple(outcomes), round(time.perf_counter() - started, 3))
     folder.train_summary.write_text(json.dumps(result.to_dict(), indent=2, default=str) + "\n", encoding="utf-8")
     return result
-
-
-def holdout_scores(estimator: Any, recipe: Recipe, frame) -> np.ndarray:
-    """P(label = 1) of ``estimator`` on ``frame``'s rows."""
-    return estimator.predict_proba(features_frame(recipe, frame))[:, list(estimator.classes_).index(1)]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +23,7 @@ from jobs.sqlproject.datatests import (
     run_tests,
 )
 from jobs.sqlproject.project import SqlProject, load_project
-from jobs.sqlproject.runner import ModelRun, SqlRunner
+from jobs.sqlproject.runner import ModelRuns, SqlRunner
 from jobs.sqlproject.sources import SourceReader, snapshot_reader
 
 if TYPE_CHECKING:
@@ -35,36 +35,22 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class TransformResult:
+class TransformResult(ModelRuns):
     """The models built and the data tests run; ``to_dict()`` is what XCom and ``transform.json`` carry."""
 
-    ds: str
-    models: tuple[ModelRun, ...]
     tests: tuple[DataTestResult, ...]
     data_tests_ran: bool
 
-    def rows(self, name: str) -> int | None:
-        return next((m.rows for m in self.models if m.name == name), None)
-
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "ds": self.ds,
-            "models": [asdict(m) for m in self.models],
-            "data_tests": results_to_dicts(self.tests) if self.data_tests_ran else None,
-        }
-
-
-def open_project(settings: Settings, project_dir: Path | None, vars_overrides: Mapping[str, Any] | None) -> SqlProject:
-    return load_project(project_dir or settings.sql_project_dir, vars_overrides)
+        return {**super().to_dict(), "data_tests": results_to_dicts(self.tests) if self.data_tests_ran else None}
 
 
 def database_reader(settings: Settings, ctx: RunContext, project: SqlProject) -> SourceReader:
     """Read sources straight from PostgreSQL (same window and partitioning as extract), instead of snapshots."""
-    from jobs.extract import lookback_days
     from jobs.postgres.jdbc import default_num_partitions, probe_bounds, read_source
 
     db = settings.database()
-    window = ctx.window(lookback_days(dict(project.vars)))
+    window = project.window(ctx)
 
     def read(spark: SparkSession, source: Source) -> DataFrame:
         bounds = probe_bounds(db, source, window)
@@ -102,7 +88,7 @@ def transform(
     A partial build (``select`` or ``exclude``) skips the data tests, which read every model, and leaves
     ``transform.json`` alone.
     """
-    project = open_project(settings, project_dir, vars_overrides)
+    project = load_project(project_dir or settings.sql_project_dir, vars_overrides)
     compiled = CompiledProject.build(project, ctx)
     folder = settings.run_folder(ctx.ds_str)
     reader = database_reader(settings, ctx, project) if from_database else snapshot_reader(folder.raw)
@@ -133,7 +119,7 @@ def rerun_data_tests(
     vars_overrides: Mapping[str, Any] | None = None,
 ) -> list[DataTestResult]:
     """``retrain test-data``: the data tests against what ``transform`` wrote for this run."""
-    compiled = CompiledProject.build(open_project(settings, project_dir, vars_overrides), ctx)
+    compiled = CompiledProject.build(load_project(project_dir or settings.sql_project_dir, vars_overrides), ctx)
     folder = settings.run_folder(ctx.ds_str)
     SqlRunner(spark, compiled, folder.features).register_outputs(snapshot_reader(folder.raw))
     return data_tests(spark, compiled, settings.sql_threads)

@@ -15,22 +15,19 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from jobs.errors import ModelStoreError, RetrainError, ValidateError
 from jobs.ml.dataset import read_feature_table, split
 from jobs.ml.gate import DEPLOY, Decision, decide
-from jobs.ml.metrics import classification_metrics
+from jobs.ml.metrics import classification_metrics, positive_scores, predicted_labels
 from jobs.ml.recipes import Recipe, as_trained, features_frame, load_recipes
 from jobs.ml.store import ModelStore
 from jobs.ml.thresholds import GateThresholds
 from jobs.run_context import RunContext
 from jobs.settings import Settings
-
-if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
 
 __all__ = ["Decision", "GateThresholds", "ModelVerdict", "ValidateResult", "decide", "validate"]
 
@@ -72,8 +69,8 @@ class ValidateResult:
 
 
 def _predict(estimator: Any, recipe: Recipe, frame) -> tuple[np.ndarray, np.ndarray]:
-    score = estimator.predict_proba(features_frame(recipe, frame))[:, list(estimator.classes_).index(1)]
-    return (score >= 0.5).astype(np.int8), score
+    score = positive_scores(estimator, features_frame(recipe, frame))
+    return predicted_labels(score), score
 
 
 def _skipped(model: str, reason: str, version: str | None = None) -> ModelVerdict:
@@ -137,7 +134,6 @@ def validate_one(
 def validate(
     settings: Settings,
     ctx: RunContext,
-    spark: SparkSession | None = None,
     *,
     force: bool | Sequence[str] = False,
     force_reason: str | None = None,

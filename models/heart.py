@@ -1,7 +1,7 @@
 """Heart-disease screening: a logistic regression on the raw inputs, one-hot chest-pain type and sex.
 
-A gradient-boosted model (HistGradientBoostingClassifier) was no more accurate on the demo data and took 20-50x
-longer to fit on a busy two-core machine, so the simple model stays until the data says otherwise.
+A gradient-boosted model (HistGradientBoostingClassifier) was no more accurate on the demo data and took far
+longer to fit, so the simple model stays until the data says otherwise.
 """
 
 from sklearn.linear_model import LogisticRegression

@@ -23,7 +23,7 @@ Web UI:        http://localhost:$AIRFLOW__API__PORT  (starts in about a minute)
 Log in as:     admin, with the password from $passwords
                (created on the first start; standalone also prints it below), e.g.:
                python3 -c 'import json; print(json.load(open("$passwords"))["admin"])'
-Deploying needs ADMIN_JWT_TOKEN and BACKEND_URL in this shell's environment (see README, "Running under Airflow").
+Deploying needs ADMIN_JWT_TOKEN and BACKEND_URL in this shell's environment (see docs/operations.md, "Running under Airflow").
 Stop with Ctrl-C.
 
 MSG

@@ -30,6 +30,6 @@ if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
 else
   echo "system-deps: missing Debian packages: ${missing[*]}." >&2
   echo "  Install them with: sudo apt-get install ${missing[*]}" >&2
-  echo "  (or point SPARK_JDBC_JAR at a PostgreSQL JDBC jar; see README, 'Prerequisites')." >&2
+  echo "  (or point SPARK_JDBC_JAR at a PostgreSQL JDBC jar; see docs/operations.md, 'Prerequisites')." >&2
   exit 1
 fi

@@ -113,7 +113,7 @@ def test_a_scheduled_run_covers_exactly_the_week_before_sunday_2am(dag, dag_modu
     assert info.logical_date == start  # Airflow's logical date is the week's start: the run's ds is its end
 
     # The steps get that interval: the extract window ends exactly at its end, and the run's ds is that Sunday.
-    ctx = dag_module.run_context({"data_interval_start": start, "data_interval_end": end})
+    ctx = dag_module.steps.run_context({"data_interval_start": start, "data_interval_end": end})
     assert ctx.ds_str == "2026-11-29"
     assert (ctx.data_interval_start, ctx.data_interval_end) == (start, end)
     assert ctx.window(365) == (end - timedelta(days=365), end)
@@ -139,7 +139,7 @@ def test_a_manual_run_of_a_sunday_covers_the_week_ending_then(dag, dag_module):
         datetime(2026, 11, 15, 2, tzinfo=UTC),
         datetime(2026, 11, 22, 2, tzinfo=UTC),
     )
-    ctx = dag_module.run_context({"data_interval_start": interval.start, "data_interval_end": interval.end})
+    ctx = dag_module.steps.run_context({"data_interval_start": interval.start, "data_interval_end": interval.end})
     assert ctx.ds_str == "2026-11-22"
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from jobs.errors import CompilationError, ConfigError, SqlProjectError, check_scalar
-from jobs.extract import lookback_days
 from jobs.run_context import RunContext
 from jobs.settings import Settings
 from jobs.sqlproject.compiled import CompiledProject
+from jobs.sqlproject.config import lookback_days
 from jobs.sqlproject.modelconfig import parse_config
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.spark.atomic import atomic_directory, read_manifest, write_parquet_atomically
+from jobs.spark.atomic import atomic_directory, read_manifest, write_manifest
 
 
 def test_success_replaces_the_previous_output(tmp_path: Path) -> None:
@@ -33,8 +33,7 @@ def test_failure_keeps_the_previous_output_and_leaves_no_trace(tmp_path: Path) -
 
 
 def test_manifest_is_written_inside_the_output(tmp_path: Path) -> None:
-    def write(path: str) -> None:
-        Path(path).mkdir()
-
-    write_parquet_atomically(tmp_path / "out", write, {"rows": 3})
+    with atomic_directory(tmp_path / "out") as staging:
+        staging.mkdir()
+        write_manifest(staging, {"rows": 3})
     assert read_manifest(tmp_path / "out") == {"rows": 3}

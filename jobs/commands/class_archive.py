@@ -13,7 +13,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "class-archive",
         help="build the class-data-sharing archive of Spark's classes (SPARK_CLASS_ARCHIVE); nothing to do if current",
         description="Each step's Spark driver maps this archive of Spark's classes, already parsed and verified, "
-        "instead of loading them from the jars: a session starts in ~4 s instead of ~7 s. `make setup` builds it "
+        "instead of loading them from the jars, so a session starts seconds sooner. `make setup` builds it "
         "(about a minute, once); a stale one (after a JDK or PySpark upgrade) is ignored by the JVM and rebuilt "
         "here.",
     )

@@ -1,10 +1,18 @@
-"""Arguments shared by several commands."""
+"""Arguments, and what they select, shared by several commands."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from jobs.run_context import RunContext
+from jobs.settings import Settings
+
+if TYPE_CHECKING:
+    from jobs.sqlproject.compiled import CompiledProject
+    from jobs.sqlproject.project import SqlProject
+    from jobs.sqlproject.render import RenderedModel
 
 
 def add_run_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
@@ -37,9 +45,13 @@ def add_project_arguments(parser: argparse.ArgumentParser, selectable: bool = Fa
         )  # fmt: skip
 
 
-def project_dir(args: argparse.Namespace):
-    from pathlib import Path
+def add_preview_arguments(parser: argparse.ArgumentParser) -> None:
+    """What a command that reads the SQL project but no data takes: an optional run date and a selection."""
+    add_run_arguments(parser, required=False)
+    add_project_arguments(parser, selectable=True)
 
+
+def project_dir(args: argparse.Namespace) -> Path | None:
     return Path(args.project_dir) if args.project_dir else None
 
 
@@ -65,3 +77,18 @@ def run_context(args: argparse.Namespace) -> RunContext:
 
         args.ds = datetime.now(UTC).date().isoformat()
     return RunContext.for_ds(args.ds, ts(args.data_interval_end), ts(args.data_interval_start))
+
+
+def compiled_project(settings: Settings, args: argparse.Namespace) -> CompiledProject:
+    """The project built once (rendered models, graph, run order, data tests): no Spark needed."""
+    from jobs.sqlproject.compiled import CompiledProject
+    from jobs.sqlproject.project import load_project
+
+    project = load_project(project_dir(args) or settings.sql_project_dir, vars_overrides(args))
+    return CompiledProject.build(project, run_context(args))
+
+
+def selected_models(settings: Settings, args: argparse.Namespace) -> tuple[SqlProject, list[RenderedModel]]:
+    """The project and its selected models, rendered, in run order (no Spark needed)."""
+    compiled = compiled_project(settings, args)
+    return compiled.project, compiled.selected(args.select, args.exclude)

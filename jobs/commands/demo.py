@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Draws patients' inputs per screening model (a few with the usual defects), posts each to "
         "BACKEND_URL/predict/{model}, which logs it with the model_version that answered, then places the served "
         "records in the simulated week [--from, --from + --days) and sets verified_outcome for those confirmed "
-        "before the week ends (1 + Exp(2) days after the visit; 20%% never). Deterministic for a --seed.",
+        "before the week ends (1 + Exp(2) days after the visit; 20% never). Deterministic for a --seed.",
     )
     traffic.add_argument(
         "--from", dest="start", required=True, help="start of the week, e.g. 2026-11-15T02:00:00+00:00"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from jobs.commands.common import add_project_arguments, add_run_arguments, run_context
+from jobs.commands.common import add_project_arguments, add_run_arguments, project_dir, run_context, vars_overrides
 from jobs.settings import Settings
 
 
@@ -21,19 +21,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from jobs.extract import Extraction
     from jobs.spark.session import spark_session
-    from jobs.sqlproject.config import parse_vars_option
 
     ctx = run_context(args)
     extraction = Extraction.start(
-        settings,
-        ctx,
-        project_dir=Path(args.project_dir) if args.project_dir else None,
-        vars_overrides=parse_vars_option(args.vars),
-        sources=args.sources,
+        settings, ctx, project_dir=project_dir(args), vars_overrides=vars_overrides(args), sources=args.sources
     )
     log_file = settings.run_folder(ctx.ds_str).logs / "spark-extract.log"
     result = extraction.run(spark_session(settings, app_name=f"retrain-extract-{ctx.ds_str}", log_file=log_file))

@@ -6,6 +6,24 @@ from typing import Any
 
 import numpy as np
 
+POSITIVE = 1  # the label of the class a screening model looks for
+DECISION_THRESHOLD = 0.5  # a score at or above it predicts the positive class
+
+
+def positive_scores(estimator: Any, features: Any) -> np.ndarray:
+    """P(label = 1) for each row of ``features``, from the ``predict_proba`` column of class 1 (0 for every row
+    when the estimator never saw that class)."""
+    probabilities = estimator.predict_proba(features)
+    classes = [int(c) for c in estimator.classes_]
+    if POSITIVE not in classes:
+        return np.zeros(len(probabilities))
+    return probabilities[:, classes.index(POSITIVE)]
+
+
+def predicted_labels(scores: np.ndarray) -> np.ndarray:
+    """0/1 predictions from positive-class scores."""
+    return (scores >= DECISION_THRESHOLD).astype(np.int8)
+
 
 def _round(value: float) -> float | None:
     return None if value is None or not np.isfinite(value) else round(float(value), 6)

@@ -189,7 +189,8 @@ def classify(error: BaseException, db: DatabaseUrl, what: str) -> RetrainError:
     if kind == "driver":
         return JdbcDriverNotFoundError(
             f"Spark could not load the PostgreSQL JDBC driver while {what}. Set SPARK_JDBC_JAR to a PostgreSQL JDBC "
-            "jar or install it with `apt-get install libpostgresql-jdbc-java` (see README, 'Prerequisites')."
+            "jar or install it with `apt-get install libpostgresql-jdbc-java` "
+            "(see docs/operations.md, 'Prerequisites')."
         )
     if kind == "auth":
         return AuthenticationFailedError(

@@ -25,9 +25,8 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_SECONDS = 10
 # The PostgreSQL driver asks for a query's rows as text unless the query is prepared on the server; -1 prepares it
 # at once, so numbers and timestamps travel in binary: the server skips formatting them and the driver skips
-# parsing them. `retrain extract` at 4.5M rows: 22.9-26.7 s instead of 25.6-29.2 s (5 runs each, alternating);
-# PostgreSQL's own CPU 13.6-14.1 s instead of 15.0-16.1 s; the snapshot is identical. A source's jdbc_options
-# can set it back (prepareThreshold: "5", the driver's default).
+# parsing them; the snapshot is the same either way. A source's jdbc_options can set it back (prepareThreshold:
+# "5", the driver's default).
 BINARY_TRANSFER = {"prepareThreshold": "-1"}
 
 

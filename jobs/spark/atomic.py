@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-
-log = logging.getLogger(__name__)
 
 # Spark ignores files whose names start with "_" or ".", so the manifest can sit inside the Parquet directory.
 MANIFEST = "_manifest.json"
@@ -61,11 +58,3 @@ def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
 
 def read_manifest(directory: Path) -> dict[str, Any]:
     return json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
-
-
-def write_parquet_atomically(target: Path, write: Callable[[str], None], manifest: dict[str, Any]) -> None:
-    """Run ``write(path)`` (a Spark Parquet write) into a staging directory, add the manifest, swap it in."""
-    with atomic_directory(target) as staging:
-        write(str(staging))
-        write_manifest(staging, manifest)
-    log.info("Wrote %s", target)

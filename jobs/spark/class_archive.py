@@ -1,10 +1,9 @@
 """A class-data-sharing archive of Spark's classes, so that each step's JVM starts faster.
 
 Every step runs in its own process (one per Airflow task), and each starts a driver JVM that loads ~19,000 classes
-from Spark's jars. Parsing and verifying them is most of the session's start-up (7 s on 2 cores) and of the first
-query's planning. A CDS archive (a JDK feature: ``java -Xshare:dump``, then ``-XX:SharedArchiveFile``) holds those
-classes already parsed and verified, mapped from one file. With it, `retrain extract` at 4.5M rows took 23.0 s
-instead of 28.3 s (medians of 6 and 7 runs), and a session started in 4.1 s instead of 7.0 s.
+from Spark's jars. Parsing and verifying them is most of the session's start-up and of the first query's planning.
+A CDS archive (a JDK feature: ``java -Xshare:dump``, then ``-XX:SharedArchiveFile``) holds those classes already
+parsed and verified, mapped from one file.
 
 The JVM checks an archive against its own build, class path and heap size, and refuses one that does not match (after
 a JDK or PySpark upgrade, another JAVA_HOME, a driver memory of 32g or more): the session then starts without it,
@@ -14,7 +13,9 @@ the archive; executors on a cluster start from their own installation.
 The archive holds no regenerated JDK classes (the method-handle holders a class list names with
 ``@lambda-form-invoker``). JDK 17 crashes (SIGSEGV in ``check_shared_class_file_load_hook``) when it loads one of
 those from an archive while a class-file hook is on, i.e. whenever Java Flight Recorder or a ``-javaagent`` (an APM
-or profiling agent) runs in the driver. Leaving them out costs ~0.3 s of start-up.
+or profiling agent) runs in the driver.
+
+The class list comes from a child process, :mod:`jobs.spark.class_list`, that runs a sample workload.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,9 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ARCHIVE_OPTION = "-XX:SharedArchiveFile="
-WORKLOAD_ROWS = 20_000
-WORKLOAD_MASTER = "local[2]"  # the workload lists the driver's classes; it never needs a cluster
-DERBY_DRIVER = "org.apache.derby.jdbc.EmbeddedDriver"
+CLASS_LIST_PROGRAM = "jobs.spark.class_list"  # run as a child process: its JVM's exit completes the list
 REGENERATED_CLASSES = "@lambda-form-invoker"
 # Bumped when what goes into the archive changes, so that `retrain class-archive` rebuilds older ones.
 # 2: without the regenerated classes (an older archive crashes a driver that runs Flight Recorder or a Java agent).
@@ -89,7 +88,7 @@ def warn_if_unused(spark: SparkSession, driver_options: str) -> None:
     if "sharing" not in spark.sparkContext._jvm.java.lang.System.getProperty("java.vm.info"):
         log.warning(
             "The driver JVM could not use the class archive named in its options (it was built for another JDK, "
-            "PySpark or driver memory); Spark starts ~3 s slower until `retrain class-archive --force` rebuilds it."
+            "PySpark or driver memory); Spark starts slower until `retrain class-archive --force` rebuilds it."
         )
 
 
@@ -143,8 +142,9 @@ def build(settings: Settings, force: bool = False) -> tuple[Path, bool]:
         log.info("Building %s: listing the classes of a sample Spark workload (about 30 s)", archive)
         # The list is complete once the child's JVM has exited: it outlives the child's Python by a moment, and
         # run_tool returns only when the JVM too has closed the output pipes it inherited.
+        child = (class_list, description, work / "workload", spark_log)
         run_tool(
-            [sys.executable, "-m", __name__, str(class_list), str(description), str(work / "workload"), str(spark_log)],
+            [sys.executable, "-m", CLASS_LIST_PROGRAM, *map(str, child)],
             "list the classes of a sample Spark workload",
             spark_log,
         )
@@ -188,91 +188,3 @@ def run_tool(command: list[str], doing: str, spark_log: Path | None = None) -> N
         "The pipeline runs without the archive, only its JVMs start slower. Fix the cause (Java 17 as "
         "JAVA_HOME or on PATH, PySpark installed) and run `retrain class-archive` again."
     )
-
-
-def _list_classes(class_list: Path, description: Path, folder: Path, spark_log: Path) -> None:
-    """The child process: run the sample workload with the class list on, and describe the JVM it ran in."""
-    from jobs.spark.session import DRIVER_JAVA_OPTIONS, quote_java_option, read_spark_defaults, spark_session
-
-    settings = Settings.from_env()  # the parent's environment: the same spark-defaults.conf, JAVA_HOME and PySpark
-    options = read_spark_defaults(settings.spark_defaults_conf).get(DRIVER_JAVA_OPTIONS, "")
-    listing = quote_java_option(f"-XX:DumpLoadedClassList={class_list}")
-    spark = spark_session(
-        settings,
-        "retrain-class-archive",
-        require_jdbc=False,
-        overrides={DRIVER_JAVA_OPTIONS: f"{options} {listing}".strip(), "spark.master": WORKLOAD_MASTER},
-        log_file=spark_log,
-    )
-    jvm = spark.sparkContext._jvm
-    system = jvm.java.lang.System
-    system.setProperty("derby.system.home", str(folder))  # Derby writes derby.log there, not in the current folder
-    _sample_workload(spark, folder)
-    # The launcher's own -cp (with its jars/* wildcard): the expanded java.class.path does not match at run time.
-    arguments = list(jvm.java.lang.ProcessHandle.current().info().arguments().get())
-    described = DriverJvm(
-        java=str(Path(system.getProperty("java.home")) / "bin" / "java"),
-        class_path=arguments[arguments.index("-cp") + 1],
-        vm_options=[a for a in arguments if a.startswith(("--add-modules", "-Xmx"))],
-        archive_format=ARCHIVE_FORMAT,
-    )
-    description.write_text(json.dumps(asdict(described)), encoding="utf-8")
-    spark.stop()
-
-
-def _sample_workload(spark, folder: Path) -> None:
-    """What the steps do, in miniature, so that their classes are listed (Derby, in Spark's jars, stands in for
-    PostgreSQL behind Spark's JDBC source)."""
-    spark.read.jdbc(
-        "jdbc:derby:memory:retrain;create=true", "SYS.SYSTABLES", properties={"driver": DERBY_DRIVER}
-    ).count()
-    spark.range(WORKLOAD_ROWS).selectExpr(
-        "id",
-        "id % 97 AS user_id",
-        "ELT(CAST(id % 3 AS INT) + 1, 'diabetes', 'heart', 'liver') AS record_type",
-        "to_json(named_struct('age', id % 90, 'bmi', '31.2', 'sex', 'female', 'smoker', true)) AS data",
-        "TIMESTAMP '2026-11-01 00:00:00' + make_interval(0, 0, 0, 0, 0, 0, id % 5000) AS created_at",
-    ).write.parquet(str(folder / "raw"))
-    spark.read.parquet(str(folder / "raw")).createOrReplaceTempView("raw")
-    staged = spark.sql("""
-        WITH repeats AS (
-          SELECT id FROM (
-            SELECT /*+ BROADCAST(groups) */
-              id, ROW_NUMBER() OVER (PARTITION BY user_id, data, created_at ORDER BY id) AS occurrence
-            FROM raw LEFT SEMI JOIN (
-              SELECT DISTINCT hash FROM (
-                SELECT xxhash64(user_id, created_at) AS hash,
-                       COUNT(*) OVER (PARTITION BY xxhash64(user_id, created_at)) AS group_rows
-                FROM raw
-              ) WHERE group_rows > 1
-            ) AS groups ON xxhash64(user_id, created_at) = groups.hash
-          ) WHERE occurrence > 1
-        ), parsed AS (
-          SELECT raw.*, from_json(data, 'age STRING, bmi STRING, sex STRING, smoker STRING, _corrupt STRING',
-                                  map('columnNameOfCorruptRecord', '_corrupt')) AS doc
-          FROM raw
-        )
-        SELECT /*+ BROADCAST(repeats) */
-          parsed.id, record_type, TRY_CAST(TRIM(doc.age) AS DOUBLE) AS age, NULLIF(LOWER(doc.sex), '') AS sex,
-          CASE LOWER(doc.smoker) WHEN 'true' THEN 1 WHEN 'false' THEN 0 END AS smoker,
-          get_json_object(data, '$.bmi') AS bmi, DATE_FORMAT(created_at, 'yyyy-MM') AS created_month,
-          repeats.id IS NOT NULL AS is_repeat
-        FROM parsed LEFT JOIN repeats ON repeats.id = parsed.id
-    """)
-    from pyspark.sql import Observation
-    from pyspark.sql import functions as F  # noqa: N812
-
-    observation = Observation("sample")  # a table's row count and row-level tests are observed while it is written
-    staged.observe(observation, F.expr("COUNT(*)").alias("rows"), F.expr("COUNT_IF(age IS NULL)").alias("missing")) \
-        .write.parquet(str(folder / "staged"))  # fmt: skip
-    _ = observation.get
-    features = spark.read.parquet(str(folder / "staged")).where("NOT is_repeat")
-    features.repartition(2, "created_month").write.partitionBy("created_month").parquet(str(folder / "features"))
-    table = spark.read.parquet(str(folder / "features"))
-    table.cache().count()
-    table.groupBy("record_type").agg({"age": "avg", "id": "count"}).collect()
-    table.selectExpr("COUNT(*) - COUNT(DISTINCT id) AS repeated", "COUNT_IF(sex IS NULL) AS missing").collect()
-
-
-if __name__ == "__main__":
-    _list_classes(*(Path(arg) for arg in sys.argv[1:5]))

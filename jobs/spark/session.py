@@ -232,13 +232,7 @@ def task_spark_session(settings: Settings, app_name: str) -> Iterator[SparkSessi
     done. When the process already has a session (``dag.test()`` inside a test run, a notebook), that one is used
     and left running: it belongs to whoever started it.
     """
-    from pyspark.errors import PySparkRuntimeError
-    from pyspark.sql import SparkSession
-
-    try:
-        existing = SparkSession.active()  # the thread's active session, or the process's default one
-    except PySparkRuntimeError:
-        existing = None
+    existing = running_session()
     if existing is not None:
         log.info("Using the process's running Spark session for %s", app_name)
         yield existing

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from jobs.errors import ConfigError
+from jobs.errors import ConfigError, check_scalar
 from jobs.sqlproject.yamlfile import check_keys, load_yaml, where
 
 PROJECT_FILE = "project.yml"
@@ -182,6 +182,12 @@ def load_project_vars(project_dir: Path, overrides: Mapping[str, Any] | None = N
     if not isinstance(defaults, dict):
         raise ConfigError(f"{path}: 'vars' must be a mapping of name to value.")
     return {**defaults, **(overrides or {})}
+
+
+def lookback_days(vars_: Mapping[str, Any]) -> int:
+    """The run's window in days (the ``lookback_days`` var of sql/project.yml or --vars): extract reads it, and
+    transform and train describe the same window."""
+    return check_scalar(vars_.get("lookback_days"), "The 'lookback_days' var (sql/project.yml or --vars)", minimum=1)
 
 
 def parse_vars_option(raw: str | None) -> dict[str, Any]:

@@ -210,8 +210,7 @@ def _relation_of(text: Any, project: SqlProject, at: str) -> str:
 def compile_test(project: SqlProject, renderer: Renderer, relation: str, spec: TestSpec) -> DataTest:
     """One YAML test of ``relation`` (a model or seed) as a :class:`DataTest`; refusals name file and line."""
     at, column = spec.where, spec.column
-    custom = {name[len("test_") :]: macro for name, macro in renderer.env.globals.items()
-              if name.startswith("test_") and isinstance(macro, jinja2.runtime.Macro)}  # fmt: skip
+    custom = renderer.generic_tests()
     kind, args, config = _split(spec.spec, at, custom)
     rel, col = quote(relation), quote(column) if column else None
     where_sql = config.get("where")
@@ -249,8 +248,7 @@ def compile_test(project: SqlProject, renderer: Renderer, relation: str, spec: T
                         **common)  # fmt: skip
     elif kind == "unique":
         # dbt's GROUP BY ... HAVING COUNT(*) > 1, counted by a window: in a column meant to be unique every value
-        # is its own group, so an aggregate's map-side pass would hash every row for nothing (1.4-1.6 s instead
-        # of 3.0-3.4 s on 4.5M rows, warm session).
+        # is its own group, so an aggregate's map-side pass would hash every row for nothing.
         query = f"SELECT COUNT(DISTINCT {col}) FROM (SELECT {col}, COUNT(*) OVER (PARTITION BY {col}) AS _n_ " \
                 f"FROM {source} WHERE {col} IS NOT NULL) WHERE _n_ > 1"  # fmt: skip
         test = DataTest(label, query=query, describe_failure="{failures} values of " + column +

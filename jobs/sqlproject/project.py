@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobs.errors import DependencyError
-from jobs.sqlproject.config import PROJECT_FILE, Source, load_project_vars, load_sources
+from jobs.sqlproject.config import PROJECT_FILE, Source, load_project_vars, load_sources, lookback_days
 from jobs.sqlproject.folderconfig import (
     MODEL_CONFIG_KEYS,
     SEED_CONFIG_KEYS,
@@ -24,6 +25,9 @@ from jobs.sqlproject.folderconfig import (
 )
 from jobs.sqlproject.properties import ProjectProperties, load_properties
 from jobs.sqlproject.yamlfile import check_keys, load_yaml
+
+if TYPE_CHECKING:
+    from jobs.run_context import RunContext
 
 MACROS_DIR = "macros"
 TESTS_DIR = "tests"
@@ -75,6 +79,10 @@ class SqlProject:
             return str(path.relative_to(self.root.parent))
         except ValueError:
             return str(path)
+
+    def window(self, ctx: RunContext) -> tuple[datetime, datetime]:
+        """The run's data window: the ``lookback_days`` before ``ctx``'s interval end."""
+        return ctx.window(lookback_days(self.vars))
 
     def model(self, name: str) -> Model:
         try:

@@ -26,6 +26,7 @@ from jobs.sqlproject.project import GENERIC_TESTS_DIR, MACROS_DIR, Model, SqlPro
 from jobs.sqlproject.sourcemap import excerpt
 
 SOURCE_VIEW_PREFIX = "source__"
+GENERIC_TEST_PREFIX = "test_"  # a {% test name(...) %} block is the macro test_<name>
 
 
 def source_view(name: str) -> str:
@@ -136,7 +137,8 @@ class _ProjectLoader(jinja2.FileSystemLoader):
     def get_source(self, environment: jinja2.Environment, template: str):
         source, filename, uptodate = super().get_source(environment, template)
         if "test" in source:
-            source = _END_TEST.sub(r"{%\1 endmacro \2%}", _TEST_BLOCK.sub(r"{%\1 macro test_\2(", source))
+            source = _TEST_BLOCK.sub(rf"{{%\1 macro {GENERIC_TEST_PREFIX}\2(", source)
+            source = _END_TEST.sub(r"{%\1 endmacro \2%}", source)
         return source, filename, uptodate
 
 
@@ -228,9 +230,13 @@ class Renderer:
             merged["tags"] = list(dict.fromkeys(tags))
         return merged
 
-    def generic_test(self, name: str):
-        """The macro of a ``{% test name(...) %}`` block, or None."""
-        return self.env.globals.get(f"test_{name}")
+    def generic_tests(self) -> dict[str, jinja2.runtime.Macro]:
+        """The project's ``{% test name(...) %}`` blocks by name (Jinja registers each as the macro ``test_<name>``)."""
+        return {
+            name.removeprefix(GENERIC_TEST_PREFIX): macro
+            for name, macro in self.env.globals.items()
+            if name.startswith(GENERIC_TEST_PREFIX) and isinstance(macro, jinja2.runtime.Macro)
+        }
 
     def render_all(self, models: Mapping[str, Model] | None = None) -> dict[str, RenderedModel]:
         return {name: self.render(model) for name, model in (models or self.project.models).items()}

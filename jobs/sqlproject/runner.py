@@ -53,6 +53,8 @@ class ModelRun:
 
 @dataclass(frozen=True)
 class ModelRuns:
+    """The models one run built, in run order."""
+
     ds: str
     models: tuple[ModelRun, ...]
 
@@ -94,10 +96,6 @@ class SqlRunner:
         return self.compiled.order
 
     # -- what to run --------------------------------------------------------------------------------------------
-
-    def selected(self, selectors: Sequence[str] | None = None, exclude: Sequence[str] | None = None):
-        """The selected models, in the order they run."""
-        return self.compiled.selected(selectors, exclude)
 
     def table_path(self, name: str) -> Path:
         if self.features_dir is None:

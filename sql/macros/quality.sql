@@ -5,17 +5,15 @@
   (a shuffle of 8 bytes a row), and only the rows of those groups are compared on the columns themselves.
   `narrow`: some of `columns` that are cheap to read and nearly unique together (e.g. user and timestamp). The
   groups are then found on those alone, so the wide columns (a JSON document) are neither read nor hashed for
-  every row: 5.8 s instead of 7.4 s on 4.5M rows. Rows equal on all `columns` are equal on `narrow`, so the
+  every row. Rows equal on all `columns` are equal on `narrow`, so the
   result is the same.
   The hashes of the repeated groups are broadcast: each row is kept or dropped where it is read, and only the rows
-  of those groups are shuffled to the window. Left to the planner (`IN (subquery)`), both sides were shuffled, every
-  wide row included (306 MB at 4.5M rows, sorted for a merge join): transform took 77.4, 79.9 and 94.4 s instead
-  of 70.9, 78.3 and 78.9 s (alternating).
+  of those groups are shuffled to the window. Left to the planner (`IN (subquery)`), both sides are shuffled, every
+  wide row included, and sorted for a merge join.
   The result is small (the repeats only): join it with a BROADCAST hint, so the wide rows are never shuffled.
   The repeated hashes are counted by a window, not `GROUP BY ... HAVING COUNT(*) > 1`: nearly every hash is unique,
-  so the aggregate's map-side pass built a hash table of every row and reduced nothing. The staging model alone,
-  warm session, 4.5M rows, alternating: 18.4-20.6 s instead of 20.9-23.2 s. Only the few repeated rows reach the
-  DISTINCT, so what is broadcast is one hash per repeated group, as before. The window sorts each group whole, so
+  so the aggregate's map-side pass would build a hash table of every row and reduce nothing. Only the few repeated
+  rows reach the DISTINCT, so what is broadcast is one hash per repeated group. The window sorts each group whole, so
   `narrow` must be nearly unique together (rows whose `narrow` columns are all NULL form one group).
 -#}
 {% macro later_duplicates(relation, columns, id='id', narrow=none) -%}

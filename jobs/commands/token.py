@@ -8,19 +8,19 @@ from jobs.settings import Settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    token = subparsers.add_parser(
+    parser = subparsers.add_parser(
         "token",
         help="print an HS256 JWT signed with SECRET_KEY (for ADMIN_JWT_TOKEN)",
         description="Mints a token for the serving backend's POST /admin/reload_models. The token is printed on "
         "standard output only; store it as ADMIN_JWT_TOKEN (e.g. an Airflow variable or secret).",
     )
-    token.add_argument("--role", default="admin", help="the 'role' claim (default admin; the backend needs admin)")
-    token.add_argument("--ttl", default="1h", help="lifetime: 3600, 30m, 1h, 7d (default 1h)")
-    token.add_argument("--subject", default="retrain", help="the 'sub' claim, shown in the backend's log")
-    token.set_defaults(handler=run_token)
+    parser.add_argument("--role", default="admin", help="the 'role' claim (default admin; the backend needs admin)")
+    parser.add_argument("--ttl", default="1h", help="lifetime: 3600, 30m, 1h, 7d (default 1h)")
+    parser.add_argument("--subject", default="retrain", help="the 'sub' claim, shown in the backend's log")
+    parser.set_defaults(handler=run)
 
 
-def run_token(settings: Settings, args: argparse.Namespace) -> int:
+def run(settings: Settings, args: argparse.Namespace) -> int:
     from jobs.ml.tokens import mint, parse_ttl
 
     print(mint(settings.secret_key, role=args.role, ttl=parse_ttl(args.ttl), subject=args.subject))

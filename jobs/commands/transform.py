@@ -1,0 +1,64 @@
+"""``retrain transform``: build the SQL models over the run's raw snapshots, then run the data tests."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from jobs.commands.common import add_project_arguments, add_run_arguments, project_dir, run_context, vars_overrides
+from jobs.settings import Settings
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "transform", help="build the models over the run's raw snapshots, then run the data tests"
+    )
+    add_run_arguments(parser)
+    add_project_arguments(parser, selectable=True)
+    parser.add_argument(
+        "--from-database", action="store_true", help="read sources over JDBC instead of the extract's snapshots"
+    )
+    parser.add_argument("--skip-data-tests", action="store_true", help="build only; do not run data tests")
+    parser.add_argument(
+        "--json", action="store_true", help="print the result as JSON (also in the run's transform.json)"
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    from jobs.spark.session import spark_session
+    from jobs.transform import transform
+
+    ctx = run_context(args)
+    spark = spark_session(
+        settings,
+        "retrain-transform",
+        require_jdbc=args.from_database,
+        log_file=settings.run_folder(ctx.ds_str).logs / "spark-transform.log",
+    )
+    outcome = transform(
+        settings,
+        ctx,
+        spark,
+        project_dir=project_dir(args),
+        vars_overrides=vars_overrides(args),
+        select=args.select,
+        exclude=args.exclude,
+        from_database=args.from_database,
+        run_data_tests=not args.skip_data_tests,
+    )
+    if args.json:
+        print(json.dumps(outcome.to_dict(), indent=2))
+        return 0
+    for run in outcome.models:
+        rows = f"{run.rows:>10,} rows" if run.rows is not None else f"{'':>15}"
+        print(f"{run.name:<24} {run.materialized:<6} {rows} {run.seconds:>7.1f}s  {run.path or ''}")
+    if not outcome.data_tests_ran:
+        reason = "--skip-data-tests" if args.skip_data_tests else "a --select build does not run them"
+        print(f"Data tests: not run ({reason}).")
+        return 0
+    failed = [t for t in outcome.tests if not t.passed]
+    print(f"Data tests: {len(outcome.tests) - len(failed)} passed, {len(failed)} warning(s).")
+    for test in failed:
+        print(f"  WARN {test.model}: {test.name}: {test.message}")
+    return 0

@@ -1,0 +1,81 @@
+"""The DAG's shared task code, without a scheduler: task contexts are plain dictionaries here."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pendulum
+import pytest
+
+from jobs.airflow_tasks import ERROR_KEY, TOKEN_VALID_FOR, StepTasks, error_message, failed_tasks, plain_utc
+from jobs.errors import ConfigError
+from tests.conftest import REPO_ROOT
+
+STEPS = StepTasks(project_root=REPO_ROOT, timezone="Europe/Paris")
+
+
+class FakeTaskInstance:
+    """The two calls ``failed_tasks`` makes of Airflow's task instance, answered from literals."""
+
+    dag_id, run_id, task_id = "model_retraining", "scheduled__2026-11-15", "notify"
+
+    def __init__(self, states: dict[str, str], errors: dict[str, str]) -> None:
+        self.states, self.errors = states, errors
+
+    def get_task_states(self, dag_id: str, run_ids: list[str]) -> dict[str, dict[str, str]]:
+        assert (dag_id, run_ids) == (self.dag_id, [self.run_id])
+        return {self.run_id: self.states}
+
+    def xcom_pull(self, task_ids: str, key: str) -> str | None:
+        assert key == ERROR_KEY
+        return self.errors.get(task_ids)
+
+
+def test_the_run_context_is_the_week_of_the_data_interval_and_ds_its_last_day_in_the_schedule_zone() -> None:
+    start = pendulum.datetime(2026, 11, 14, 23, tz="UTC")  # Sunday 00:00 in Paris
+    end = start + timedelta(days=7)
+    ctx = STEPS.run_context({"data_interval_start": start, "data_interval_end": end})
+    assert ctx.ds_str == "2026-11-22"
+    assert (ctx.data_interval_start, ctx.data_interval_end) == (start, end)
+    assert ctx.data_interval_end.tzinfo is UTC  # a standard-library UTC datetime, not pendulum's
+
+
+@pytest.mark.parametrize("context", [{}, {"data_interval_start": None, "data_interval_end": None}])
+def test_a_run_without_a_data_interval_is_a_config_error_that_says_how_to_run_a_week(context: dict) -> None:
+    with pytest.raises(ConfigError, match="has no data interval") as caught:
+        STEPS.run_context(context)
+    assert "2026-11-22T02:00:00+00:00" in str(caught.value)
+
+
+def test_plain_utc_keeps_the_instant() -> None:
+    moment = pendulum.datetime(2026, 11, 22, 3, tz="Europe/Paris")
+    assert plain_utc(moment) == datetime(2026, 11, 22, 2, tzinfo=UTC)
+    assert type(plain_utc(moment)) is datetime
+
+
+def test_an_error_message_is_its_first_line_with_the_type_and_the_secrets_masked(tmp_path: Path) -> None:
+    from jobs.settings import Settings
+
+    settings = Settings.from_env(env={"DATABASE_URL": "postgresql://app:s3cret-pw@db:5432/health"}, root=tmp_path)
+    error = ConfigError("could not connect to postgresql://app:s3cret-pw@db:5432/health\nsecond line")
+    message = error_message(error, settings)
+    assert message.startswith("ConfigError: could not connect to ")
+    assert "s3cret-pw" not in message and "second line" not in message
+    assert error_message(RuntimeError()) == "RuntimeError"
+    assert len(error_message(ValueError("x" * 2000))) == 500
+
+
+def test_failed_tasks_lists_the_others_failures_with_their_recorded_errors() -> None:
+    ti = FakeTaskInstance(
+        states={"extract_data": "success", "transform_data": "failed", "train_models": "failed", "notify": "failed"},
+        errors={"transform_data": "DataTestError: 3 rows failed not_null(age)"},
+    )
+    assert failed_tasks({"ti": ti}) == {
+        "transform_data": "DataTestError: 3 rows failed not_null(age)",
+        "train_models": "failed (see the task's log)",
+    }
+
+
+def test_the_deploy_token_must_outlive_the_tasks_before_deploy() -> None:
+    assert timedelta(hours=3, minutes=45) == TOKEN_VALID_FOR
