@@ -32,15 +32,13 @@ $(STAMP): pyproject.toml
 system-deps:  ## check Java 17, PostgreSQL server binaries and the JDBC driver; install them with apt as root
 	@bash scripts/system-deps.sh
 
-test: setup  ## run the tests (a real PostgreSQL and Spark are started by the tests themselves)
-	$(BIN)/ruff check .
+test: lint  ## run the tests (a real PostgreSQL and Spark are started by the tests themselves)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test-fast: setup  ## ruff, then the tests that need no PostgreSQL, Spark (JVM) or Airflow (about 30 s)
-	$(BIN)/ruff check .
+test-fast: lint  ## ruff, then the tests that need no PostgreSQL, Spark (JVM) or Airflow (about 30 s)
 	$(BIN)/pytest -m "not postgres and not spark and not airflow" $(PYTEST_ARGS)
 
-lint: setup  ## ruff
+lint: setup  ## ruff's checks, and its formatter's (the code is as `ruff format` writes it)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 

@@ -14,8 +14,22 @@ ROOT = Path(__file__).resolve().parents[1]
 DS = "2026-11-22"
 RECORD_TYPES = ("diabetes", "heart", "liver")
 OUTCOMES = ("positive", "negative")
-NUMBERS = ("age", "bmi", "glucose", "blood_pressure", "insulin", "pregnancies", "resting_bp", "cholesterol",
-           "max_heart_rate", "total_bilirubin", "alkaline_phosphatase", "alt", "ast", "albumin")  # fmt: skip
+NUMBERS = (
+    "age",
+    "bmi",
+    "glucose",
+    "blood_pressure",
+    "insulin",
+    "pregnancies",
+    "resting_bp",
+    "cholesterol",
+    "max_heart_rate",
+    "total_bilirubin",
+    "alkaline_phosphatase",
+    "alt",
+    "ast",
+    "albumin",
+)
 LABS = ("glucose", "insulin", "cholesterol", "total_bilirubin", "alkaline_phosphatase", "alt", "ast", "albumin")
 CATEGORIES = ("sex", "physical_activity", "chest_pain_type", "alcohol_use")
 FLAGS = ("family_history", "exercise_angina", "smoker")

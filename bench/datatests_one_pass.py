@@ -77,8 +77,13 @@ def main() -> None:
     print(f"time ratio one-per-model / one-per-test: {ratio}")
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    report = {"rows": args.rows, "tests": len(tests), "models": models, "times": times,
-              "ratio_one_pass_over_one_per_test": ratio}  # fmt: skip
+    report = {
+        "rows": args.rows,
+        "tests": len(tests),
+        "models": models,
+        "times": times,
+        "ratio_one_pass_over_one_per_test": ratio,
+    }
     (out / "datatests_one_pass.json").write_text(json.dumps(report, indent=2) + "\n")
 
 

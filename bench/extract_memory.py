@@ -67,8 +67,12 @@ def measure(database_url: str, rows: int, fetchsize: int, partitions: int, data_
     days = max(1, rows // ROWS_PER_DAY)
     out = subprocess.run(
         [sys.executable, "-m", "bench.extract_memory", "--child", "--lookback-days", str(days)],
-        env=env, cwd=ROOT, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if out.returncode != 0:
         return {"rows": rows, "fetchsize": fetchsize, "error": failure_line(out.stderr)[:200]}
     return {"rows": rows, "fetchsize": fetchsize, **json.loads(out.stdout.strip().splitlines()[-1])}
@@ -84,18 +88,23 @@ def child(lookback_days: int) -> None:
     # fetchsize=0 (the baseline) is below what the settings accept, so the child sets it directly.
     settings = dataclasses.replace(Settings.from_env(root=ROOT), jdbc_fetchsize=int(os.environ["BENCH_FETCHSIZE"]))
     gc_log = Path(tempfile.mkdtemp(prefix="bench-gc-")) / "gc.log"
-    spark = spark_session(settings, "bench-extract-memory", overrides={
-        "spark.driver.memory": os.environ["BENCH_HEAP"],
-        "spark.ui.enabled": "false",
-        # Heap after each collection = what the JVM really holds, free of young-generation garbage.
-        "spark.driver.extraJavaOptions": f"-Xlog:gc:file={gc_log}",
-        # Parquet buffers a whole row group (128 MB by default) per writing task before flushing it; a small
-        # row group keeps that buffer below the partition size, so what remains is the JDBC read's own memory.
-        "spark.hadoop.parquet.block.size": str(8 << 20),
-    })  # fmt: skip
+    spark = spark_session(
+        settings,
+        "bench-extract-memory",
+        overrides={
+            "spark.driver.memory": os.environ["BENCH_HEAP"],
+            "spark.ui.enabled": "false",
+            # Heap after each collection = what the JVM really holds, free of young-generation garbage.
+            "spark.driver.extraJavaOptions": f"-Xlog:gc:file={gc_log}",
+            # Parquet buffers a whole row group (128 MB by default) per writing task before flushing it; a small
+            # row group keeps that buffer below the partition size, so what remains is the JDBC read's own memory.
+            "spark.hadoop.parquet.block.size": str(8 << 20),
+        },
+    )
     jvm = spark._jvm
-    pools = [p for p in jvm.java.lang.management.ManagementFactory.getMemoryPoolMXBeans()
-             if p.getType().name() == "HEAP"]  # fmt: skip
+    pools = [
+        p for p in jvm.java.lang.management.ManagementFactory.getMemoryPoolMXBeans() if p.getType().name() == "HEAP"
+    ]
     jvm.java.lang.System.gc()
     for pool in pools:
         pool.resetPeakUsage()
@@ -104,9 +113,16 @@ def child(lookback_days: int) -> None:
     old_gen = sum(p.getPeakUsage().getUsed() for p in pools if "Old" in p.getName() or "Tenured" in p.getName())
     jvm.java.lang.System.gc()  # flush the log with a final collection
     after_gc = [int(m) for m in re.findall(r"\d+M->(\d+)M\(", gc_log.read_text())] or [0]
-    print(json.dumps({"extracted": result.rows, "peak_heap_mb": round(peak_heap / 2**20, 1),
-                      "peak_old_gen_mb": round(old_gen / 2**20, 1),
-                      "peak_live_after_gc_mb": max(after_gc)}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "extracted": result.rows,
+                "peak_heap_mb": round(peak_heap / 2**20, 1),
+                "peak_old_gen_mb": round(old_gen / 2**20, 1),
+                "peak_live_after_gc_mb": max(after_gc),
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -144,8 +160,10 @@ def main() -> None:
     by = {(r["fetchsize"], r["rows"]): r for r in results}
     print(f"{'fetchsize':>9} {'rows':>9} {'peak heap MB':>13} {'peak old gen MB':>16} {'peak live after GC MB':>22}")
     for r in results:
-        print(f"{r['fetchsize']:>9} {r['rows']:>9} {r.get('peak_heap_mb', r.get('error')):>13} "
-              f"{r.get('peak_old_gen_mb', ''):>16} {r.get('peak_live_after_gc_mb', ''):>22}")  # fmt: skip
+        print(
+            f"{r['fetchsize']:>9} {r['rows']:>9} {r.get('peak_heap_mb', r.get('error')):>13} "
+            f"{r.get('peak_old_gen_mb', ''):>16} {r.get('peak_live_after_gc_mb', ''):>22}"
+        )
     ratios = {}
     for fetchsize, label in ((10_000, "streaming"), (0, "baseline_fetchsize_0")):
         a, b = by[(fetchsize, small)], by[(fetchsize, large)]

@@ -80,37 +80,56 @@ def main() -> None:
             y, old, new = paired_predictions(seed, args.holdout, args.disagree, scenario_gain)
             verdicts[decide(y, old, new, thresholds).verdict] += 1
             naive += int((new == y).mean() > (old == y).mean())
-        rows.append({
-            "scenario": label, "gain": scenario_gain, "seeds": args.seeds,
-            "deploy": verdicts["deploy"] / args.seeds, "reject": verdicts["reject"] / args.seeds,
-            "inconclusive": verdicts["inconclusive"] / args.seeds, "naive_deploy": naive / args.seeds,
-            "exact_mcnemar_deploy": exact_mcnemar(args.holdout, args.disagree, scenario_gain, thresholds.alpha),
-        })  # fmt: skip
+        rows.append(
+            {
+                "scenario": label,
+                "gain": scenario_gain,
+                "seeds": args.seeds,
+                "deploy": verdicts["deploy"] / args.seeds,
+                "reject": verdicts["reject"] / args.seeds,
+                "inconclusive": verdicts["inconclusive"] / args.seeds,
+                "naive_deploy": naive / args.seeds,
+                "exact_mcnemar_deploy": exact_mcnemar(args.holdout, args.disagree, scenario_gain, thresholds.alpha),
+            }
+        )
     seconds = time.perf_counter() - started
 
-    print(f"holdout {args.holdout:,} rows, {args.disagree:.0%} of pairs disagreeing, {args.seeds:,} seeds per "
-          f"scenario, alpha {thresholds.alpha}, {seconds:.0f} s")  # fmt: skip
+    print(
+        f"holdout {args.holdout:,} rows, {args.disagree:.0%} of pairs disagreeing, {args.seeds:,} seeds per "
+        f"scenario, alpha {thresholds.alpha}, {seconds:.0f} s"
+    )
     print(f"{'scenario':<22} {'deploy':>8} {'reject':>8} {'inconcl.':>9} {'exact':>8} {'naive gate':>11}")
     for r in rows:
-        print(f"{r['scenario']:<22} {r['deploy']:>8.2%} {r['reject']:>8.2%} {r['inconclusive']:>9.2%} "
-              f"{r['exact_mcnemar_deploy']:>8.2%} {r['naive_deploy']:>11.2%}")  # fmt: skip
+        print(
+            f"{r['scenario']:<22} {r['deploy']:>8.2%} {r['reject']:>8.2%} {r['inconclusive']:>9.2%} "
+            f"{r['exact_mcnemar_deploy']:>8.2%} {r['naive_deploy']:>11.2%}"
+        )
 
     tradeoff = []
     for alpha in (0.005, 0.01, 0.011, 0.02, 0.05):
-        tradeoff.append({
-            "alpha": alpha,
-            "false_promotion": exact_mcnemar(args.holdout, args.disagree, 0.0, alpha),
-            "power": exact_mcnemar(args.holdout, args.disagree, args.gain, alpha),
-        })  # fmt: skip
-    print("\nExact McNemar trade-off (no simulation error): alpha -> false promotions at gain 0, promotions at gain "
-          f"+{args.gain:g}")  # fmt: skip
+        tradeoff.append(
+            {
+                "alpha": alpha,
+                "false_promotion": exact_mcnemar(args.holdout, args.disagree, 0.0, alpha),
+                "power": exact_mcnemar(args.holdout, args.disagree, args.gain, alpha),
+            }
+        )
+    print(
+        "\nExact McNemar trade-off (no simulation error): alpha -> false promotions at gain 0, promotions at gain "
+        f"+{args.gain:g}"
+    )
     for t in tradeoff:
         print(f"  alpha {t['alpha']:<6} false promotions {t['false_promotion']:7.3%}   power {t['power']:7.2%}")
 
     out = ROOT / "bench" / "results" / "gate_power.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"holdout": args.holdout, "disagree": args.disagree, "thresholds": thresholds.to_dict(),
-               "scenarios": rows, "tradeoff": tradeoff}  # fmt: skip
+    payload = {
+        "holdout": args.holdout,
+        "disagree": args.disagree,
+        "thresholds": thresholds.to_dict(),
+        "scenarios": rows,
+        "tradeoff": tradeoff,
+    }
     out.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"\nwritten to {out.relative_to(ROOT)}")
 

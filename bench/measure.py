@@ -68,12 +68,12 @@ def _is_unexeced_child(process: psutil.Process, executables: dict[int, str]) -> 
     return own is not None and own == parents and Path(own).name == "java"
 
 
-def run_measured(cmd: list[str], env: dict[str, str], cwd: str, cap_bytes: int,
-                 timeout: float = 3600) -> Measurement:  # fmt: skip
+def run_measured(cmd: list[str], env: dict[str, str], cwd: str, cap_bytes: int, timeout: float = 3600) -> Measurement:
     started = time.perf_counter()
     # A session of its own (its own process group), so that the whole tree can be killed at once.
-    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     root = psutil.Process(proc.pid)
     peak, over_cap, timed_out = 0, False, False
     output: dict[str, str] = {}
@@ -81,8 +81,10 @@ def run_measured(cmd: list[str], env: dict[str, str], cwd: str, cap_bytes: int,
     def drain(name: str, stream) -> None:
         output[name] = stream.read()
 
-    readers = [threading.Thread(target=drain, args=(n, s), daemon=True)
-               for n, s in (("out", proc.stdout), ("err", proc.stderr))]  # fmt: skip
+    readers = [
+        threading.Thread(target=drain, args=(n, s), daemon=True)
+        for n, s in (("out", proc.stdout), ("err", proc.stderr))
+    ]
     for r in readers:
         r.start()
     while proc.poll() is None:

@@ -35,14 +35,18 @@ def table(report: dict) -> str:
             when = _when(entry.get("measured_at", report["measured_at"]))
             if "seconds" not in entry:
                 failed = entry.get("error", "failed")
-                lines.append(f"| {int(rows):,} | | {LABELS.get(name, name)} | {when} | {runs} | {failed} | "
-                             f"| {_gib(entry.get('peak_rss_bytes'))} | | |")  # fmt: skip
+                lines.append(
+                    f"| {int(rows):,} | | {LABELS.get(name, name)} | {when} | {runs} | {failed} | "
+                    f"| {_gib(entry.get('peak_rss_bytes'))} | | |"
+                )
                 continue
             t = f"{entry['seconds'] / ours['seconds']:.2f}x" if ours.get("seconds") else "-"
             m = f"{entry['peak_rss_bytes'] / ours['peak_rss_bytes']:.2f}x" if ours.get("peak_rss_bytes") else "-"
-            lines.append(f"| {int(rows):,} | {entry['rows']:,} | {LABELS.get(name, name)} | {when} | {runs} "
-                         f"| {entry['seconds']:.1f} | "
-                         f"{entry['rows_per_s']:,} | {_gib(entry['peak_rss_bytes'])} | {t} | {m} |")  # fmt: skip
+            lines.append(
+                f"| {int(rows):,} | {entry['rows']:,} | {LABELS.get(name, name)} | {when} | {runs} "
+                f"| {entry['seconds']:.1f} | "
+                f"{entry['rows_per_s']:,} | {_gib(entry['peak_rss_bytes'])} | {t} | {m} |"
+            )
     return "\n".join(lines)
 
 

@@ -38,8 +38,13 @@ from bench.common import DATABASE_URL_ENV, ROOT, bench_database_url
 from bench.measure import Measurement, run_measured
 
 CONTENDERS = ("floor", "ours", "pandas", "duckdb", "naive_spark")
-MODULES = {"floor": "floor", "ours": "ours", "pandas": "pandas_script", "duckdb": "duckdb_sql",
-           "naive_spark": "naive_spark"}  # fmt: skip
+MODULES = {
+    "floor": "floor",
+    "ours": "ours",
+    "pandas": "pandas_script",
+    "duckdb": "duckdb_sql",
+    "naive_spark": "naive_spark",
+}
 RESULTS = ROOT / "bench" / "results"
 FAILED_LOGS = RESULTS / "failed-logs"  # not committed (.gitignore)
 GENERATED_MAX = 5_000_000  # beyond this, the seeded rows are copied in SQL (the generator holds ~1 GB per 1M rows)
@@ -48,8 +53,12 @@ GENERATED_MAX = 5_000_000  # beyond this, the seeded rows are copied in SQL (the
 def seed(database_url: str, rows: int) -> float:
     """Seed ``rows`` records in a child process, so the generator's memory is returned before anything is timed."""
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "bench.run", "--seed-child", str(rows)], cwd=ROOT, check=True,
-                   env={**os.environ, DATABASE_URL_ENV: database_url})  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "bench.run", "--seed-child", str(rows)],
+        cwd=ROOT,
+        check=True,
+        env={**os.environ, DATABASE_URL_ENV: database_url},
+    )
     return time.perf_counter() - started
 
 
@@ -91,8 +100,13 @@ def measure(name: str, rows: int, database_url: str, work: Path, cap: int, timeo
     out.mkdir(parents=True)
     env = {**os.environ, "PYTHONPATH": str(ROOT), DATABASE_URL_ENV: database_url}
     try:
-        m = run_measured([sys.executable, "-m", f"bench.contenders.{MODULES[name]}", str(out)],
-                         env=env, cwd=str(ROOT), cap_bytes=cap, timeout=timeout)  # fmt: skip
+        m = run_measured(
+            [sys.executable, "-m", f"bench.contenders.{MODULES[name]}", str(out)],
+            env=env,
+            cwd=str(ROOT),
+            cap_bytes=cap,
+            timeout=timeout,
+        )
         if m.error:
             keep_logs(out, FAILED_LOGS / f"{name}-{rows}")
         return m
@@ -118,8 +132,17 @@ def now_utc() -> str:
 
 def summarise(runs: list[Measurement]) -> dict:
     ok = [r for r in runs if r.error is None]
-    entry: dict = {"runs": [{"seconds": round(r.seconds, 2), "peak_rss_bytes": r.peak_rss_bytes, "error": r.error,
-                             **({"detail": r.detail} if r.detail else {})} for r in runs]}  # fmt: skip
+    entry: dict = {
+        "runs": [
+            {
+                "seconds": round(r.seconds, 2),
+                "peak_rss_bytes": r.peak_rss_bytes,
+                "error": r.error,
+                **({"detail": r.detail} if r.detail else {}),
+            }
+            for r in runs
+        ]
+    }
     if not ok:
         entry["error"] = runs[-1].error
         entry["peak_rss_bytes"] = max(r.peak_rss_bytes for r in runs)
@@ -173,8 +196,9 @@ def main() -> None:
     from tests.conftest import free_port
 
     cap = int(args.cap_gib * 2**30)
-    previous = json.loads((RESULTS / "latest.json").read_text()) if args.merge and (RESULTS / "latest.json").exists() \
-        else {}  # fmt: skip
+    previous = (
+        json.loads((RESULTS / "latest.json").read_text()) if args.merge and (RESULTS / "latest.json").exists() else {}
+    )
     points: dict[str, dict] = dict(previous.get("points", {}))
     problems: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bench-run-", dir="/tmp") as tmp:
@@ -194,8 +218,11 @@ def main() -> None:
                     for name in order if i % 2 == 0 else order[::-1]:
                         m = measure(name, rows, url, work, cap, args.timeout_min * 60)
                         runs[name].append(m)
-                        print(f"  {rows:>10,} {name:<12} {m.seconds:7.1f} s  {m.peak_rss_bytes / 2**30:5.2f} GiB"
-                              f"  {m.error or ''} {m.detail or ''}", flush=True)  # fmt: skip
+                        print(
+                            f"  {rows:>10,} {name:<12} {m.seconds:7.1f} s  {m.peak_rss_bytes / 2**30:5.2f} GiB"
+                            f"  {m.error or ''} {m.detail or ''}",
+                            flush=True,
+                        )
                 measured_at = now_utc()
                 point = {name: {**summarise(r), "measured_at": measured_at} for name, r in runs.items()}
                 points[str(rows)] = {**points.get(str(rows), {}), **point} if args.merge else point
@@ -209,7 +236,7 @@ def main() -> None:
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
             "load_average_at_end": os.getloadavg(),
-        },  # fmt: skip
+        },
         "cap_bytes": cap,
         "points": dict(sorted(points.items(), key=lambda kv: int(kv[0]))),
         "count_mismatches": problems,

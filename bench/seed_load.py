@@ -48,16 +48,25 @@ def main() -> None:
                 generated = time.perf_counter() - started
                 loaded = load(cluster.database_url(), data)
                 total = generated + loaded.seconds
-                results.append({"rows": rows, "generate_s": round(generated, 2), "load_s": round(loaded.seconds, 2),
-                                "total_s": round(total, 2), "load_rows_per_s": round(loaded.rows_per_second),
-                                "total_rows_per_s": round(rows / total)})  # fmt: skip
+                results.append(
+                    {
+                        "rows": rows,
+                        "generate_s": round(generated, 2),
+                        "load_s": round(loaded.seconds, 2),
+                        "total_s": round(total, 2),
+                        "load_rows_per_s": round(loaded.rows_per_second),
+                        "total_rows_per_s": round(rows / total),
+                    }
+                )
         finally:
             cluster.stop()
 
     print(f"{'rows':>10} {'generate s':>11} {'load s':>8} {'total s':>8} {'load rows/s':>12} {'total rows/s':>13}")
     for r in results:
-        print(f"{r['rows']:>10,} {r['generate_s']:>11.1f} {r['load_s']:>8.1f} {r['total_s']:>8.1f} "
-              f"{r['load_rows_per_s']:>12,} {r['total_rows_per_s']:>13,}")  # fmt: skip
+        print(
+            f"{r['rows']:>10,} {r['generate_s']:>11.1f} {r['load_s']:>8.1f} {r['total_s']:>8.1f} "
+            f"{r['load_rows_per_s']:>12,} {r['total_rows_per_s']:>13,}"
+        )
     out = ROOT / "bench" / "results" / "seed_load.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")

@@ -55,12 +55,18 @@ def synthetic_rows(n: int, seed: int) -> tuple[list[dict[str, Any]], np.ndarray]
     """Plausible diabetes inputs and a label that depends on them (enough for a real fitted pipeline)."""
     rng = np.random.default_rng(seed)
     rows = [
-        {"age": float(rng.integers(18, 90)), "bmi": float(rng.normal(28, 5)), "glucose": float(rng.normal(105, 25)),
-         "blood_pressure": float(rng.normal(78, 12)), "insulin": float(rng.normal(90, 40)),
-         "pregnancies": float(rng.integers(0, 6)), "family_history": float(rng.integers(0, 2)),
-         "physical_activity": str(rng.choice(["low", "moderate", "high"]))}
+        {
+            "age": float(rng.integers(18, 90)),
+            "bmi": float(rng.normal(28, 5)),
+            "glucose": float(rng.normal(105, 25)),
+            "blood_pressure": float(rng.normal(78, 12)),
+            "insulin": float(rng.normal(90, 40)),
+            "pregnancies": float(rng.integers(0, 6)),
+            "family_history": float(rng.integers(0, 2)),
+            "physical_activity": str(rng.choice(["low", "moderate", "high"])),
+        }
         for _ in range(n)
-    ]  # fmt: skip
+    ]
     risk = np.array([0.04 * (r["glucose"] - 105) + 0.08 * (r["bmi"] - 28) + rng.normal() for r in rows])
     return rows, (risk > 0).astype(int)
 
@@ -82,8 +88,11 @@ def start_backend(env: dict[str, str], port: int, log_path: Path) -> subprocess.
     full_env = {**{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SECRET_KEY")}, **env}
     process = subprocess.Popen(
         [sys.executable, "-m", "serving", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT, env=full_env, stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=full_env,
+        stdout=log_path.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -162,8 +171,12 @@ def main() -> None:
             store.promote(MODEL, versions[0], reason="bench", actor="bench")
             port = _free_port()
             url = f"http://127.0.0.1:{port}"
-            env = {"MODEL_STORE": str(store.root), "MODELS_DIR": str(ROOT / "models"), "SECRET_KEY": SECRET_KEY,
-                   "DATABASE_URL": db.full_url()}  # fmt: skip
+            env = {
+                "MODEL_STORE": str(store.root),
+                "MODELS_DIR": str(ROOT / "models"),
+                "SECRET_KEY": SECRET_KEY,
+                "DATABASE_URL": db.full_url(),
+            }
             backend = start_backend(env, port, tmp_path / "backend.log")
             token = mint(SECRET_KEY, role="admin", ttl=timedelta(hours=1))
 
@@ -174,8 +187,9 @@ def main() -> None:
                 while time.perf_counter() < started + 2 * seconds / 3:
                     store.promote(MODEL, versions[i % 2], reason="bench", actor="bench")
                     t0 = time.perf_counter()
-                    r = requests.post(f"{url}/admin/reload_models", headers={"Authorization": f"Bearer {token}"},
-                                      timeout=60)  # fmt: skip
+                    r = requests.post(
+                        f"{url}/admin/reload_models", headers={"Authorization": f"Bearer {token}"}, timeout=60
+                    )
                     done.append({"status": r.status_code, "ms": round((time.perf_counter() - t0) * 1000, 1)})
                     i += 1
                     time.sleep(args.reload_every)
@@ -195,14 +209,21 @@ def main() -> None:
     print(f"{'phase':<10} {'requests':>9} {'failed':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} reloads")
     for name, r in (("baseline", baseline), ("reloading", during)):
         reloads = f"{len(r['reloads'])} ({sum(x['status'] == 200 for x in r['reloads'])} ok)" if r["reloads"] else "-"
-        print(f"{name:<10} {r['requests']:>9,} {r['failed']:>7} {r['requests_per_s']:>8.1f} {r['p50_ms']:>8.1f} "
-              f"{r['p99_ms']:>8.1f} {r['max_ms']:>8.1f} {reloads}")  # fmt: skip
+        print(
+            f"{name:<10} {r['requests']:>9,} {r['failed']:>7} {r['requests_per_s']:>8.1f} {r['p50_ms']:>8.1f} "
+            f"{r['p99_ms']:>8.1f} {r['max_ms']:>8.1f} {reloads}"
+        )
     print(f"reloading / baseline: req/s x{ratios['requests_per_s']}, p50 x{ratios['p50_ms']}, p99 x{ratios['p99_ms']}")
     print(f"versions served while reloading: {', '.join(during['versions_served'])}")
     out = ROOT / "bench" / "results" / "serving_load.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"clients": args.clients, "seconds": args.seconds, "baseline": baseline, "reloading": during,
-               "ratios": ratios}  # fmt: skip
+    payload = {
+        "clients": args.clients,
+        "seconds": args.seconds,
+        "baseline": baseline,
+        "reloading": during,
+        "ratios": ratios,
+    }
     out.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"written to {out.relative_to(ROOT)}")
 

@@ -45,8 +45,14 @@ def write_feature_table(path: Path, model: str, rows: int, seed: int = 0) -> Non
     label = (rng.random(rows) < sigmoid(clinical.logit(values, t))).astype(float)
     label[rng.random(rows) < 0.2] = np.nan
     created = np.datetime64("2026-05-24T00:00:00") + (t * 182 * 86400).astype("timedelta64[s]")
-    frame = pd.DataFrame({"record_id": np.arange(1, rows + 1, dtype=np.int64), "created_at": created,
-                          "model_version": "v1", "prediction": "Low Risk"})  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "record_id": np.arange(1, rows + 1, dtype=np.int64),
+            "created_at": created,
+            "model_version": "v1",
+            "prediction": "Low Risk",
+        }
+    )
     for feature in clinical.features:
         column = values[feature.key]
         frame[feature.key] = column.astype(object) if feature.kind == "category" else column.astype(float)
@@ -82,16 +88,27 @@ def child(model: str | None, table: Path | None, store: Path | None) -> None:
     read = time.perf_counter() - started
     outcome = train_one(recipe, frame, store=ModelStore(store), ds="2026-11-22", provenance={"sql": {}})
     total = time.perf_counter() - started
-    print(json.dumps({"read_s": read, "total_s": total, "train_rows": outcome.train_rows, "peak_rss_mb": peak_rss_mb(),
-                      "accuracy": outcome.metrics["accuracy"] if outcome.metrics else None}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "read_s": read,
+                "total_s": total,
+                "train_rows": outcome.train_rows,
+                "peak_rss_mb": peak_rss_mb(),
+                "accuracy": outcome.metrics["accuracy"] if outcome.metrics else None,
+            }
+        )
+    )
 
 
 def measure(model: str, table: Path, store: Path) -> dict:
     """Run :func:`child` in a fresh interpreter; its timings and its own peak RSS."""
     done = subprocess.run(
         [sys.executable, "-m", "bench.train_scale", "--child", model, str(table), str(store)],
-        cwd=ROOT, capture_output=True, text=True,
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"training {model} failed: {done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -99,8 +116,13 @@ def measure(model: str, table: Path, store: Path) -> dict:
 
 def idle_rss_mb() -> float:
     """Peak RSS of an interpreter that only imports what training imports: the floor under every figure."""
-    done = subprocess.run([sys.executable, "-m", "bench.train_scale", "--child", "-", "-", "-"], cwd=ROOT,
-                          capture_output=True, text=True, check=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.train_scale", "--child", "-", "-", "-"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])["peak_rss_mb"]
 
 
@@ -139,8 +161,13 @@ def main() -> None:
                 table = Path(tmp) / f"{model}-{rows}"
                 write_feature_table(table, model, rows)
                 r = measure(model, table, Path(tmp) / "store")
-                results.append({"model": model, "rows": rows, **{k: round(v, 3) if isinstance(v, float) else v
-                                                                 for k, v in r.items()}})  # fmt: skip
+                results.append(
+                    {
+                        "model": model,
+                        "rows": rows,
+                        **{k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()},
+                    }
+                )
         if not args.no_spark:
             from jobs.ml.recipes import load_recipes
 
@@ -148,19 +175,27 @@ def main() -> None:
             table = Path(tmp) / f"diabetes-{args.rows}"
             arrow = min(measure("diabetes", table, Path(tmp) / "store")["read_s"] for _ in range(2))
             spark = spark_read_seconds(table, list(recipe.columns))
-            spark_vs_arrow = {"rows": args.rows, "pyarrow_s": round(arrow, 2), "spark_topandas_s": round(spark, 2),
-                              "ratio": round(spark / arrow, 2)}  # fmt: skip
+            spark_vs_arrow = {
+                "rows": args.rows,
+                "pyarrow_s": round(arrow, 2),
+                "spark_topandas_s": round(spark, 2),
+                "ratio": round(spark / arrow, 2),
+            }
     floor = idle_rss_mb()
 
     print(f"{'model':<10} {'rows':>10} {'read s':>8} {'total s':>8} {'peak RSS MB':>12} {'x time':>7} {'x memory':>9}")
     for r in results:
         base = next(b for b in results if b["model"] == r["model"] and b["rows"] == args.baseline)
-        print(f"{r['model']:<10} {r['rows']:>10,} {r['read_s']:>8.2f} {r['total_s']:>8.2f} {r['peak_rss_mb']:>12.0f} "
-              f"{r['total_s'] / base['total_s']:>7.1f} {r['peak_rss_mb'] / base['peak_rss_mb']:>9.2f}")  # fmt: skip
+        print(
+            f"{r['model']:<10} {r['rows']:>10,} {r['read_s']:>8.2f} {r['total_s']:>8.2f} {r['peak_rss_mb']:>12.0f} "
+            f"{r['total_s'] / base['total_s']:>7.1f} {r['peak_rss_mb'] / base['peak_rss_mb']:>9.2f}"
+        )
     print(f"(an interpreter that only imports the training modules peaks at {floor:.0f} MB)")
     if spark_vs_arrow:
-        print(f"reading diabetes at {args.rows:,} rows: pyarrow {spark_vs_arrow['pyarrow_s']} s, Spark + toPandas "
-              f"{spark_vs_arrow['spark_topandas_s']} s ({spark_vs_arrow['ratio']}x)")  # fmt: skip
+        print(
+            f"reading diabetes at {args.rows:,} rows: pyarrow {spark_vs_arrow['pyarrow_s']} s, Spark + toPandas "
+            f"{spark_vs_arrow['spark_topandas_s']} s ({spark_vs_arrow['ratio']}x)"
+        )
     out = ROOT / "bench" / "results" / "train_scale.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"results": results, "import_floor_mb": floor, "read": spark_vs_arrow}, indent=2) + "\n")

@@ -38,9 +38,22 @@ log = logging.getLogger("retrain")
 
 #: in the order ``retrain --help`` lists them: the database, the steps of a run, the SQL project, the rest
 COMMANDS = (
-    db, extract, transform, train, validate, deploy, notify, compile, ls, check, test_data, models, token, demo,
+    db,
+    extract,
+    transform,
+    train,
+    validate,
+    deploy,
+    notify,
+    compile,
+    ls,
+    check,
+    test_data,
+    models,
+    token,
+    demo,
     class_archive,
-)  # fmt: skip
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -251,9 +251,17 @@ def deploy(settings: Settings, ctx: RunContext, *, backoff_seconds: float = 1.0)
         message = f"{e} The production pointers were restored to {_describe(previous_versions)}."
         _write(
             folder.deploy_summary,
-            DeployResult(ctx.ds_str, "rolled_back", approved, previous_versions, {}, attempts, message,
-                         round(time.monotonic() - started, 3)),
-        )  # fmt: skip
+            DeployResult(
+                ctx.ds_str,
+                "rolled_back",
+                approved,
+                previous_versions,
+                {},
+                attempts,
+                message,
+                round(time.monotonic() - started, 3),
+            ),
+        )
         raise (e.__class__ if isinstance(e, DeployError) else DeployError)(message) from e
 
     result = DeployResult(
@@ -280,8 +288,9 @@ def _restore(store: ModelStore, previous: dict[str, Any], ctx: RunContext) -> No
 
 def _reload_quietly(settings: Settings) -> None:
     try:
-        reload_backend(settings.backend_url, settings.admin_jwt_token or "", timeout=settings.reload_timeout_seconds,
-                       attempts=1)  # fmt: skip
+        reload_backend(
+            settings.backend_url, settings.admin_jwt_token or "", timeout=settings.reload_timeout_seconds, attempts=1
+        )
     except DeployError as e:
         log.warning("The backend could not reload the restored pointers: %s", e)
 

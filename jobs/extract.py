@@ -62,8 +62,12 @@ class ExtractResult:
         return self.rows == 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ds": self.ds, "rows": self.rows, "nothing_new": self.nothing_new,
-                "snapshots": [asdict(s) for s in self.snapshots]}  # fmt: skip
+        return {
+            "ds": self.ds,
+            "rows": self.rows,
+            "nothing_new": self.nothing_new,
+            "snapshots": [asdict(s) for s in self.snapshots],
+        }
 
 
 def _conform(df: DataFrame, source: Source) -> DataFrame:

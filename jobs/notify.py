@@ -41,8 +41,14 @@ class NotifyResult:
     webhook: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ds": self.ds, "status": self.status, "report_md": self.report_md, "report_json": self.report_json,
-                "plot": self.plot, "webhook": self.webhook}  # fmt: skip
+        return {
+            "ds": self.ds,
+            "status": self.status,
+            "report_md": self.report_md,
+            "report_json": self.report_json,
+            "plot": self.plot,
+            "webhook": self.webhook,
+        }
 
 
 def notify(settings: Settings, ctx: RunContext, *, failures: Mapping[str, str] | None = None) -> NotifyResult:
@@ -54,13 +60,20 @@ def notify(settings: Settings, ctx: RunContext, *, failures: Mapping[str, str] |
     report["plot"] = plot.name if plot else None
     summary = settings.redact(summary_text(report))
     report["summary"] = summary
-    report["webhook"] = post_webhook(settings.notify_webhook_url, summary) if settings.notify_webhook_url else (
-        "not configured")  # fmt: skip
+    report["webhook"] = (
+        post_webhook(settings.notify_webhook_url, summary) if settings.notify_webhook_url else ("not configured")
+    )
     folder.report_json.write_text(settings.redact(json.dumps(report, indent=2, default=str)) + "\n", "utf-8")
     folder.report_md.write_text(settings.redact(render_markdown(report)), encoding="utf-8")
     log.info("Report: %s (%s).", folder.report_md, report["status"])
-    return NotifyResult(ctx.ds_str, report["status"], str(folder.report_md), str(folder.report_json),
-                        str(plot) if plot else None, report["webhook"])  # fmt: skip
+    return NotifyResult(
+        ctx.ds_str,
+        report["status"],
+        str(folder.report_md),
+        str(folder.report_json),
+        str(plot) if plot else None,
+        report["webhook"],
+    )
 
 
 # -- gathering ----------------------------------------------------------------------------------------------------
@@ -252,10 +265,14 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += [f"Quarantined rows: {quarantine['rows']:,} ({reasons}).", ""]
     tests = (report["transform"] or {}).get("data_tests")
     if tests:
-        lines += [f"Data tests: {tests['run']} run, {len(tests['failed'])} failed"
-                  + (f" ({', '.join(tests['failed'])})" if tests["failed"] else "")
-                  + f", {len(tests['warned'])} warned"
-                  + (f" ({', '.join(tests['warned'])})" if tests["warned"] else "") + ".", ""]  # fmt: skip
+        lines += [
+            f"Data tests: {tests['run']} run, {len(tests['failed'])} failed"
+            + (f" ({', '.join(tests['failed'])})" if tests["failed"] else "")
+            + f", {len(tests['warned'])} warned"
+            + (f" ({', '.join(tests['warned'])})" if tests["warned"] else "")
+            + ".",
+            "",
+        ]
     lines += ["## Models", ""]
     models = report["models"]
     if models:
@@ -299,8 +316,14 @@ def _metrics_table(models: Mapping[str, dict[str, Any]]) -> list[str]:
                 rows.append(f"| {name} | {role} {side.get('version') or ''} | {cells} |")
     if not rows:
         return []
-    return ["### Holdout scores", "", f"| model | version | {' | '.join(METRICS)} |",
-            "| --- | --- |" + " ---: |" * len(METRICS), *rows, ""]  # fmt: skip
+    return [
+        "### Holdout scores",
+        "",
+        f"| model | version | {' | '.join(METRICS)} |",
+        "| --- | --- |" + " ---: |" * len(METRICS),
+        *rows,
+        "",
+    ]
 
 
 def _deploy_line(deploy: dict[str, Any] | None) -> str:

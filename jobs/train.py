@@ -112,16 +112,21 @@ def train_one(
     parts = split(frame, recipe)
     counts = parts.class_counts(recipe.label)
     base = {
-        "model": recipe.name, "rows": parts.rows, "labelled_rows": parts.labelled,
-        "label_coverage": round(parts.label_coverage, 6), "class_counts": counts,
-        "train_rows": len(parts.train), "holdout_rows": len(parts.holdout),
-    }  # fmt: skip
+        "model": recipe.name,
+        "rows": parts.rows,
+        "labelled_rows": parts.labelled,
+        "label_coverage": round(parts.label_coverage, 6),
+        "class_counts": counts,
+        "train_rows": len(parts.train),
+        "holdout_rows": len(parts.holdout),
+    }
     train_classes = set(np.unique(parts.train[recipe.label].to_numpy()).tolist())
     reason = _skip_reason(recipe, parts.labelled, train_classes, len(parts.holdout), counts)
     if reason:
         log.warning("%s: not trained: %s.", recipe.name, reason)
-        return ModelTraining(version=None, reason=reason, duration_seconds=round(time.perf_counter() - started, 3),
-                             **base)  # fmt: skip
+        return ModelTraining(
+            version=None, reason=reason, duration_seconds=round(time.perf_counter() - started, 3), **base
+        )
 
     estimator = recipe.build_estimator()
     estimator.fit(features_frame(recipe, parts.train), parts.train[recipe.label].to_numpy())
@@ -156,10 +161,17 @@ def train_one(
         "fit_seconds": round(fit_seconds, 3),
     }
     version, digest = store.write(recipe.name, ds, estimator, metrics, metadata)
-    log.info("%s: trained %s on %d rows, holdout accuracy %.4f.", recipe.name, version, len(parts.train),
-             metrics["accuracy"])  # fmt: skip
-    return ModelTraining(version=version, reason=None, metrics=metrics, artifact_sha256=digest,
-                         duration_seconds=round(time.perf_counter() - started, 3), **base)  # fmt: skip
+    log.info(
+        "%s: trained %s on %d rows, holdout accuracy %.4f.", recipe.name, version, len(parts.train), metrics["accuracy"]
+    )
+    return ModelTraining(
+        version=version,
+        reason=None,
+        metrics=metrics,
+        artifact_sha256=digest,
+        duration_seconds=round(time.perf_counter() - started, 3),
+        **base,
+    )
 
 
 def train(

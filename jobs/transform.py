@@ -98,8 +98,9 @@ def transform(
     try:
         partitions = {name: r.config.partition_by for name, r in compiled.rendered.items()}
         observe = observed_metrics(compiled.tests, partitions) if testing else None
-        runs = runner.run(reader, select, keep_cache=testing, exclude=exclude, threads=settings.sql_threads,
-                          observe=observe)  # fmt: skip
+        runs = runner.run(
+            reader, select, keep_cache=testing, exclude=exclude, threads=settings.sql_threads, observe=observe
+        )
         tests = data_tests(spark, compiled, settings.sql_threads, runner.observed) if testing else []
     finally:
         runner.release_cache()

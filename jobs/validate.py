@@ -126,9 +126,14 @@ def validate_one(
     }
     log.info("%s: %s (%s).", recipe.name, decision.verdict, "; ".join(decision.codes))
     return ModelVerdict(
-        recipe.name, decision.verdict, decision.reasons, version, pointer.version if pointer else None,
-        decision.forced, record,
-    )  # fmt: skip
+        recipe.name,
+        decision.verdict,
+        decision.reasons,
+        version,
+        pointer.version if pointer else None,
+        decision.forced,
+        record,
+    )
 
 
 def validate(

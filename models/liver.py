@@ -25,15 +25,30 @@ CATEGORICAL = ("sex", "alcohol_use")
 def build_estimator():
     features = ColumnTransformer(
         [
-            ("labs", make_pipeline(SimpleImputer(strategy="median", add_indicator=True),
-                                   FunctionTransformer(np.arcsinh), StandardScaler()), list(LABS)),
-            ("other", make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler()),
-             ["age", "albumin"]),
-            ("categories", make_pipeline(SimpleImputer(strategy="constant", fill_value="unknown"),
-                                         OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
-             list(CATEGORICAL)),
+            (
+                "labs",
+                make_pipeline(
+                    SimpleImputer(strategy="median", add_indicator=True),
+                    FunctionTransformer(np.arcsinh),
+                    StandardScaler(),
+                ),
+                list(LABS),
+            ),
+            (
+                "other",
+                make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler()),
+                ["age", "albumin"],
+            ),
+            (
+                "categories",
+                make_pipeline(
+                    SimpleImputer(strategy="constant", fill_value="unknown"),
+                    OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+                ),
+                list(CATEGORICAL),
+            ),
         ]
-    )  # fmt: skip
+    )
     return Pipeline([("features", features), ("model", LogisticRegression(max_iter=1_000))])
 
 

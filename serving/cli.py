@@ -33,13 +33,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)  # fmt: skip
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     try:
         settings = Settings.from_env()
         if settings.uses_embedded_database:
-            log.info("DATABASE_URL is unset: using the embedded PostgreSQL at %s (start it with `retrain db start`).",
-                     settings.embedded_database_url)  # fmt: skip
+            log.info(
+                "DATABASE_URL is unset: using the embedded PostgreSQL at %s (start it with `retrain db start`).",
+                settings.embedded_database_url,
+            )
         from serving.app import create_app
 
         app = create_app(settings)

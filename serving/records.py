@@ -76,8 +76,9 @@ class RecordLog:
                 if e.pgcode == FOREIGN_KEY_VIOLATION:
                     raise UnknownUserError(f"user_id {user_id} is not a known user.") from e
                 broken = isinstance(e, psycopg2.OperationalError | psycopg2.InterfaceError)
-                raise RecordLogUnavailable(f"Could not log the record in {self.database.redacted()}: "
-                                           f"{_first_line(e)}") from e  # fmt: skip
+                raise RecordLogUnavailable(
+                    f"Could not log the record in {self.database.redacted()}: {_first_line(e)}"
+                ) from e
             finally:
                 pool.putconn(conn, close=broken or bool(conn.closed))
 

@@ -14,9 +14,16 @@ from jobs.demo.clinical import MODELS, sigmoid
 
 
 def feature_table(
-    path: Path, model: str, rows: int, *, seed: int = 0, t: float = 0.0, first_id: int = 1, labelled: float = 0.8,
+    path: Path,
+    model: str,
+    rows: int,
+    *,
+    seed: int = 0,
+    t: float = 0.0,
+    first_id: int = 1,
+    labelled: float = 0.8,
     label: int | None = None,
-) -> pd.DataFrame:  # fmt: skip
+) -> pd.DataFrame:
     """Write ``rows`` records of ``model`` (outcome drawn from the demo's clinical model at time ``t``) as Parquet
     partitioned by ``created_month``; ``label`` forces every verified label to that class."""
     rng = np.random.default_rng(seed)
@@ -29,17 +36,20 @@ def feature_table(
         outcome[:] = label
     outcome[rng.random(rows) >= labelled] = np.nan
     start = datetime(2026, 9, 1, tzinfo=UTC)
-    frame = pd.DataFrame({
-        "record_id": np.arange(first_id, first_id + rows, dtype=np.int64),
-        "created_at": [start + timedelta(minutes=int(m)) for m in np.sort(rng.integers(0, 60 * 24 * 60, rows))],
-        "model_version": "v1",
-        "prediction": np.where(rng.random(rows) < 0.5, "High Risk", "Low Risk"),
-    })  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "record_id": np.arange(first_id, first_id + rows, dtype=np.int64),
+            "created_at": [start + timedelta(minutes=int(m)) for m in np.sort(rng.integers(0, 60 * 24 * 60, rows))],
+            "model_version": "v1",
+            "prediction": np.where(rng.random(rows) < 0.5, "High Risk", "Low Risk"),
+        }
+    )
     for feature in clinical.features:
         column = values[feature.key]
         frame[feature.key] = column.astype(object) if feature.kind == "category" else column.astype(float)
-    frame["age_band"] = pd.cut(age, [0, 30, 45, 60, 75, 200], right=False,
-                               labels=["under_30", "30-44", "45-59", "60-74", "75+"]).astype(str)  # fmt: skip
+    frame["age_band"] = pd.cut(
+        age, [0, 30, 45, 60, 75, 200], right=False, labels=["under_30", "30-44", "45-59", "60-74", "75+"]
+    ).astype(str)
     frame["label"] = pd.array(outcome, dtype="Int32")
     frame["created_month"] = frame["created_at"].map(lambda d: d.strftime("%Y-%m"))
     pq.write_to_dataset(pa.Table.from_pandas(frame, preserve_index=False), path, partition_cols=["created_month"])

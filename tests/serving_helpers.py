@@ -263,6 +263,10 @@ def start_stack(root: Path, pg: Any) -> Stack:
     }
     for model in versions:
         store.promote(model, versions[model]["v1"], reason="test", actor="tests")
-    env = {"MODEL_STORE": str(store.root), "MODELS_DIR": str(models_dir), "SECRET_KEY": SECRET_KEY,
-           "DATABASE_URL": database_url(pg)}  # fmt: skip
+    env = {
+        "MODEL_STORE": str(store.root),
+        "MODELS_DIR": str(models_dir),
+        "SECRET_KEY": SECRET_KEY,
+        "DATABASE_URL": database_url(pg),
+    }
     return Stack(store, models_dir, versions, Backend(env, root / "backend.log"), pg)

@@ -40,8 +40,28 @@ def test_each_row_shows_when_its_entry_was_measured_and_a_kept_failure_keeps_its
     header, _, *rows = table(report).splitlines()
     assert _cells(header)[3] == "measured (UTC)"
     ours, pandas, naive = (_cells(row) for row in rows)
-    assert ours == ["1,000", "100", "ours: extract + transform", "2026-11-26 05:48", "1", "10.0", "10", "1.00",
-                    "1.00x", "1.00x"]  # fmt: skip
+    assert ours == [
+        "1,000",
+        "100",
+        "ours: extract + transform",
+        "2026-11-26 05:48",
+        "1",
+        "10.0",
+        "10",
+        "1.00",
+        "1.00x",
+        "1.00x",
+    ]
     assert pandas[3:6] == ["2026-11-26 05:48", "1", "20.0"] and pandas[8] == "2.00x"
-    assert naive == ["1,000", "", "naive Spark (1 partition, no fetchsize)", "2026-11-26 01:19", "1",
-                     "stopped after 352 s", "", "2.00", "", ""]  # fmt: skip
+    assert naive == [
+        "1,000",
+        "",
+        "naive Spark (1 partition, no fetchsize)",
+        "2026-11-26 01:19",
+        "1",
+        "stopped after 352 s",
+        "",
+        "2.00",
+        "",
+        "",
+    ]

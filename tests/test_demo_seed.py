@@ -83,13 +83,14 @@ def test_every_record_is_what_the_report_says(data):
     key = ["user_id", "record_type", "data", "created_at"]
     duplicate = records.duplicated(subset=key, keep="first").to_numpy()
     assert (found[duplicate] != "malformed_json").all()  # never a duplicate of a quarantined record
-    found = np.where(duplicate & ~np.isin(found, ["malformed_json", "unknown_record_type", "impossible_value"]),
-                     "duplicate", found)  # fmt: skip
+    found = np.where(
+        duplicate & ~np.isin(found, ["malformed_json", "unknown_record_type", "impossible_value"]), "duplicate", found
+    )
     assert (found == data.truth["injected"].to_numpy()).all()
     labelled = records["verified_outcome"].notna().to_numpy()
-    assert KindCounts.of(found, labelled) == KindCounts(**{
-        k: getattr(data.report, k) for k in KindCounts.__dataclass_fields__
-    })  # fmt: skip
+    assert KindCounts.of(found, labelled) == KindCounts(
+        **{k: getattr(data.report, k) for k in KindCounts.__dataclass_fields__}
+    )
 
 
 @pytest.mark.parametrize("kind", list(DIRTY_RATES))
@@ -167,7 +168,8 @@ def sql_counts(db) -> dict[str, int]:
                 SELECT j.id, e.key, e.value FROM j, jsonb_each(j.doc) e WHERE j.doc IS NOT NULL;
             """)
             soft = "NOT dup AND id IN (SELECT id FROM kv WHERE"  # kept defects, counted on originals only
-            cur.execute(f"""
+            cur.execute(
+                f"""
                 SELECT
                   count(*) FILTER (WHERE doc IS NULL) AS malformed_json,
                   count(*) FILTER (WHERE doc IS NOT NULL AND record_type NOT IN {known}) AS unknown_record_type,
@@ -189,7 +191,9 @@ def sql_counts(db) -> dict[str, int]:
                   count(*) FILTER (WHERE {soft} value #>> '{{}}' IN ('other', 'n/a'))) AS unknown_category,
                   count(*) FILTER (WHERE verified_outcome IS NOT NULL) AS labelled
                 FROM j
-            """, {"valid": json.dumps(valid)})  # fmt: skip
+            """,
+                {"valid": json.dumps(valid)},
+            )
             names = [c.name for c in cur.description]
             row = cur.fetchone()
     finally:
@@ -227,8 +231,9 @@ def test_seeded_database_holds_the_generated_rows(seeded, data):
             assert (count, lo, hi) == (ROWS, 1, ROWS)
             cur.execute("SELECT count(*), count(*) FILTER (WHERE allow_data_collection) FROM users")
             assert cur.fetchone() == (report.users, report.consenting_users)
-            cur.execute("SELECT count(*) FROM health_records r JOIN users u ON u.id = r.user_id "
-                        "WHERE u.allow_data_collection")  # fmt: skip
+            cur.execute(
+                "SELECT count(*) FROM health_records r JOIN users u ON u.id = r.user_id WHERE u.allow_data_collection"
+            )
             assert cur.fetchone()[0] == report.consenting_records
             cur.execute("SELECT data, created_at, confidence FROM health_records WHERE id = 1")
             data_, created, confidence = cur.fetchone()

@@ -218,8 +218,13 @@ def test_retrain_deploy_and_notify_commands(
 
     down = f"http://127.0.0.1:{free_port()}"
     settings = settings_for(at_v1, tmp_path, down)
-    for name, value in {"DATA_DIR": settings.data_dir, "MODEL_STORE": settings.model_store, "BACKEND_URL": down,
-                        "ADMIN_JWT_TOKEN": settings.admin_jwt_token, "RELOAD_ATTEMPTS": "1"}.items():  # fmt: skip
+    for name, value in {
+        "DATA_DIR": settings.data_dir,
+        "MODEL_STORE": settings.model_store,
+        "BACKEND_URL": down,
+        "ADMIN_JWT_TOKEN": settings.admin_jwt_token,
+        "RELOAD_ATTEMPTS": "1",
+    }.items():
         monkeypatch.setenv(name, str(value))
     approve(settings, at_v1)
     assert main(["deploy", "--ds", DS]) == 0

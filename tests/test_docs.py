@@ -40,8 +40,11 @@ def repository_files() -> list[Path]:
     """Tracked files, and new files not ignored by .gitignore, that are still in the working tree."""
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=REPO_ROOT, capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     paths = (REPO_ROOT / name for name in listed.split("\0") if name)
     return [path for path in paths if path.is_file()]
 

@@ -20,16 +20,22 @@ from jobs.sqlproject.modelconfig import parse_config
         (1.5, {}, "The x must be a whole number. Got 1.5 instead."),
         (0, {"minimum": 1}, "The x must be a whole number of at least 1. Got 0 instead."),
         (11, {"maximum": 10}, "The x must be a whole number of at most 10. Got 11 instead."),
-        (1.5, {"kind": float, "minimum": 0, "maximum": 1, "closed": "neither"},
-         "The x must be a number in (0, 1). Got 1.5 instead."),
-        (0, {"kind": float, "minimum": 0, "maximum": 1, "closed": "neither"},
-         "The x must be a number in (0, 1). Got 0 instead."),
+        (
+            1.5,
+            {"kind": float, "minimum": 0, "maximum": 1, "closed": "neither"},
+            "The x must be a number in (0, 1). Got 1.5 instead.",
+        ),
+        (
+            0,
+            {"kind": float, "minimum": 0, "maximum": 1, "closed": "neither"},
+            "The x must be a number in (0, 1). Got 0 instead.",
+        ),
         (float("nan"), {"kind": float}, "The x must be a number. Got nan instead."),
         ("yes", {"kind": bool}, "The x must be true or false. Got 'yes' instead."),
         (1, {"kind": bool}, "The x must be true or false. Got 1 instead."),
         ("many", {"from_text": True}, "The x must be a whole number. Got 'many' instead."),
     ],
-)  # fmt: skip
+)
 def test_bad_values_have_one_message_shape(value, kwargs, message) -> None:
     kind = kwargs.pop("kind", int)
     with pytest.raises(ConfigError) as info:
@@ -58,21 +64,36 @@ def test_the_error_class_is_the_callers() -> None:
 
 def test_every_caller_uses_the_same_shape(tmp_path) -> None:
     cases = [
-        (lambda: Settings.from_env({"JDBC_FETCHSIZE": "lots"}, root=tmp_path),
-         "The JDBC_FETCHSIZE setting must be a whole number of at least 1. Got 'lots' instead."),
-        (lambda: Settings.from_env({"SQL_THREADS": "0"}, root=tmp_path),
-         "The SQL_THREADS setting must be a whole number of at least 1. Got 0 instead."),
-        (lambda: Settings.from_env({"RETRAIN_PG_PORT": "0"}, root=tmp_path),
-         "The RETRAIN_PG_PORT setting must be a whole number of at least 1. Got 0 instead."),
-        (lambda: lookback_days({"lookback_days": True}),
-         "The 'lookback_days' var (sql/project.yml or --vars) must be a whole number of at least 1. Got True instead."),
-        (lambda: RunContext.for_ds("2026-11-22").window(0),
-         "The 'lookback_days' var must be a whole number of at least 1. Got 0 instead."),
-        (lambda: parse_config({"repartition": True}, "m (sql/m.sql)"),
-         "m (sql/m.sql): config(repartition=...) must be a whole number of at least 1. Got True instead."),
-        (lambda: parse_config({"cache": "yes"}, "m (sql/m.sql)"),
-         "m (sql/m.sql): config(cache=...) must be true or false. Got 'yes' instead."),
-    ]  # fmt: skip
+        (
+            lambda: Settings.from_env({"JDBC_FETCHSIZE": "lots"}, root=tmp_path),
+            "The JDBC_FETCHSIZE setting must be a whole number of at least 1. Got 'lots' instead.",
+        ),
+        (
+            lambda: Settings.from_env({"SQL_THREADS": "0"}, root=tmp_path),
+            "The SQL_THREADS setting must be a whole number of at least 1. Got 0 instead.",
+        ),
+        (
+            lambda: Settings.from_env({"RETRAIN_PG_PORT": "0"}, root=tmp_path),
+            "The RETRAIN_PG_PORT setting must be a whole number of at least 1. Got 0 instead.",
+        ),
+        (
+            lambda: lookback_days({"lookback_days": True}),
+            "The 'lookback_days' var (sql/project.yml or --vars) must be a whole number of at least 1. "
+            "Got True instead.",
+        ),
+        (
+            lambda: RunContext.for_ds("2026-11-22").window(0),
+            "The 'lookback_days' var must be a whole number of at least 1. Got 0 instead.",
+        ),
+        (
+            lambda: parse_config({"repartition": True}, "m (sql/m.sql)"),
+            "m (sql/m.sql): config(repartition=...) must be a whole number of at least 1. Got True instead.",
+        ),
+        (
+            lambda: parse_config({"cache": "yes"}, "m (sql/m.sql)"),
+            "m (sql/m.sql): config(cache=...) must be true or false. Got 'yes' instead.",
+        ),
+    ]
     for call, message in cases:
         with pytest.raises((ConfigError, CompilationError)) as info:
             call()
@@ -91,6 +112,9 @@ def test_data_test_minimum_uses_the_same_shape(tmp_path) -> None:
     (project_dir / "models" / "m.sql").write_text("SELECT * FROM {{ source('s') }}\n")
     (project_dir / "models" / "m.yml").write_text("tests:\n  - row_count_min: {min: -1}\n")
     project = load_project(project_dir, {})
-    with pytest.raises(SqlProjectError, match=r"row_count_min's 'min:' must be a whole number of at least 0\. "
-                       r"Got -1 instead\."):  # fmt: skip
+    with pytest.raises(
+        SqlProjectError,
+        match=r"row_count_min's 'min:' must be a whole number of at least 0\. "
+        r"Got -1 instead\.",
+    ):
         CompiledProject.build(project, RunContext.for_ds("2026-11-22"))

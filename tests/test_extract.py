@@ -110,8 +110,10 @@ def test_snapshot_values_are_postgresql_s_to_the_microsecond(spark, settings, em
     insert(empty_db, [(1, True), (2, True)], records)
     with psycopg2.connect(**empty_db.psycopg_kwargs()) as conn, conn.cursor() as cur:
         cur.execute("UPDATE health_records SET confidence = NULL, model_version = NULL WHERE record_type = 'liver'")
-        cur.execute("UPDATE health_records SET confidence = 0.1::float8 + 0.2::float8, verified_outcome = 'positive' "
-                    "WHERE record_type = 'heart'")  # fmt: skip
+        cur.execute(
+            "UPDATE health_records SET confidence = 0.1::float8 + 0.2::float8, verified_outcome = 'positive' "
+            "WHERE record_type = 'heart'"
+        )
         cur.execute(
             "SELECT id, user_id, record_type, data, prediction, confidence, model_version, verified_outcome, "
             "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') FROM health_records ORDER BY id"
@@ -120,10 +122,22 @@ def test_snapshot_values_are_postgresql_s_to_the_microsecond(spark, settings, em
 
     result = extract(settings_for(settings, empty_db, data_dir=tmp_path / "data"), CTX, spark)
     (snapshot,) = result.snapshots
-    actual = spark.read.parquet(snapshot.path).selectExpr(
-        "id", "user_id", "record_type", "data", "prediction", "confidence", "model_version", "verified_outcome",
-        "date_format(created_at, 'yyyy-MM-dd HH:mm:ss.SSSSSS')",
-    ).orderBy("id").collect()  # fmt: skip
+    actual = (
+        spark.read.parquet(snapshot.path)
+        .selectExpr(
+            "id",
+            "user_id",
+            "record_type",
+            "data",
+            "prediction",
+            "confidence",
+            "model_version",
+            "verified_outcome",
+            "date_format(created_at, 'yyyy-MM-dd HH:mm:ss.SSSSSS')",
+        )
+        .orderBy("id")
+        .collect()
+    )
     assert [tuple(row) for row in actual] == expected
     assert expected[0][5] == 0.1 + 0.2 and expected[0][8].endswith(".876543")
 
@@ -290,8 +304,11 @@ def test_database_killed_during_read_leaves_previous_snapshot(spark, settings, t
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
                 try:
-                    if scalar(db, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(0.01)%' "
-                              "AND pid <> pg_backend_pid() AND query NOT LIKE '%count(*)%'"):  # fmt: skip
+                    if scalar(
+                        db,
+                        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(0.01)%' "
+                        "AND pid <> pg_backend_pid() AND query NOT LIKE '%count(*)%'",
+                    ):
                         cluster.stop(mode="immediate")
                         return
                 except psycopg2.Error:

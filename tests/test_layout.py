@@ -225,8 +225,13 @@ def test_serving_loads_neither_spark_nor_matplotlib() -> None:
     )
 
     def loaded_by(names: list[str]) -> str:
-        done = subprocess.run([sys.executable, "-c", script, ",".join(PIPELINE_ONLY), *names], cwd=REPO_ROOT,
-                              capture_output=True, text=True, timeout=300)  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-c", script, ",".join(PIPELINE_ONLY), *names],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         return done.stdout.strip()
 

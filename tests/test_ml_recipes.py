@@ -61,13 +61,28 @@ def test_a_recipe_named_unlike_its_file_or_without_recipe_is_an_error(tmp_path: 
 def test_coerce_inputs_reads_requests_like_the_sql_reads_the_log(recipes) -> None:
     heart = recipes["heart"]
     coerced = coerce_inputs(
-        heart, {"age": "42", "sex": " Male ", "smoker": True, "exercise_angina": "no", "chest_pain_type": "Non-Anginal",
-                "cholesterol": None, "extra": "ignored", "prediction": "High Risk"},
-    )  # fmt: skip
+        heart,
+        {
+            "age": "42",
+            "sex": " Male ",
+            "smoker": True,
+            "exercise_angina": "no",
+            "chest_pain_type": "Non-Anginal",
+            "cholesterol": None,
+            "extra": "ignored",
+            "prediction": "High Risk",
+        },
+    )
     assert coerced == {
-        "age": 42.0, "resting_bp": None, "cholesterol": None, "max_heart_rate": None, "exercise_angina": 0.0,
-        "smoker": 1.0, "sex": "male", "chest_pain_type": "non_anginal",
-    }  # fmt: skip
+        "age": 42.0,
+        "resting_bp": None,
+        "cholesterol": None,
+        "max_heart_rate": None,
+        "exercise_angina": 0.0,
+        "smoker": 1.0,
+        "sex": "male",
+        "chest_pain_type": "non_anginal",
+    }
     assert coerce_inputs(heart, {"sex": "other"})["sex"] == "other"  # kept; the encoder ignores it
     with pytest.raises(ModelInputError, match="Input 'age' of model 'heart' must be a number. Got 'forty'"):
         coerce_inputs(heart, {"age": "forty"})

@@ -34,12 +34,15 @@ def test_a_minted_admin_token_verifies_and_carries_role_and_expiry() -> None:
         (None, 401, "Missing bearer token"),
         ("not-a-jwt", 401, "Invalid token"),
         (mint("another-secret-key-of-sufficient-length-42", role="admin", ttl=timedelta(hours=1)), 401, "Invalid"),
-        (mint(SECRET, role="admin", ttl=timedelta(seconds=1), now=datetime.now(UTC) - timedelta(hours=1)), 401,
-         "expired"),
+        (
+            mint(SECRET, role="admin", ttl=timedelta(seconds=1), now=datetime.now(UTC) - timedelta(hours=1)),
+            401,
+            "expired",
+        ),
         (jwt.encode({"role": "admin"}, SECRET, algorithm="HS256"), 401, "no 'exp'"),
         (mint(SECRET, role="analyst", ttl=timedelta(hours=1)), 403, "role 'admin'"),
     ],
-)  # fmt: skip
+)
 def test_the_backend_rejects_missing_invalid_expired_and_non_admin_tokens(token, status, words) -> None:
     with pytest.raises(TokenRejected) as caught:
         verify_admin(token, SECRET)

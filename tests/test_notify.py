@@ -46,25 +46,57 @@ def a_finished_run(settings: Settings) -> None:
         partition = folder.feature_table("quarantine") / f"quarantine_reason={reason}"
         partition.mkdir(parents=True)
         pq.write_table(pa.table({"record_id": list(range(rows))}), partition / "part-0.parquet")
-    write_json(folder.transform_summary, {"ds": DS, "models": [{"name": "diabetes_features", "rows": 4000,
-               "seconds": 3.0}], "data_tests": [{"name": "not_null_record_id", "status": "pass"},
-               {"name": "accepted_values_sex", "status": "warn"}]})  # fmt: skip
-    write_json(folder.train_summary, {"duration_seconds": 20.5, "models": {
-        "diabetes": {"version": f"{DS}-aaaa1111", "rows": 3000, "labelled_rows": 1830, "label_coverage": 0.61},
-        "heart": {"version": f"{DS}-bbbb2222", "rows": 2800, "label_coverage": 0.58},
-    }})  # fmt: skip
-    write_json(folder.decision, {"duration_seconds": 2.5, "models": {
-        "diabetes": {"verdict": "deploy", "reasons": ["challenger better (McNemar p=0.001)"],
-                     "champion": {"version": "2026-11-15-cccc3333", "metrics": {"accuracy": 0.78, "rows": 800,
-                                                                      "roc_auc": 0.81}},
-                     "challenger": {"version": f"{DS}-aaaa1111", "metrics": {"accuracy": 0.83, "rows": 800,
-                                                                      "roc_auc": 0.88}}},
-        "heart": {"verdict": "reject", "reasons": ["not better than production"],
-                  "champion": {"version": "2026-11-15-dddd4444", "metrics": {"accuracy": 0.74, "rows": 700}},
-                  "challenger": {"version": f"{DS}-bbbb2222", "metrics": {"accuracy": 0.73, "rows": 700}}},
-    }})  # fmt: skip
-    write_json(folder.deploy_summary, {"status": "deployed", "deployed": {"diabetes": f"{DS}-aaaa1111"},
-               "duration_seconds": 0.4})  # fmt: skip
+    write_json(
+        folder.transform_summary,
+        {
+            "ds": DS,
+            "models": [{"name": "diabetes_features", "rows": 4000, "seconds": 3.0}],
+            "data_tests": [
+                {"name": "not_null_record_id", "status": "pass"},
+                {"name": "accepted_values_sex", "status": "warn"},
+            ],
+        },
+    )
+    write_json(
+        folder.train_summary,
+        {
+            "duration_seconds": 20.5,
+            "models": {
+                "diabetes": {"version": f"{DS}-aaaa1111", "rows": 3000, "labelled_rows": 1830, "label_coverage": 0.61},
+                "heart": {"version": f"{DS}-bbbb2222", "rows": 2800, "label_coverage": 0.58},
+            },
+        },
+    )
+    write_json(
+        folder.decision,
+        {
+            "duration_seconds": 2.5,
+            "models": {
+                "diabetes": {
+                    "verdict": "deploy",
+                    "reasons": ["challenger better (McNemar p=0.001)"],
+                    "champion": {
+                        "version": "2026-11-15-cccc3333",
+                        "metrics": {"accuracy": 0.78, "rows": 800, "roc_auc": 0.81},
+                    },
+                    "challenger": {
+                        "version": f"{DS}-aaaa1111",
+                        "metrics": {"accuracy": 0.83, "rows": 800, "roc_auc": 0.88},
+                    },
+                },
+                "heart": {
+                    "verdict": "reject",
+                    "reasons": ["not better than production"],
+                    "champion": {"version": "2026-11-15-dddd4444", "metrics": {"accuracy": 0.74, "rows": 700}},
+                    "challenger": {"version": f"{DS}-bbbb2222", "metrics": {"accuracy": 0.73, "rows": 700}},
+                },
+            },
+        },
+    )
+    write_json(
+        folder.deploy_summary,
+        {"status": "deployed", "deployed": {"diabetes": f"{DS}-aaaa1111"}, "duration_seconds": 0.4},
+    )
 
 
 def test_the_report_renders_with_its_plot_and_the_webhook_gets_the_summary(tmp_path: Path) -> None:

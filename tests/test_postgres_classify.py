@@ -21,8 +21,14 @@ WINDOW = RunContext.for_ds("2026-06-01").window(30)
 
 
 def source(relation: str = "health_records", column: str = "id") -> Source:
-    return Source(name="s", path=None, table=relation, partition_column=column, window_column="created_at",
-                  columns={column: "bigint", "created_at": "timestamp"})  # type: ignore[arg-type]  # fmt: skip
+    return Source(
+        name="s",
+        path=None,
+        table=relation,
+        partition_column=column,
+        window_column="created_at",
+        columns={column: "bigint", "created_at": "timestamp"},
+    )  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")

@@ -35,8 +35,7 @@ def test_session_cluster_runs_on_its_port_and_localhost_only(pg_cluster, pg):
     assert status.running and status.pid and status.port == pg_cluster.port
     assert status.data_dir == pg_cluster.data_dir
     assert pg.redacted() == f"postgresql://retrain:***@127.0.0.1:{pg_cluster.port}/retrain"
-    settings = dict(query(pg, "SELECT name, setting FROM pg_settings WHERE name IN "
-                              "('listen_addresses', 'port')"))  # fmt: skip
+    settings = dict(query(pg, "SELECT name, setting FROM pg_settings WHERE name IN ('listen_addresses', 'port')"))
     assert settings == {"listen_addresses": "127.0.0.1", "port": str(pg_cluster.port)}
     # unix_socket_directories is visible to superusers only: the socket file shows where it is.
     assert (pg_cluster.data_dir / f".s.PGSQL.{pg_cluster.port}").is_socket()
@@ -68,8 +67,9 @@ def test_schema_has_the_backend_tables_columns_and_indexes(pg):
         ("users", "id", "bigint", "NO"),
         ("users", "allow_data_collection", "boolean", "NO"),
     ]
-    indexes = {name: ddl for name, ddl in query(pg, "SELECT indexname, indexdef FROM pg_indexes "
-                                                    "WHERE schemaname = 'public'")}  # fmt: skip
+    indexes = {
+        name: ddl for name, ddl in query(pg, "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'")
+    }
     assert "(created_at)" in indexes["health_records_created_at_idx"]
     assert "(record_type)" in indexes["health_records_record_type_idx"]
     assert {"users_pkey", "health_records_pkey"} <= indexes.keys()
@@ -161,8 +161,9 @@ def connect_without_password(**where) -> str:
 def test_no_connection_without_the_password(pg_cluster, pg):
     for user, dbname in (("retrain", "retrain"), ("postgres", "postgres")):
         tcp = connect_without_password(host="127.0.0.1", port=pg_cluster.port, user=user, dbname=dbname)
-        socket_ = connect_without_password(host=str(pg_cluster.data_dir), port=pg_cluster.port, user=user,
-                                           dbname=dbname)  # fmt: skip
+        socket_ = connect_without_password(
+            host=str(pg_cluster.data_dir), port=pg_cluster.port, user=user, dbname=dbname
+        )
         assert "password" in tcp and "password" in socket_
     wrong = dataclasses.replace(pg, password="not-the-password")
     assert "password authentication failed" in connect_without_password(**wrong.psycopg_kwargs())
@@ -200,8 +201,9 @@ def test_a_trusting_cluster_is_locked_when_it_starts(tmp_path_factory, caplog):
         cluster.start()
         db = cluster.database_url()
         assert db.password and query(db, "SELECT current_user") == [("retrain",)]
-        assert "password" in connect_without_password(host="127.0.0.1", port=cluster.port, user="postgres",
-                                                      dbname="postgres")  # fmt: skip
+        assert "password" in connect_without_password(
+            host="127.0.0.1", port=cluster.port, user="postgres", dbname="postgres"
+        )
         assert "locking it with a password" in caplog.text and db.password not in caplog.text
         assert db.password not in (cluster.data_dir / "server.log").read_text()
     finally:

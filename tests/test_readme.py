@@ -77,8 +77,11 @@ def test_the_worked_example_builds_on_data(spark, settings, empty_db, tmp_path, 
     monkeypatch.setenv("DATABASE_URL", empty_db.full_url())
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
     block = README.split("To build it on data", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
-    commands = [line.split("#")[0].split() for line in block.splitlines() if "retrain extract" in line
-                or "retrain transform" in line]  # fmt: skip
+    commands = [
+        line.split("#")[0].split()
+        for line in block.splitlines()
+        if "retrain extract" in line or "retrain transform" in line
+    ]
     assert [c[1] for c in commands] == ["extract", "transform"]
     for command in commands:
         assert cli.main([*command[1:], "--project-dir", str(root)]) == 0

@@ -57,8 +57,14 @@ def test_a_prediction_is_served_and_logged_with_the_model_version(v1: Stack, pg)
             (result["record_id"], by_header["record_id"]),
         )
         first, second = cur.fetchall()
-    assert first[1:7] == (1, "tiny", body, "High Risk", pytest.approx(result["confidence"], abs=1e-6),
-                          v1.versions["tiny"]["v1"])  # fmt: skip
+    assert first[1:7] == (
+        1,
+        "tiny",
+        body,
+        "High Risk",
+        pytest.approx(result["confidence"], abs=1e-6),
+        v1.versions["tiny"]["v1"],
+    )
     assert abs(first[7] - datetime.now(UTC)) < timedelta(minutes=1) and first[8] is None
     assert second[1] == 1 and json.loads(second[3]) == {"x": -3, "color": "blue"} and second[4] == "Low Risk"
 
@@ -109,8 +115,11 @@ def test_a_reload_serves_the_newly_promoted_version(v1: Stack) -> None:
     answer = v1.reload()
     assert answer.status_code == 200
     v2 = v1.versions["tiny"]["v2"]
-    assert answer.json()["models"]["tiny"] == {**answer.json()["models"]["tiny"], "version": v2,
-                                               "artifact_sha256": v1.store.artifact_sha256("tiny", v2)}  # fmt: skip
+    assert answer.json()["models"]["tiny"] == {
+        **answer.json()["models"]["tiny"],
+        "version": v2,
+        "artifact_sha256": v1.store.artifact_sha256("tiny", v2),
+    }
     served = v1.backend.post("/predict/tiny", json={"x": 3, "color": "red"}).json()
     assert served["version"] == v2 and served["prediction"] == "Low Risk"  # v2 was fitted the other way round
 

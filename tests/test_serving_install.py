@@ -56,10 +56,23 @@ def serving_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # No pip of its own: this interpreter's pip installs into it (`pip --python`), which saves bootstrapping one.
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     install = subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--quiet", "--no-compile",
-         "--constraint", str(constraints), f"{source}[serving]"],
-        capture_output=True, text=True, timeout=INSTALL_TIMEOUT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(venv / "bin" / "python"),
+            "install",
+            "--quiet",
+            "--no-compile",
+            "--constraint",
+            str(constraints),
+            f"{source}[serving]",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=INSTALL_TIMEOUT,
+    )
     assert install.returncode == 0, f"pip install failed:\n{install.stdout[-3000:]}\n{install.stderr[-3000:]}"
     return venv / "bin"
 
@@ -67,8 +80,9 @@ def serving_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def run(bin_dir: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """A program of the virtualenv, outside the repository and without PYTHONPATH: it sees only what is installed."""
     env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "PYTHONPATH": "", "HOME": str(cwd)}
-    return subprocess.run([str(bin_dir / args[0]), *args[1:]], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
+    return subprocess.run(
+        [str(bin_dir / args[0]), *args[1:]], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_the_serving_extra_installs_without_spark(serving_venv: Path, tmp_path: Path) -> None:
@@ -95,8 +109,13 @@ def test_the_serving_only_install_serves_a_trained_model(serving_venv: Path, tmp
     store = ModelStore(tmp_path / "store")
     version = fit_version(store, models_dir, "tiny", high_when_positive=True)
     store.promote("tiny", version, reason="test", actor="tests")
-    env = {"MODEL_STORE": str(store.root), "MODELS_DIR": str(models_dir), "SECRET_KEY": SECRET_KEY,
-           "DATABASE_URL": database_url(pg), "PYTHONPATH": ""}  # fmt: skip
+    env = {
+        "MODEL_STORE": str(store.root),
+        "MODELS_DIR": str(models_dir),
+        "SECRET_KEY": SECRET_KEY,
+        "DATABASE_URL": database_url(pg),
+        "PYTHONPATH": "",
+    }
     backend = Backend(env, tmp_path / "backend.log", python=serving_venv / "python", cwd=tmp_path)
     try:
         models = backend.get("/models").json()["models"]

@@ -73,9 +73,11 @@ def built(spark, settings, tmp_path_factory):
     folder = run_settings.run_folder(CTX.ds_str)
     schemas = {
         "ecom__raw_customers": ("id bigint, name string, country string, created_at timestamp", CUSTOMERS),
-        "ecom__raw_orders": ("id bigint, customer_id bigint, amount double, status string, created_at timestamp",
-                             ORDERS),
-    }  # fmt: skip
+        "ecom__raw_orders": (
+            "id bigint, customer_id bigint, amount double, status string, created_at timestamp",
+            ORDERS,
+        ),
+    }
     for name, (schema, rows) in schemas.items():
         spark.createDataFrame(rows, schema).write.parquet(str(folder.snapshot(name)))
     result = transform(run_settings, CTX, spark, project_dir=PROJECT_DIR)
@@ -110,8 +112,11 @@ def test_seed_types_and_source_groups(spark, built, project) -> None:
 
 
 def test_a_seed_type_spark_does_not_know_is_named_with_the_seed(spark, tmp_path) -> None:
-    files = {"staging/stg_people.sql": "SELECT * FROM {{ source('people') }}\n", "seeds/codes.csv": "code\nDE\n",
-             "seeds/codes.yml": "config: {column_types: {code: varchr}}\n"}  # fmt: skip
+    files = {
+        "staging/stg_people.sql": "SELECT * FROM {{ source('people') }}\n",
+        "seeds/codes.csv": "code\nDE\n",
+        "seeds/codes.yml": "config: {column_types: {code: varchr}}\n",
+    }
     with pytest.raises(SqlProjectError) as info:
         register_seeds(spark, load_project(write_project(tmp_path / "sql", files, "vars: {}\n")))
     assert str(info.value) == (
@@ -160,8 +165,11 @@ def test_check_compiles_every_yaml_test_and_unit_test(capsys, tmp_path) -> None:
     assert "OK customers (shop/marts/customers.sql)" in out
     # A test on a column the model does not have is caught by check, before any run.
     schema = copy / "marts" / "schema.yml"
-    schema.write_text(schema.read_text().replace("- name: order_id\n        data_tests: [not_null]",
-                                                 "- name: order_idd\n        data_tests: [not_null]"))  # fmt: skip
+    schema.write_text(
+        schema.read_text().replace(
+            "- name: order_id\n        data_tests: [not_null]", "- name: order_idd\n        data_tests: [not_null]"
+        )
+    )
     assert cli.main(["check", "--project-dir", str(copy)]) != 0
 
 

@@ -203,18 +203,21 @@ def test_runtime_error_names_the_model(spark, tmp_path) -> None:
 
 
 def test_an_error_inside_a_macro_names_the_call_and_the_macro_line(tmp_path) -> None:
-    root = write_project(tmp_path / "sql", {
-        "macros/broken.sql": """
+    root = write_project(
+        tmp_path / "sql",
+        {
+            "macros/broken.sql": """
             {% macro scaled(column) -%}
             {{ column }} * {{ scale_factor }}
             {%- endmacro %}
         """,
-        "features/f.sql": """
+            "features/f.sql": """
             SELECT
               {{ scaled('age') }} AS scaled_age
             FROM {{ source('people') }}
         """,
-    })  # fmt: skip
+        },
+    )
     with pytest.raises(CompilationError) as info:
         Renderer.create(load_project(root), CTX).render_all()
     message = str(info.value)

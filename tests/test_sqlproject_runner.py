@@ -238,12 +238,15 @@ def test_a_test_that_breaks_while_the_table_is_written_is_named_and_the_table_st
     from jobs.errors import SqlProjectError
     from jobs.transform import transform
 
-    project = {**DATA_TESTS, "features/counts.yml": """
+    project = {
+        **DATA_TESTS,
+        "features/counts.yml": """
         columns:
           - name: grp
             tests:
               - not_null: {where: "CAST(grp AS INT) > 0"}
-    """}  # fmt: skip
+    """,
+    }
     root = write_project(tmp_path / "sql", project)
     run_settings = dataclasses.replace(settings, data_dir=tmp_path / "data")
     spark.createDataFrame(PEOPLE, SCHEMA).write.parquet(str(run_settings.run_folder("2026-11-22").snapshot("people")))
@@ -263,11 +266,14 @@ def test_a_model_that_fails_while_its_tests_are_counted_is_reported_as_the_model
 
     from jobs.transform import transform
 
-    project = {**DATA_TESTS, "features/counts.sql": """
+    project = {
+        **DATA_TESTS,
+        "features/counts.sql": """
         {{ config(materialized='table') }}
         SELECT grp, CASE WHEN COUNT(*) > 1 THEN raise_error('too many') END AS n FROM {{ ref('stg_people') }}
         GROUP BY grp
-    """}  # fmt: skip
+    """,
+    }
     root = write_project(tmp_path / "sql", project)
     run_settings = dataclasses.replace(settings, data_dir=tmp_path / "data")
     spark.createDataFrame(PEOPLE, SCHEMA).write.parquet(str(run_settings.run_folder("2026-11-22").snapshot("people")))

@@ -82,8 +82,9 @@ def test_the_holdout_is_the_same_in_every_run_over_the_same_records(tmp_path) ->
     recipe = load_recipes(__import__("tests.conftest").conftest.REPO_ROOT / "models")["diabetes"]
     early = feature_table(tmp_path / "a", "diabetes", 3_000, seed=4, labelled=1.0)
     # a later run: the first 1,000 records again (e.g. a longer window) plus new ones, in another order
-    later = pd.concat([early.iloc[:1000], feature_table(tmp_path / "b", "diabetes", 2_000, seed=5, first_id=10_001,
-                                                          labelled=1.0)]).sample(frac=1, random_state=0)  # fmt: skip
+    later = pd.concat(
+        [early.iloc[:1000], feature_table(tmp_path / "b", "diabetes", 2_000, seed=5, first_id=10_001, labelled=1.0)]
+    ).sample(frac=1, random_state=0)
     held_early = set(split(early, recipe).holdout["record_id"])
     held_later = set(split(later, recipe).holdout["record_id"])
     assert held_early & set(early["record_id"][:1000]) == held_later & set(early["record_id"][:1000])

@@ -120,6 +120,9 @@ def test_a_few_hostile_outcomes_warn_but_a_systematic_change_stops_the_run(spark
     spelling = F.expr("CASE verified_outcome WHEN 'positive' THEN 'yes' WHEN 'negative' THEN 'no' END")
     respelt = raw.withColumn("verified_outcome", spelling)
     respelt.write.parquet(str(run_settings.run_folder(later.ds_str).snapshot("predictions")))
-    with pytest.raises(DataTestError, match=r"stg_predictions: accepted_values\(verified_outcome\): \d+ rows .*"
-                       r"error_if >1%"):  # fmt: skip
+    with pytest.raises(
+        DataTestError,
+        match=r"stg_predictions: accepted_values\(verified_outcome\): \d+ rows .*"
+        r"error_if >1%",
+    ):
         transform(run_settings, later, spark)

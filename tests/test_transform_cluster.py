@@ -50,8 +50,13 @@ class StandaloneCluster:
         self.port, self.webui_port = free_port(), free_port()
         self.workers = workers
         self.processes: list[subprocess.Popen] = []
-        self.env = {**os.environ, "SPARK_HOME": str(spark_home()), "SPARK_LOCAL_IP": "127.0.0.1",
-                    "SPARK_LOG_DIR": str(work_dir / "logs"), "SPARK_NO_DAEMONIZE": "1"}  # fmt: skip
+        self.env = {
+            **os.environ,
+            "SPARK_HOME": str(spark_home()),
+            "SPARK_LOCAL_IP": "127.0.0.1",
+            "SPARK_LOG_DIR": str(work_dir / "logs"),
+            "SPARK_NO_DAEMONIZE": "1",
+        }
 
     @property
     def master_url(self) -> str:
@@ -59,20 +64,45 @@ class StandaloneCluster:
 
     def _spawn(self, name: str, *args: str) -> None:
         log = open(self.work_dir / f"{name}.log", "wb")  # noqa: SIM115 - lives as long as the process
-        self.processes.append(subprocess.Popen(
-            [str(spark_home() / "bin" / "spark-class"), *args], env=self.env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: stop() kills the JVM with the launcher script
-        ))  # fmt: skip
+        self.processes.append(
+            subprocess.Popen(
+                [str(spark_home() / "bin" / "spark-class"), *args],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: stop() kills the JVM with the launcher script
+            )
+        )
 
     def start(self) -> None:
-        self._spawn("master", "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
-                    "--port", str(self.port), "--webui-port", str(self.webui_port))  # fmt: skip
+        self._spawn(
+            "master",
+            "org.apache.spark.deploy.master.Master",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--webui-port",
+            str(self.webui_port),
+        )
         for i in range(self.workers):
             work = self.work_dir / f"worker-{i}"
             work.mkdir(parents=True, exist_ok=True)
-            self._spawn(f"worker-{i}", "org.apache.spark.deploy.worker.Worker", self.master_url, "--host",
-                        "127.0.0.1", "--cores", "1", "--memory", "1g", "--webui-port", str(free_port()),
-                        "--work-dir", str(work))  # fmt: skip
+            self._spawn(
+                f"worker-{i}",
+                "org.apache.spark.deploy.worker.Worker",
+                self.master_url,
+                "--host",
+                "127.0.0.1",
+                "--cores",
+                "1",
+                "--memory",
+                "1g",
+                "--webui-port",
+                str(free_port()),
+                "--work-dir",
+                str(work),
+            )
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             if any(p.poll() is not None for p in self.processes):
@@ -130,11 +160,23 @@ def cluster_run(database, tmp_path_factory) -> Path:
     cluster = StandaloneCluster(work)
     try:
         cluster.start()
-        env = {**os.environ, **cluster.env, "SPARK_MASTER": cluster.master_url, "DATABASE_URL": database,
-               "DATA_DIR": str(data_dir), "RETRAIN_HOME": str(REPO_ROOT)}  # fmt: skip
+        env = {
+            **os.environ,
+            **cluster.env,
+            "SPARK_MASTER": cluster.master_url,
+            "DATABASE_URL": database,
+            "DATA_DIR": str(data_dir),
+            "RETRAIN_HOME": str(REPO_ROOT),
+        }
         for step in ("extract", "transform"):
-            done = subprocess.run([sys.executable, "-m", "jobs", step, "--ds", CTX.ds_str], env=env, cwd=REPO_ROOT,
-                                  capture_output=True, text=True, timeout=600)  # fmt: skip
+            done = subprocess.run(
+                [sys.executable, "-m", "jobs", step, "--ds", CTX.ds_str],
+                env=env,
+                cwd=REPO_ROOT,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
             assert done.returncode == 0, f"{step} on the cluster failed:\n{done.stdout}\n{done.stderr[-3000:]}"
         apps = list((work / "worker-0").iterdir()) + list((work / "worker-1").iterdir())
         assert apps, "no executor ran on the workers: the steps did not use the cluster"

@@ -30,9 +30,12 @@ def staging_sql() -> str:
     paths = ", ".join(f"'$.{k}'" for k in keys)
     typed = [f"TRY_CAST(TRIM(v[{i + 1}]) AS DOUBLE) AS {k}" for i, k in enumerate(keys) if k in NUMBERS]
     typed += [f"NULLIF(LOWER(TRIM(v[{i + 1}])), '') AS {k}" for i, k in enumerate(keys) if k in CATEGORIES]
-    typed += [f"CASE WHEN LOWER(TRIM(v[{i + 1}])) IN ('true', 'yes', '1') THEN 1 "
-              f"WHEN LOWER(TRIM(v[{i + 1}])) IN ('false', 'no', '0') THEN 0 END AS {k}"
-              for i, k in enumerate(keys) if k in FLAGS]  # fmt: skip
+    typed += [
+        f"CASE WHEN LOWER(TRIM(v[{i + 1}])) IN ('true', 'yes', '1') THEN 1 "
+        f"WHEN LOWER(TRIM(v[{i + 1}])) IN ('false', 'no', '0') THEN 0 END AS {k}"
+        for i, k in enumerate(keys)
+        if k in FLAGS
+    ]
     impossible = " OR ".join(["age < 0", "age > 120", "bmi <= 0", *(f"{k} < 0" for k in LABS)])
     types = ", ".join(f"'{t}'" for t in RECORD_TYPES)
     outcomes = ", ".join(f"'{t}'" for t in OUTCOMES)
@@ -100,8 +103,9 @@ FEATURES = {
 
 
 def main(database_url: str, out_dir: str) -> None:
-    raw = connectorx.read_sql(database_url, source_query(), partition_on="id", partition_num=PARTITIONS,
-                              return_type="arrow")  # fmt: skip
+    raw = connectorx.read_sql(
+        database_url, source_query(), partition_on="id", partition_num=PARTITIONS, return_type="arrow"
+    )
     out = Path(out_dir)
     con = duckdb.connect()
     con.register("raw", raw)

@@ -25,8 +25,11 @@ def main(database_url: str, out_dir: str) -> None:
     ctx = RunContext.for_ds(DS)
     extracted = extract(settings, ctx, spark)
     result = transform(settings, ctx, spark)
-    report(rows=extracted.rows, quarantine=result.rows("quarantine") or 0,
-           **{m.name: m.rows for m in result.models if m.name.endswith("_features")})  # fmt: skip
+    report(
+        rows=extracted.rows,
+        quarantine=result.rows("quarantine") or 0,
+        **{m.name: m.rows for m in result.models if m.name.endswith("_features")},
+    )
 
 
 if __name__ == "__main__":

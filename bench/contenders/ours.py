@@ -21,16 +21,20 @@ def main(database_url: str, out_dir: str) -> None:
     seconds = {}
     for step in ("extract", "transform"):
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "jobs", step, "--ds", DS], env=env, cwd=ROOT, check=True,
-                       stdout=subprocess.DEVNULL)  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-m", "jobs", step, "--ds", DS], env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL
+        )
         seconds[step] = time.perf_counter() - started
     detail(step_seconds={k: round(v, 2) for k, v in seconds.items()})
     folder = Settings.from_env(env=env, root=ROOT).run_folder(DS)
     summary = json.loads(folder.transform_summary.read_text())
     rows = {m["name"]: m["rows"] for m in summary["models"] if m["rows"] is not None}
     manifest = json.loads((folder.snapshot("predictions") / "_manifest.json").read_text())
-    report(rows=manifest["rows"], quarantine=rows["quarantine"],
-           **{k: v for k, v in rows.items() if k.endswith("_features")})  # fmt: skip
+    report(
+        rows=manifest["rows"],
+        quarantine=rows["quarantine"],
+        **{k: v for k, v in rows.items() if k.endswith("_features")},
+    )
 
 
 if __name__ == "__main__":

@@ -46,12 +46,19 @@ def as_text(values: pd.Series) -> pd.Series:
 def staging(df: pd.DataFrame) -> pd.DataFrame:
     docs = [parse(t) for t in df["data"]]
     keys = pd.json_normalize([d or {} for d in docs])
-    out = pd.DataFrame({"record_id": df["id"], "user_id": df["user_id"],
-                        "record_type": df["record_type"].str.strip().str.lower(), "data": df["data"],
-                        "prediction": df["prediction"], "confidence": df["confidence"],
-                        "model_version": df["model_version"],
-                        "verified_outcome": df["verified_outcome"].str.strip().str.lower(),
-                        "created_at": df["created_at"]})  # fmt: skip
+    out = pd.DataFrame(
+        {
+            "record_id": df["id"],
+            "user_id": df["user_id"],
+            "record_type": df["record_type"].str.strip().str.lower(),
+            "data": df["data"],
+            "prediction": df["prediction"],
+            "confidence": df["confidence"],
+            "model_version": df["model_version"],
+            "verified_outcome": df["verified_outcome"].str.strip().str.lower(),
+            "created_at": df["created_at"],
+        }
+    )
     for key in NUMBERS + CATEGORIES + FLAGS:
         text = as_text(keys[key]) if key in keys else pd.Series(None, index=out.index, dtype=object)
         text.index = out.index
@@ -66,11 +73,16 @@ def staging(df: pd.DataFrame) -> pd.DataFrame:
         impossible |= out[key] < 0
     first = ~df.sort_values("id").duplicated(["user_id", "record_type", "data", "created_at"]).reindex(df.index)
     out["quarantine_reason"] = np.select(
-        [pd.Series([d is None for d in docs], index=out.index), ~out["record_type"].isin(RECORD_TYPES), impossible,
-         ~first, out["verified_outcome"].notna() & ~out["verified_outcome"].isin(OUTCOMES)],
+        [
+            pd.Series([d is None for d in docs], index=out.index),
+            ~out["record_type"].isin(RECORD_TYPES),
+            impossible,
+            ~first,
+            out["verified_outcome"].notna() & ~out["verified_outcome"].isin(OUTCOMES),
+        ],
         ["malformed_json", "unknown_record_type", "impossible_value", "duplicate", "unknown_outcome"],
         default=None,
-    )  # fmt: skip
+    )
     return out
 
 

@@ -42,7 +42,7 @@ def add_project_arguments(parser: argparse.ArgumentParser, selectable: bool = Fa
         )
         parser.add_argument(
             "--exclude", action="append", metavar="SELECTOR", help="models to leave out (same selectors as --select)"
-        )  # fmt: skip
+        )
 
 
 def add_preview_arguments(parser: argparse.ArgumentParser) -> None:

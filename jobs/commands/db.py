@@ -137,7 +137,11 @@ def run_seed(settings: Settings, args: argparse.Namespace) -> int:
                 "the embedded database (DATABASE_URL is set): pass --force if you really mean to replace them."
             )
     report, loaded = seed_database(db, args.rows, args.seed, args.end_date or DEFAULT_END_DATE)
-    summary = {"database": db.redacted(), "load_seconds": round(loaded.seconds, 2),
-               "rows_per_second": round(loaded.rows_per_second), "report": report.to_dict()}  # fmt: skip
+    summary = {
+        "database": db.redacted(),
+        "load_seconds": round(loaded.seconds, 2),
+        "rows_per_second": round(loaded.rows_per_second),
+        "report": report.to_dict(),
+    }
     print(json.dumps(summary, indent=2))
     return 0

@@ -71,8 +71,10 @@ def run_traffic(settings: Settings, args: argparse.Namespace) -> int:
         print(json.dumps(report.to_dict(), indent=2))
         return 0
     served = ", ".join(f"{m} {v}: {n}" for m, counts in report.versions.items() for v, n in counts.items())
-    print(f"served {report.served:,} of {report.requests:,} requests in {report.seconds:.0f}s ({served}); "
-          f"{report.rejected} rejected; {report.verified:,} outcomes verified by {report.end}")  # fmt: skip
+    print(
+        f"served {report.served:,} of {report.requests:,} requests in {report.seconds:.0f}s ({served}); "
+        f"{report.rejected} rejected; {report.verified:,} outcomes verified by {report.end}"
+    )
     return 0
 
 
@@ -98,8 +100,14 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> int:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
 
-    result = demo(settings, lambda line: print(line, flush=True), rows=args.rows, seed=args.seed,
-                  requests=args.requests, first_sunday=first_sunday)  # fmt: skip
+    result = demo(
+        settings,
+        lambda line: print(line, flush=True),
+        rows=args.rows,
+        seed=args.seed,
+        requests=args.requests,
+        first_sunday=first_sunday,
+    )
     print()
     for line in summary_lines(result):
         print(line)

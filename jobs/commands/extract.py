@@ -33,8 +33,10 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     for snapshot in result.snapshots:
-        print(f"{snapshot.source:<16} {snapshot.rows:>10,} rows  ids {snapshot.id_min}..{snapshot.id_max}  "
-              f"{snapshot.duration_seconds:>6.1f}s  {snapshot.path}")  # fmt: skip
+        print(
+            f"{snapshot.source:<16} {snapshot.rows:>10,} rows  ids {snapshot.id_min}..{snapshot.id_max}  "
+            f"{snapshot.duration_seconds:>6.1f}s  {snapshot.path}"
+        )
     if result.nothing_new:
         print("Nothing new: every source window is empty.")
     return 0

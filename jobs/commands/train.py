@@ -22,17 +22,22 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     from jobs.train import train
 
     result = train(
-        settings, run_context(args), models=args.models, project_dir=project_dir(args),
+        settings,
+        run_context(args),
+        models=args.models,
+        project_dir=project_dir(args),
         vars_overrides=vars_overrides(args),
-    )  # fmt: skip
+    )
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, default=str))
         return 0
     for m in result.models:
         if m.version:
             accuracy = m.metrics["accuracy"] if m.metrics else float("nan")
-            print(f"{m.model:<12} {m.version:<22} train {m.train_rows:>9,}  holdout {m.holdout_rows:>8,}  "
-                  f"accuracy {accuracy:.4f}  label coverage {m.label_coverage:.1%}")  # fmt: skip
+            print(
+                f"{m.model:<12} {m.version:<22} train {m.train_rows:>9,}  holdout {m.holdout_rows:>8,}  "
+                f"accuracy {accuracy:.4f}  label coverage {m.label_coverage:.1%}"
+            )
         else:
             print(f"{m.model:<12} skipped: {m.reason}")
     return 0

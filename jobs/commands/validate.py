@@ -14,10 +14,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_run_arguments(parser)
     parser.add_argument(
-        "--force", nargs="*", metavar="MODEL",
+        "--force",
+        nargs="*",
+        metavar="MODEL",
         help="deploy whatever the gate says: the named models, or every trained model when none is named "
-             "(recorded as forced in decision.json)",
-    )  # fmt: skip
+        "(recorded as forced in decision.json)",
+    )
     parser.add_argument("--force-reason", help="why the deployment is forced (recorded in decision.json)")
     parser.add_argument("--json", action="store_true", help="print decision.json")
     parser.set_defaults(handler=run)

@@ -120,11 +120,31 @@ DIABETES = RecordModel(
     ),
     sample=_sample_diabetes,
     terms=_terms_diabetes,
-    old={"intercept": -1.3, "age": 0.5, "bmi": 0.3, "glucose": 1.6, "blood_pressure": 0.2, "insulin": 0.3,
-         "pregnancies": 0.08, "family_history": 0.4, "activity_low": 0.2, "activity_high": -0.2},
-    new={"intercept": -0.9, "age": 0.3, "bmi": 1.4, "glucose": 0.4, "blood_pressure": 0.2, "insulin": -0.2,
-         "pregnancies": 0.08, "family_history": 1.1, "activity_low": 0.9, "activity_high": -0.9},
-)  # fmt: skip
+    old={
+        "intercept": -1.3,
+        "age": 0.5,
+        "bmi": 0.3,
+        "glucose": 1.6,
+        "blood_pressure": 0.2,
+        "insulin": 0.3,
+        "pregnancies": 0.08,
+        "family_history": 0.4,
+        "activity_low": 0.2,
+        "activity_high": -0.2,
+    },
+    new={
+        "intercept": -0.9,
+        "age": 0.3,
+        "bmi": 1.4,
+        "glucose": 0.4,
+        "blood_pressure": 0.2,
+        "insulin": -0.2,
+        "pregnancies": 0.08,
+        "family_history": 1.1,
+        "activity_low": 0.9,
+        "activity_high": -0.9,
+    },
+)
 
 
 # -- heart ------------------------------------------------------------------------------------------------------------
@@ -172,11 +192,31 @@ HEART = RecordModel(
     ),
     sample=_sample_heart,
     terms=_terms_heart,
-    old={"intercept": -1.5, "age": 0.6, "male": 0.5, "cp_typical": 0.3, "cp_asymptomatic": 1.0, "resting_bp": 0.3,
-         "cholesterol": 1.0, "max_heart_rate": -0.6, "exercise_angina": 1.1, "smoker": 0.3},
-    new={"intercept": -1.2, "age": 0.4, "male": 0.2, "cp_typical": 1.0, "cp_asymptomatic": 0.2, "resting_bp": 0.7,
-         "cholesterol": 0.1, "max_heart_rate": -0.3, "exercise_angina": 0.4, "smoker": 1.3},
-)  # fmt: skip
+    old={
+        "intercept": -1.5,
+        "age": 0.6,
+        "male": 0.5,
+        "cp_typical": 0.3,
+        "cp_asymptomatic": 1.0,
+        "resting_bp": 0.3,
+        "cholesterol": 1.0,
+        "max_heart_rate": -0.6,
+        "exercise_angina": 1.1,
+        "smoker": 0.3,
+    },
+    new={
+        "intercept": -1.2,
+        "age": 0.4,
+        "male": 0.2,
+        "cp_typical": 1.0,
+        "cp_asymptomatic": 0.2,
+        "resting_bp": 0.7,
+        "cholesterol": 0.1,
+        "max_heart_rate": -0.3,
+        "exercise_angina": 0.4,
+        "smoker": 1.3,
+    },
+)
 
 
 # -- liver ------------------------------------------------------------------------------------------------------------
@@ -226,11 +266,31 @@ LIVER = RecordModel(
     ),
     sample=_sample_liver,
     terms=_terms_liver,
-    old={"intercept": -1.6, "age": 0.3, "male": 0.2, "bilirubin": 1.2, "alp": 0.4, "alt": 1.0, "ast": 0.4,
-         "albumin": -0.8, "alcohol_moderate": 0.1, "alcohol_heavy": 0.5},
-    new={"intercept": -1.3, "age": 0.3, "male": 0.2, "bilirubin": 0.4, "alp": 0.4, "alt": 0.2, "ast": 1.1,
-         "albumin": -0.3, "alcohol_moderate": 0.6, "alcohol_heavy": 1.7},
-)  # fmt: skip
+    old={
+        "intercept": -1.6,
+        "age": 0.3,
+        "male": 0.2,
+        "bilirubin": 1.2,
+        "alp": 0.4,
+        "alt": 1.0,
+        "ast": 0.4,
+        "albumin": -0.8,
+        "alcohol_moderate": 0.1,
+        "alcohol_heavy": 0.5,
+    },
+    new={
+        "intercept": -1.3,
+        "age": 0.3,
+        "male": 0.2,
+        "bilirubin": 0.4,
+        "alp": 0.4,
+        "alt": 0.2,
+        "ast": 1.1,
+        "albumin": -0.3,
+        "alcohol_moderate": 0.6,
+        "alcohol_heavy": 1.7,
+    },
+)
 
 
 MODELS: dict[str, RecordModel] = {m.name: m for m in (DIABETES, HEART, LIVER)}

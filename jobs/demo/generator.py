@@ -103,8 +103,17 @@ HARD_KINDS = ("malformed_json", "unknown_record_type", "impossible_value")
 CLEAN = "clean"
 _KINDS = (CLEAN, *DIRTY_RATES)
 
-RECORD_COLUMNS = ("id", "user_id", "record_type", "data", "prediction", "confidence", "model_version",
-                  "verified_outcome", "created_at")  # fmt: skip
+RECORD_COLUMNS = (
+    "id",
+    "user_id",
+    "record_type",
+    "data",
+    "prediction",
+    "confidence",
+    "model_version",
+    "verified_outcome",
+    "created_at",
+)
 USER_COLUMNS = ("id", "allow_data_collection")
 
 
@@ -240,17 +249,19 @@ def generate(rows: int, seed: int, end_date: date = DEFAULT_END_DATE) -> SeedDat
     rec_labelled = labelled[pos]
 
     ids = np.arange(1, rows + 1, dtype=np.int64)
-    records = pd.DataFrame({
-        "id": ids,
-        "user_id": (uidx[pos] + 1).astype(np.int64),
-        "record_type": rtype[pos],
-        "data": data[pos],
-        "prediction": np.where(p_deployed[pos] >= 0.5, "High Risk", "Low Risk").astype(object),
-        "confidence": conf,
-        "model_version": MODEL_VERSION,
-        "verified_outcome": np.where(rec_labelled, outcome[pos], None),
-        "created_at": pd.to_datetime(secs[pos], unit="s", utc=True),
-    })  # fmt: skip
+    records = pd.DataFrame(
+        {
+            "id": ids,
+            "user_id": (uidx[pos] + 1).astype(np.int64),
+            "record_type": rtype[pos],
+            "data": data[pos],
+            "prediction": np.where(p_deployed[pos] >= 0.5, "High Risk", "Low Risk").astype(object),
+            "confidence": conf,
+            "model_version": MODEL_VERSION,
+            "verified_outcome": np.where(rec_labelled, outcome[pos], None),
+            "created_at": pd.to_datetime(secs[pos], unit="s", utc=True),
+        }
+    )
     hostile = _hostile_outcomes(records, injected, seed)
     users = pd.DataFrame({"id": np.arange(1, n_users + 1, dtype=np.int64), "allow_data_collection": consent})
     truth = pd.DataFrame(

@@ -130,8 +130,14 @@ def load(db: DatabaseUrl, data: SeedData) -> LoadResult:
     except psycopg2.Error as e:
         raise classify(e, db, "loading the demo data") from e
     result = LoadResult(users=len(data.users), records=len(data.records), seconds=time.perf_counter() - started)
-    log.info("Loaded %d users and %d health records into %s in %.1f s (%.0f rows/s)", result.users, result.records,
-             db.redacted(), result.seconds, result.rows_per_second)  # fmt: skip
+    log.info(
+        "Loaded %d users and %d health records into %s in %.1f s (%.0f rows/s)",
+        result.users,
+        result.records,
+        db.redacted(),
+        result.seconds,
+        result.rows_per_second,
+    )
     return result
 
 

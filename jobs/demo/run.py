@@ -181,11 +181,16 @@ def run_demo(
 
         secret_key = secrets.token_urlsafe(32)
         base_env = {k: v for k, v in os.environ.items() if k not in ("ADMIN_JWT_TOKEN", "SECRET_KEY", "DATABASE_URL")}
-        pipeline_env = {**base_env, "RETRAIN_HOME": str(settings.root), "DATA_DIR": str(paths.data),
-                        "MODEL_STORE": str(paths.model_store)}  # fmt: skip
+        pipeline_env = {
+            **base_env,
+            "RETRAIN_HOME": str(settings.root),
+            "DATA_DIR": str(paths.data),
+            "MODEL_STORE": str(paths.model_store),
+        }
         with step(say, "Starting the serving backend with a fresh SECRET_KEY"):
-            backend = BackendProcess({**pipeline_env, "SECRET_KEY": secret_key}, settings.root,
-                                     paths.logs / "backend.log")  # fmt: skip
+            backend = BackendProcess(
+                {**pipeline_env, "SECRET_KEY": secret_key}, settings.root, paths.logs / "backend.log"
+            )
             backend.wait_ready()
         token = mint(secret_key, role="admin", ttl=timedelta(hours=12), subject="demo")
         airflow_env = {
@@ -198,22 +203,35 @@ def run_demo(
         }
         airflow = str(Path(sys.executable).with_name("airflow"))
         with step(say, "Preparing Airflow's database"):
-            run_logged([airflow, "db", "migrate"], airflow_env, paths.logs / "airflow-db.log", settings.root,
-                       "airflow db migrate")  # fmt: skip
+            run_logged(
+                [airflow, "db", "migrate"],
+                airflow_env,
+                paths.logs / "airflow-db.log",
+                settings.root,
+                "airflow db migrate",
+            )
 
         def run_week(day: date) -> None:
             moment = sunday_run(day).isoformat()
             log_path = paths.logs / f"dags-test-{day}.log"
             with step(say, f"airflow dags test model_retraining {moment}   (log: {log_path.name})"):
-                run_logged([airflow, "dags", "test", "model_retraining", moment], airflow_env, log_path,
-                           settings.root, f"The DAG run of {day}")  # fmt: skip
+                run_logged(
+                    [airflow, "dags", "test", "model_retraining", moment],
+                    airflow_env,
+                    log_path,
+                    settings.root,
+                    f"The DAG run of {day}",
+                )
 
         run_week(weeks[0])
         with step(say, f"A week of traffic: {requests:,} requests to /predict with week 1's models"):
-            traffic = serve_week(settings.database(), backend.url, start=sunday_run(weeks[0]),
-                                 requests_count=requests, seed=seed)  # fmt: skip
-        say(f"  served {traffic.served:,} ({traffic.rejected} rejected); {traffic.verified:,} outcomes verified "
-            "before the next Sunday")  # fmt: skip
+            traffic = serve_week(
+                settings.database(), backend.url, start=sunday_run(weeks[0]), requests_count=requests, seed=seed
+            )
+        say(
+            f"  served {traffic.served:,} ({traffic.rejected} rejected); {traffic.verified:,} outcomes verified "
+            "before the next Sunday"
+        )
         run_week(weeks[1])
     finally:
         if backend is not None:

@@ -28,6 +28,12 @@ def seed_database(
     apply_schema(db)
     started = time.perf_counter()
     data = generate(rows, seed, end_date)
-    log.info("Generated %d health records of %d users (seed %d, ending %s) in %.1f s", data.report.records,
-             data.report.users, seed, end_date.isoformat(), time.perf_counter() - started)  # fmt: skip
+    log.info(
+        "Generated %d health records of %d users (seed %d, ending %s) in %.1f s",
+        data.report.records,
+        data.report.users,
+        seed,
+        end_date.isoformat(),
+        time.perf_counter() - started,
+    )
     return data.report, load(db, data)

@@ -38,8 +38,13 @@ from jobs.postgres.url import DatabaseUrl
 log = logging.getLogger(__name__)
 
 #: defects a backend accepts (the request is served and logged), per request
-KEPT_DEFECTS = {"numbers_as_strings": 0.04, "category_variant": 0.02, "missing_key": 0.02, "null_value": 0.02,
-                "unknown_category": 0.01}  # fmt: skip
+KEPT_DEFECTS = {
+    "numbers_as_strings": 0.04,
+    "category_variant": 0.02,
+    "missing_key": 0.02,
+    "null_value": 0.02,
+    "unknown_category": 0.01,
+}
 CONFIRMATION_DAYS = (1.0, 2.0)  # confirmed 1 day + Exp(mean 2 days) after the visit
 
 
@@ -67,9 +72,16 @@ class TrafficReport:
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"start": self.start, "end": self.end, "requests": self.requests, "served": self.served,
-                "rejected": self.rejected, "verified": self.verified, "versions": self.versions,
-                "seconds": self.seconds}  # fmt: skip
+        return {
+            "start": self.start,
+            "end": self.end,
+            "requests": self.requests,
+            "served": self.served,
+            "rejected": self.rejected,
+            "verified": self.verified,
+            "versions": self.versions,
+            "seconds": self.seconds,
+        }
 
 
 def draw_requests(n: int, seed: int, start: datetime, days: int, user_ids: np.ndarray) -> list[Request]:
@@ -202,6 +214,12 @@ def serve_week(
         versions={m: dict(sorted(v.items())) for m, v in sorted(versions.items())},
         seconds=round(time.perf_counter() - started, 2),
     )
-    log.info("Served %d of %d requests (%s); %d outcomes verified by %s.", report.served, report.requests,
-             json.dumps(report.versions), report.verified, end.isoformat())  # fmt: skip
+    log.info(
+        "Served %d of %d requests (%s); %d outcomes verified by %s.",
+        report.served,
+        report.requests,
+        json.dumps(report.versions),
+        report.verified,
+        end.isoformat(),
+    )
     return report

@@ -80,8 +80,15 @@ class Recipe:
             )
         if self.label in features:
             raise RecipeError(f"{where} uses its label {self.label!r} as a feature.")
-        check_scalar(self.holdout_fraction, f"The 'holdout_fraction' setting of {where}", float, minimum=0,
-                     maximum=1, closed="neither", error=RecipeError)  # fmt: skip
+        check_scalar(
+            self.holdout_fraction,
+            f"The 'holdout_fraction' setting of {where}",
+            float,
+            minimum=0,
+            maximum=1,
+            closed="neither",
+            error=RecipeError,
+        )
         check_scalar(self.min_labelled_rows, f"{where}: 'min_labelled_rows'", minimum=2, error=RecipeError)
         if not callable(self.build_estimator):
             raise RecipeError(f"{where}: 'build_estimator' must be a function returning an unfitted Pipeline.")

@@ -270,18 +270,32 @@ class EmbeddedPostgres:
             else:
                 bit = stat.S_IXOTH
             if not st.st_mode & bit:
-                log.info("Granting search (execute) permission on %s so that '%s' can reach %s", parent,
-                         SERVER_OS_USER, self.data_dir)  # fmt: skip
+                log.info(
+                    "Granting search (execute) permission on %s so that '%s' can reach %s",
+                    parent,
+                    SERVER_OS_USER,
+                    self.data_dir,
+                )
                 os.chmod(parent, stat.S_IMODE(st.st_mode) | bit)
 
     def _initdb(self) -> None:
         log.info("Creating the embedded PostgreSQL cluster in %s", self.data_dir)
         password = new_password()
         with self._pwfile(password) as pwfile:
-            result = self._run([
-                self._bin("initdb"), "-D", str(self.data_dir), "-U", SUPERUSER, f"--pwfile={pwfile}",
-                f"--auth={AUTH_METHOD}", "--encoding=UTF8", "--no-locale", "--no-sync",
-            ])  # fmt: skip
+            result = self._run(
+                [
+                    self._bin("initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    SUPERUSER,
+                    f"--pwfile={pwfile}",
+                    f"--auth={AUTH_METHOD}",
+                    "--encoding=UTF8",
+                    "--no-locale",
+                    "--no-sync",
+                ]
+            )
         if result.returncode != 0:
             raise EmbeddedPostgresError(
                 f"initdb failed for {self.data_dir} (exit code {result.returncode}):\n{_tail(result.stderr)}"
@@ -301,10 +315,21 @@ class EmbeddedPostgres:
 
     def _pg_ctl_start(self) -> None:
         self._grant_traverse()
-        result = self._run([
-            self._bin("pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_file), "-w", "-t", "60",
-            "-o", f"-p {int(self.port)}", "start",
-        ])  # fmt: skip
+        result = self._run(
+            [
+                self._bin("pg_ctl"),
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.log_file),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                f"-p {int(self.port)}",
+                "start",
+            ]
+        )
         if result.returncode != 0 or not self.status().running:
             raise EmbeddedPostgresError(
                 f"The embedded PostgreSQL in {self.data_dir} failed to start on 127.0.0.1:{self.port} "
@@ -380,8 +405,9 @@ class EmbeddedPostgres:
                 f"cannot connect to the cluster in {self.data_dir}. Restore the file, or recreate the cluster: "
                 f"`retrain db stop`, remove {self.data_dir}, then `retrain db start` and `retrain db seed`."
             )
-        log.warning("The embedded PostgreSQL in %s trusts every local connection: locking it with a password",
-                    self.data_dir)  # fmt: skip
+        log.warning(
+            "The embedded PostgreSQL in %s trusts every local connection: locking it with a password", self.data_dir
+        )
         password = new_password()
         url = DatabaseUrl.parse(f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/postgres")
         conn = psycopg2.connect(**url.psycopg_kwargs())
@@ -393,8 +419,9 @@ class EmbeddedPostgres:
                     verifier = _verifier(password, role, conn)
                     cur.execute(sql.SQL("ALTER ROLE {} PASSWORD %s").format(sql.Identifier(role)), (verifier,))
                 write_secret(self.secret_file, password)
-                hba.write_text(re.sub(r"\btrust(\s*)$", rf"{AUTH_METHOD}\1", rules, flags=re.MULTILINE),
-                               encoding="utf-8")  # fmt: skip
+                hba.write_text(
+                    re.sub(r"\btrust(\s*)$", rf"{AUTH_METHOD}\1", rules, flags=re.MULTILINE), encoding="utf-8"
+                )
                 cur.execute("SELECT pg_reload_conf()")
         finally:
             conn.close()

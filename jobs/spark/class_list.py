@@ -92,8 +92,9 @@ def _sample_workload(spark, folder: Path) -> None:
     from pyspark.sql import functions as F  # noqa: N812
 
     observation = Observation("sample")  # a table's row count and row-level tests are observed while it is written
-    staged.observe(observation, F.expr("COUNT(*)").alias("rows"), F.expr("COUNT_IF(age IS NULL)").alias("missing")) \
-        .write.parquet(str(folder / "staged"))  # fmt: skip
+    staged.observe(
+        observation, F.expr("COUNT(*)").alias("rows"), F.expr("COUNT_IF(age IS NULL)").alias("missing")
+    ).write.parquet(str(folder / "staged"))
     _ = observation.get
     features = spark.read.parquet(str(folder / "staged")).where("NOT is_repeat")
     features.repartition(2, "created_month").write.partitionBy("created_month").parquet(str(folder / "features"))

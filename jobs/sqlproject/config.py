@@ -76,8 +76,16 @@ class Source:
 
 SOURCE_KEYS = ("name", "description", "table", "query", "partition_column", "window_column", "jdbc_options", "columns")
 GROUP_KEYS = ("name", "description", "schema", "tables", "partition_column", "window_column", "jdbc_options")
-TABLE_KEYS = ("name", "description", "identifier", "query", "partition_column", "window_column", "jdbc_options",
-              "columns")  # fmt: skip
+TABLE_KEYS = (
+    "name",
+    "description",
+    "identifier",
+    "query",
+    "partition_column",
+    "window_column",
+    "jdbc_options",
+    "columns",
+)
 COLUMN_KEYS = ("name", "data_type", "description")
 
 
@@ -107,8 +115,12 @@ def _columns(value: Any, path: Path, name: str, at: str) -> dict[str, str]:
 def _source(entry: Any, path: Path, group: Any = None) -> Source:
     file = str(path)
     group_name = group.get("name") if group is not None else None
-    check_keys(entry, TABLE_KEYS if group is not None else SOURCE_KEYS, file,
-               f"table of source group {group_name!r}" if group is not None else "a source")  # fmt: skip
+    check_keys(
+        entry,
+        TABLE_KEYS if group is not None else SOURCE_KEYS,
+        file,
+        f"table of source group {group_name!r}" if group is not None else "a source",
+    )
     at = where(file, entry)
     table_name = _require_identifier(entry.get("name"), "a source's 'name'", path)
     name = source_key(group_name, table_name)
@@ -162,8 +174,10 @@ def load_sources(project_dir: Path) -> dict[str, Source]:
             group_name = _require_identifier(entry.get("name"), "a source group's 'name'", path)
             tables = entry.get("tables")
             if not isinstance(tables, list) or not tables:
-                raise ConfigError(f"{where(str(path), entry, 'tables')}: 'tables' of source group "
-                                  f"{group_name!r} must be a non-empty list.")  # fmt: skip
+                raise ConfigError(
+                    f"{where(str(path), entry, 'tables')}: 'tables' of source group "
+                    f"{group_name!r} must be a non-empty list."
+                )
             found = [_source(table, path, entry) for table in tables]
         else:
             found = [_source(entry, path)]

@@ -54,9 +54,15 @@ _ARGUMENTS = {
 _CONDITION = re.compile(r"^\s*(!=|<>|>=|<=|==|=|>|<)\s*(\d+(?:\.\d+)?)\s*(%?)\s*$")
 _RELATION = re.compile(r"""^\s*(ref|source)\(\s*((?:['"][A-Za-z_][A-Za-z0-9_]*['"]\s*,?\s*){1,2})\)\s*$""")
 _COMPARE: dict[str, Callable[[float, float], bool]] = {
-    "!=": lambda a, b: a != b, "<>": lambda a, b: a != b, ">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b,
-    "==": lambda a, b: a == b, "=": lambda a, b: a == b, ">": lambda a, b: a > b, "<": lambda a, b: a < b,
-}  # fmt: skip
+    "!=": lambda a, b: a != b,
+    "<>": lambda a, b: a != b,
+    ">=": lambda a, b: a >= b,
+    "<=": lambda a, b: a <= b,
+    "==": lambda a, b: a == b,
+    "=": lambda a, b: a == b,
+    ">": lambda a, b: a > b,
+    "<": lambda a, b: a < b,
+}
 
 
 @dataclass(frozen=True)
@@ -170,8 +176,9 @@ def _split(spec: Any, at: str, custom: Mapping[str, Any]) -> tuple[str, dict[str
             )
     for key in arguments:
         if key not in allowed_args:
-            raise SqlProjectError(f"{at}: unknown argument {key!r} of {kind!r}. Arguments: "
-                                  f"{', '.join(allowed_args) or 'none'}.")  # fmt: skip
+            raise SqlProjectError(
+                f"{at}: unknown argument {key!r} of {kind!r}. Arguments: {', '.join(allowed_args) or 'none'}."
+            )
     for key in config:
         if key not in (*TEST_CONFIG_KEYS, "name"):
             raise SqlProjectError(f"{at}: unknown config {key!r} of {kind!r}. Config: {', '.join(TEST_CONFIG_KEYS)}.")
@@ -193,8 +200,9 @@ def _relation_of(text: Any, project: SqlProject, at: str) -> str:
 
     match = _RELATION.match(str(text)) if isinstance(text, str) else None
     if not match:
-        raise SqlProjectError(f"{at}: relationships needs to: ref('model') or to: source('group', 'table'). "
-                              f"Got {text!r}.")  # fmt: skip
+        raise SqlProjectError(
+            f"{at}: relationships needs to: ref('model') or to: source('group', 'table'). Got {text!r}."
+        )
     names = re.findall(r"""['"]([A-Za-z_][A-Za-z0-9_]*)['"]""", match.group(2))
     if match.group(1) == "ref":
         name = names[-1]
@@ -236,36 +244,51 @@ def compile_test(project: SqlProject, renderer: Renderer, relation: str, spec: T
     if kind in custom:
         return _custom_test(renderer, custom[kind], kind, label, source, column, args, config, at, common)
     if kind == "not_null":
-        test = DataTest(label, aggregate=f"COUNT_IF({filt} AND {col} IS NULL)",
-                        describe_failure="{failures} rows where " + column + " is NULL", **common)  # fmt: skip
+        test = DataTest(
+            label,
+            aggregate=f"COUNT_IF({filt} AND {col} IS NULL)",
+            describe_failure="{failures} rows where " + column + " is NULL",
+            **common,
+        )
     elif kind == "accepted_values":
         values = args.get("values")
         if not isinstance(values, list) or not values:
             raise SqlProjectError(f"{at}: accepted_values needs 'values:', a non-empty list.")
         listed = sql_literal(values) if args.get("quote", True) else ", ".join(str(v) for v in values)
-        test = DataTest(label, aggregate=f"COUNT_IF({filt} AND {col} IS NOT NULL AND {col} NOT IN ({listed}))",
-                        describe_failure="{failures} rows where " + column + f" is not one of {values}",
-                        **common)  # fmt: skip
+        test = DataTest(
+            label,
+            aggregate=f"COUNT_IF({filt} AND {col} IS NOT NULL AND {col} NOT IN ({listed}))",
+            describe_failure="{failures} rows where " + column + f" is not one of {values}",
+            **common,
+        )
     elif kind == "unique":
         # dbt's GROUP BY ... HAVING COUNT(*) > 1, counted by a window: in a column meant to be unique every value
         # is its own group, so an aggregate's map-side pass would hash every row for nothing.
-        query = f"SELECT COUNT(DISTINCT {col}) FROM (SELECT {col}, COUNT(*) OVER (PARTITION BY {col}) AS _n_ " \
-                f"FROM {source} WHERE {col} IS NOT NULL) WHERE _n_ > 1"  # fmt: skip
-        test = DataTest(label, query=query, describe_failure="{failures} values of " + column +
-                        " appear more than once", **common)  # fmt: skip
+        query = (
+            f"SELECT COUNT(DISTINCT {col}) FROM (SELECT {col}, COUNT(*) OVER (PARTITION BY {col}) AS _n_ "
+            f"FROM {source} WHERE {col} IS NOT NULL) WHERE _n_ > 1"
+        )
+        test = DataTest(
+            label, query=query, describe_failure="{failures} values of " + column + " appear more than once", **common
+        )
     elif kind == "relationships":
         if "to" not in args or not isinstance(args.get("field"), str):
             raise SqlProjectError(f"{at}: relationships needs 'to:' (ref('model')) and 'field:' (its column).")
         parent = _relation_of(args["to"], project, at)
-        query = f"SELECT COUNT(*) FROM (SELECT {col} FROM {source} WHERE {col} IS NOT NULL) child " \
-                f"LEFT ANTI JOIN {quote(parent)} parent ON child.{col} = parent.{quote(args['field'])}"  # fmt: skip
+        query = (
+            f"SELECT COUNT(*) FROM (SELECT {col} FROM {source} WHERE {col} IS NOT NULL) child "
+            f"LEFT ANTI JOIN {quote(parent)} parent ON child.{col} = parent.{quote(args['field'])}"
+        )
         text = "{failures} rows whose " + column + f" is not a {args['field']} of {args['to']}"
         test = DataTest(label, query=query, describe_failure=text, **common)
     else:  # row_count_min
         minimum = check_scalar(args.get("min"), f"{at}: row_count_min's 'min:'", minimum=0, error=SqlProjectError)
-        test = DataTest(f"row_count_min({minimum})", aggregate=f"GREATEST({minimum} - {rows}, 0)",
-                        describe_failure="{failures} rows short of the minimum of " + str(minimum),
-                        **common)  # fmt: skip
+        test = DataTest(
+            f"row_count_min({minimum})",
+            aggregate=f"GREATEST({minimum} - {rows}, 0)",
+            describe_failure="{failures} rows short of the minimum of " + str(minimum),
+            **common,
+        )
     if config.get("name"):
         test = DataTest(**{**test.__dict__, "name": str(config["name"])})
     return test
@@ -276,12 +299,15 @@ def _custom_test(renderer, macro, kind, label, source, column, args, config, at,
     try:
         sql = str(macro(**{k: v for k, v in given.items() if k in macro.arguments})).strip().rstrip(";")
     except jinja2.UndefinedError as e:  # an argument left out is undefined inside the block
-        raise SqlProjectError(f"{at}: test {kind!r} could not be rendered: {e.message}. Its arguments: "
-                              f"{', '.join(_custom_arguments(macro))}.") from e  # fmt: skip
+        raise SqlProjectError(
+            f"{at}: test {kind!r} could not be rendered: {e.message}. Its arguments: "
+            f"{', '.join(_custom_arguments(macro))}."
+        ) from e
     except Exception as e:  # an error inside the test's Jinja
         raise CompilationError(f"{at}: test {kind!r} could not be rendered: {e}") from e
-    test = DataTest(label, query=f"SELECT COUNT(*) FROM (\n{sql}\n)", describe_failure="{failures} failing rows",
-                    **common)  # fmt: skip
+    test = DataTest(
+        label, query=f"SELECT COUNT(*) FROM (\n{sql}\n)", describe_failure="{failures} failing rows", **common
+    )
     return test
 
 
@@ -300,9 +326,16 @@ def singular_tests(project: SqlProject, renderer: Renderer) -> list[DataTest]:
     for path in project.singular_tests:
         rendered = renderer.render(Model(name=path.stem, path=path, folder="tests"))
         body = rendered.sql.rstrip().rstrip(";")
-        tests.append(DataTest(path.stem, ",".join(rendered.refs) or "-", project.relative(path),
-                              "{failures} failing rows", query=f"SELECT COUNT(*) FROM (\n{body}\n)",
-                              severity=rendered.config.severity))  # fmt: skip
+        tests.append(
+            DataTest(
+                path.stem,
+                ",".join(rendered.refs) or "-",
+                project.relative(path),
+                "{failures} failing rows",
+                query=f"SELECT COUNT(*) FROM (\n{body}\n)",
+                severity=rendered.config.severity,
+            )
+        )
     return tests
 
 
@@ -320,8 +353,10 @@ def observed_metrics(
     for model, group in _by_model(tests).items():
         if not group[0].relation:
             continue
-        partition_names = [re.compile(rf"(?<![\w$]){re.escape(c)}(?![\w$])", re.IGNORECASE)
-                           for c in (partition_by or {}).get(model, ())]  # fmt: skip
+        partition_names = [
+            re.compile(rf"(?<![\w$]){re.escape(c)}(?![\w$])", re.IGNORECASE)
+            for c in (partition_by or {}).get(model, ())
+        ]
         named = {f"f{i}": t.aggregate for i, t in enumerate(group) if t.aggregate}
         named.update({f"r{i}": t.rows for i, t in enumerate(group) if t.rows})
         metrics[model] = {key: sql for key, sql in named.items() if not any(p.search(sql) for p in partition_names)}
@@ -361,8 +396,10 @@ def analyse(spark: SparkSession, tests: Sequence[DataTest]) -> None:
                 try:
                     spark.sql(statement([test]))
                 except PySparkException as e:
-                    raise SqlProjectError(f"Data test {test.name} on {test.model} ({test.where}) is not valid SQL "
-                                          f"for that model: {first_line(e)}") from None  # fmt: skip
+                    raise SqlProjectError(
+                        f"Data test {test.name} on {test.model} ({test.where}) is not valid SQL "
+                        f"for that model: {first_line(e)}"
+                    ) from None
             raise
 
 
@@ -438,8 +475,9 @@ def _result(test: DataTest, failures: int, rows: int | None) -> DataTestResult:
         message = test.describe_failure.format(failures=failures)
         if rows:
             message += f" ({100.0 * failures / rows:.3g}% of {rows} rows)"
-        thresholds = [f"{k} {t.text}" for k, t in (("warn_if", test.warn_if), ("error_if", test.error_if))
-                      if t != ALWAYS]  # fmt: skip
+        thresholds = [
+            f"{k} {t.text}" for k, t in (("warn_if", test.warn_if), ("error_if", test.error_if)) if t != ALWAYS
+        ]
         if thresholds:
             message += f"; {', '.join(thresholds)}"
     result = DataTestResult(test.name, test.model, test.where, test.severity, failures, message, status, rows)

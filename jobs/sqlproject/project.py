@@ -144,13 +144,21 @@ def load_project(root: Path, vars_overrides: Mapping[str, Any] | None = None) ->
     check_keys(document, PROJECT_KEYS, file, "project.yml")
     name = document.get("name")
     model_configs = parse_folder_configs(
-        document.get("models"), name, known_paths(root, [m.path for m in models.values()]), MODEL_CONFIG_KEYS,
-        file, "models",
-    )  # fmt: skip
+        document.get("models"),
+        name,
+        known_paths(root, [m.path for m in models.values()]),
+        MODEL_CONFIG_KEYS,
+        file,
+        "models",
+    )
     seed_configs = parse_folder_configs(
-        document.get("seeds"), name, known_paths(root / SEEDS_DIR, [s.path for s in seeds.values()]),
-        SEED_CONFIG_KEYS, file, "seeds",
-    )  # fmt: skip
+        document.get("seeds"),
+        name,
+        known_paths(root / SEEDS_DIR, [s.path for s in seeds.values()]),
+        SEED_CONFIG_KEYS,
+        file,
+        "seeds",
+    )
     return SqlProject(
         root=root,
         models=models,

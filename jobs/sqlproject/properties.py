@@ -235,8 +235,9 @@ def load_properties(root: Path, model_names: set[str], seed_names: set[str], rel
             continue
         # The short form: <name>.yml beside <name>.sql or <name>.csv.
         is_seed = path.stem in seed_names and path.stem not in model_names
-        node = _node(document, path.stem, file, SHORT_FILE_KEYS, docs,
-                     SEED_CONFIG_KEYS if is_seed else MODEL_CONFIG_KEYS)  # fmt: skip
+        node = _node(
+            document, path.stem, file, SHORT_FILE_KEYS, docs, SEED_CONFIG_KEYS if is_seed else MODEL_CONFIG_KEYS
+        )
         if is_seed:
             add(seeds, node, seed_names, "seed", file)
         else:

@@ -70,8 +70,13 @@ class _Recorder:
 
     def ref(self, *args: Any) -> str:
         project_name = self.project.name or "<the project's name>"
-        _arguments("ref", args, (1, 2), f"a model or seed name, optionally after the project's name: ref('stg_orders') "
-                   f"or ref('{project_name}', 'stg_orders')")  # fmt: skip
+        _arguments(
+            "ref",
+            args,
+            (1, 2),
+            f"a model or seed name, optionally after the project's name: ref('stg_orders') "
+            f"or ref('{project_name}', 'stg_orders')",
+        )
         if len(args) == 2 and args[0] != self.project.name:
             raise DependencyError(
                 f"ref({args[0]!r}, {args[1]!r}): {args[0]!r} is not this project ({project_name!r}); "
@@ -93,8 +98,13 @@ class _Recorder:
         return name
 
     def source(self, *args: Any) -> str:
-        _arguments("source", args, (1, 2), "a source's name, or a group and a table as in dbt: source('predictions') "
-                   "or source('ecom', 'raw_customers')")  # fmt: skip
+        _arguments(
+            "source",
+            args,
+            (1, 2),
+            "a source's name, or a group and a table as in dbt: source('predictions') "
+            "or source('ecom', 'raw_customers')",
+        )
         name = source_key(args[0] if len(args) == 2 else None, args[-1])
         source = self.project.sources.get(name)
         if source is None or (len(args) == 1 and source.group):
@@ -106,8 +116,13 @@ class _Recorder:
         return source_view(name)
 
     def var(self, *args: Any) -> str:
-        _arguments("var", args, (1, 2), "a var's name and optionally a default: var('lookback_days') or "
-                   "var('lookback_days', 30)", names=1)  # fmt: skip
+        _arguments(
+            "var",
+            args,
+            (1, 2),
+            "a var's name and optionally a default: var('lookback_days') or var('lookback_days', 30)",
+            names=1,
+        )
         name = args[0]
         if name in self.project.vars:
             return sql_literal(self.project.vars[name], name)
@@ -121,8 +136,9 @@ class _Recorder:
 
     def set_config(self, *args: Any, **kwargs: Any) -> str:
         if args:
-            raise CompilationError(f"config() takes keyword arguments only, like config(materialized='table'). "
-                                   f"Got positional {args!r}.")  # fmt: skip
+            raise CompilationError(
+                f"config() takes keyword arguments only, like config(materialized='table'). Got positional {args!r}."
+            )
         self.config.update(kwargs)
         return ""
 
@@ -158,11 +174,13 @@ class Renderer:
             keep_trailing_newline=True,
             autoescape=False,
         )
-        env.globals.update({
-            "ds": ctx.ds_str,
-            "data_interval_start": ctx.data_interval_start.isoformat(),
-            "data_interval_end": ctx.data_interval_end.isoformat(),
-        })  # fmt: skip
+        env.globals.update(
+            {
+                "ds": ctx.ds_str,
+                "data_interval_start": ctx.data_interval_start.isoformat(),
+                "data_interval_end": ctx.data_interval_end.isoformat(),
+            }
+        )
         renderer = cls(project, ctx, env)
         renderer._load_macros()
         return renderer
@@ -199,8 +217,9 @@ class Renderer:
             ) from e
         except Exception as e:  # an error inside a macro's Python-level call, e.g. a wrong argument type
             raise CompilationError(_located(self.project, model, e, f"{type(e).__name__}: {e}")) from e
-        config = parse_config(self.merged_config(model, recorder.config), f"{model.name} "
-                              f"({self.project.relative(model.path)})")  # fmt: skip
+        config = parse_config(
+            self.merged_config(model, recorder.config), f"{model.name} ({self.project.relative(model.path)})"
+        )
         source_text = model.path.read_text(encoding="utf-8")
         return RenderedModel(
             model=model,

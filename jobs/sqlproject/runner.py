@@ -222,9 +222,16 @@ class SqlRunner:
         target = self.table_path(name)
         with atomic_directory(target) as staging:
             rows = self._write_observed(rendered, df, staging)
-            write_manifest(staging, {"model": name, "rows": rows, "ds": self.ctx.ds_str,
-                                     "sql_file": self.project.relative(rendered.model.path),
-                                     "partition_by": list(config.partition_by)})  # fmt: skip
+            write_manifest(
+                staging,
+                {
+                    "model": name,
+                    "rows": rows,
+                    "ds": self.ctx.ds_str,
+                    "sql_file": self.project.relative(rendered.model.path),
+                    "partition_by": list(config.partition_by),
+                },
+            )
         self._register_table(name, target, config.cache)
         seconds = round(time.monotonic() - started, 3)
         log.info("Table %s: %d rows in %.1fs -> %s", name, rows, seconds, target)
@@ -250,9 +257,13 @@ class SqlRunner:
                 self.observed[name] = {key: metrics[key] for key in wanted}
                 return int(metrics[ROWS_METRIC])
             except PySparkException as e:
-                log.warning("Writing %s failed (%s). A data test counted during the write or the model itself broke "
-                            "it; writing %s again without the tests' counts to tell which.", name, first_line(e),
-                            name)  # fmt: skip
+                log.warning(
+                    "Writing %s failed (%s). A data test counted during the write or the model itself broke "
+                    "it; writing %s again without the tests' counts to tell which.",
+                    name,
+                    first_line(e),
+                    name,
+                )
                 shutil.rmtree(path, ignore_errors=True)
         try:
             return int(self._write_once(rendered, df, path, {})[ROWS_METRIC])

@@ -85,8 +85,10 @@ def read_seed(project: SqlProject, seed: Seed) -> SeedTable:
     declared = declared_types(project, seed)
     unknown = sorted(set(declared) - set(header))
     if unknown:
-        raise SqlProjectError(f"{where}: column_types name column(s) {', '.join(unknown)} that the CSV does not have. "
-                              f"Columns: {', '.join(header)}.")  # fmt: skip
+        raise SqlProjectError(
+            f"{where}: column_types name column(s) {', '.join(unknown)} that the CSV does not have. "
+            f"Columns: {', '.join(header)}."
+        )
     columns = {name: declared.get(name) or infer_type([r[i] for r in rows]) for i, name in enumerate(header)}
     return SeedTable(seed, columns, tuple(tuple(v if v != "" else None for v in r) for r in rows))
 
