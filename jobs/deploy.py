@@ -21,7 +21,7 @@ import jwt
 import requests
 
 from jobs.errors import AdminTokenError, BackendError, DeployError, ReloadMismatchError
-from jobs.ml.tokens import ADMIN_ROLE, ALGORITHM
+from jobs.ml.tokens import ADMIN_ROLE, ALGORITHM, TokenRejected, check_claims, check_size
 from jobs.run_context import RunContext
 from jobs.settings import Settings
 
@@ -39,7 +39,8 @@ _MINT_HINT = "Mint one on the backend with `retrain token --role admin --ttl 2h`
 
 
 def check_admin_token(settings: Settings, *, valid_for: timedelta, now: datetime | None = None) -> None:
-    """Fail fast when ``ADMIN_JWT_TOKEN`` cannot last the run: missing, not a JWT, not admin, or expiring soon.
+    """Fail fast when ``ADMIN_JWT_TOKEN`` cannot last the run: missing, not a JWT, not admin, claims the backend
+    would refuse (``jobs.ml.tokens.check_claims``: the same reading), or expiring soon.
 
     Only the backend knows ``SECRET_KEY``, so the signature cannot be checked here; the claims can, and an expired
     token found before extraction saves a whole run that would fail at its last step.
@@ -47,26 +48,27 @@ def check_admin_token(settings: Settings, *, valid_for: timedelta, now: datetime
     token = settings.admin_jwt_token
     if not token:
         raise AdminTokenError(f"The ADMIN_JWT_TOKEN setting is not set; deploy_models needs an admin JWT. {_MINT_HINT}")
-    try:
-        header = jwt.get_unverified_header(token)
-        claims = jwt.decode(token, options={"verify_signature": False})
-    except jwt.InvalidTokenError:
-        raise AdminTokenError(f"ADMIN_JWT_TOKEN is not a JWT (three base64url parts). {_MINT_HINT}") from None
-    if header.get("alg") != ALGORITHM:
-        raise AdminTokenError(
-            f"ADMIN_JWT_TOKEN must be signed with {ALGORITHM}. Got alg {header.get('alg')!r} instead."
-        )
-    if claims.get("role") != ADMIN_ROLE:
-        raise AdminTokenError(
-            f"ADMIN_JWT_TOKEN has role {claims.get('role')!r}; reloading models needs role {ADMIN_ROLE!r}. {_MINT_HINT}"
-        )
-    exp = claims.get("exp")
-    if isinstance(exp, bool) or not isinstance(exp, int | float):
-        raise AdminTokenError(f"ADMIN_JWT_TOKEN has no numeric 'exp' claim; admin tokens must expire. {_MINT_HINT}")
-    expires = datetime.fromtimestamp(exp, UTC)
     now = now or datetime.now(UTC)
-    if expires <= now:
-        raise AdminTokenError(f"ADMIN_JWT_TOKEN expired at {expires:%Y-%m-%d %H:%M:%S} UTC. {_MINT_HINT}")
+    try:
+        check_size(token)
+        try:
+            header = jwt.get_unverified_header(token)
+            claims = jwt.decode(token, options={"verify_signature": False})
+        except jwt.InvalidTokenError:
+            raise AdminTokenError(f"ADMIN_JWT_TOKEN is not a JWT (three base64url parts). {_MINT_HINT}") from None
+        if header.get("alg") != ALGORITHM:
+            raise AdminTokenError(
+                f"ADMIN_JWT_TOKEN must be signed with {ALGORITHM}. Got alg {header.get('alg')!r} instead."
+            )
+        if claims.get("role") != ADMIN_ROLE:
+            raise AdminTokenError(
+                f"ADMIN_JWT_TOKEN has role {claims.get('role')!r}; reloading models needs role {ADMIN_ROLE!r}. "
+                f"{_MINT_HINT}"
+            )
+        _, expires = check_claims(claims, now=now)  # the backend's own reading of exp and iat
+    except TokenRejected as e:
+        hint = "" if "retrain token" in e.reason else f" {_MINT_HINT}"
+        raise AdminTokenError(f"ADMIN_JWT_TOKEN: {e.reason}{hint}") from None
     if expires < now + valid_for:
         raise AdminTokenError(
             f"ADMIN_JWT_TOKEN expires at {expires:%Y-%m-%d %H:%M:%S} UTC, in {_minutes(expires - now)}, before this "

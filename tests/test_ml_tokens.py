@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -39,7 +40,7 @@ def test_a_minted_admin_token_verifies_and_carries_role_and_expiry() -> None:
             401,
             "expired",
         ),
-        (jwt.encode({"role": "admin"}, SECRET, algorithm="HS256"), 401, "no 'exp'"),
+        (jwt.encode({"role": "admin"}, SECRET, algorithm="HS256"), 401, "no numeric 'exp'"),
         (mint(SECRET, role="analyst", ttl=timedelta(hours=1)), 403, "role 'admin'"),
     ],
 )
@@ -107,3 +108,72 @@ def test_retrain_token_prints_a_token_the_backend_accepts(capsys: pytest.Capture
     token = capsys.readouterr().out.strip()
     claims = verify_admin(token, SECRET)
     assert claims["role"] == "admin" and claims["exp"] - claims["iat"] == 7200
+
+
+# -- one validation of a token's claims, by the backend and by deploy's preflight -------------------------------------
+
+
+def claims_token(**claims: object) -> str:
+    return jwt.encode({"sub": "tests", "role": "admin", **claims}, SECRET, algorithm="HS256")
+
+
+def _claims(case: str, now: int) -> dict[str, object]:
+    """Bad claims relative to ``now`` (seconds since the epoch)."""
+    return {
+        "exp as a numeric string": {"iat": now, "exp": str(now + 3600)},
+        "iat as a numeric string": {"iat": str(now), "exp": now + 3600},
+        "exp true": {"iat": now, "exp": True},
+        "no iat": {"exp": now + 3600},
+        "a lifetime of 400 days": {"iat": now, "exp": now + 400 * 86_400},
+        "an exp too far to be a date": {"iat": now - 10 * 86_400, "exp": 10**300},
+        "issued in two hours": {"iat": now + 7200, "exp": now + 10_000},
+    }[case]
+
+
+@pytest.mark.parametrize(
+    ("case", "words"),
+    [
+        ("exp as a numeric string", "numeric 'exp'"),
+        ("iat as a numeric string", "numeric 'iat'"),
+        ("exp true", "numeric 'exp'"),
+        ("no iat", "numeric 'iat'"),
+        ("a lifetime of 400 days", "longest lifetime"),
+        ("an exp too far to be a date", "longest lifetime"),
+        ("issued in two hours", "issued in the future"),
+    ],
+)
+def test_backend_and_preflight_refuse_the_same_bad_claims(case: str, words: str) -> None:
+    token = claims_token(**_claims(case, int(time.time())))
+    with pytest.raises(TokenRejected) as caught:
+        verify_admin(token, SECRET)
+    assert caught.value.status == 401 and words in caught.value.reason
+    with pytest.raises(AdminTokenError, match=words):
+        check_admin_token(settings_with(token), valid_for=timedelta(minutes=5))
+
+
+def test_an_oversized_token_is_refused_before_it_is_decoded() -> None:
+    huge = mint(SECRET, role="admin", ttl=timedelta(hours=1), subject="x" * 1_000_000)
+    with pytest.raises(TokenRejected) as caught:
+        verify_admin(huge, SECRET)
+    assert caught.value.status == 401 and "longer than" in caught.value.reason
+    with pytest.raises(AdminTokenError, match="longer than"):
+        check_admin_token(settings_with(huge), valid_for=timedelta(minutes=5))
+
+
+@pytest.mark.parametrize("text", ["999999999999d", "32d", "9" * 5000])
+def test_an_absurd_ttl_is_refused_with_a_clear_message(text: str) -> None:
+    with pytest.raises(ConfigError, match="--ttl must be"):
+        parse_ttl(text)
+    with pytest.raises(ConfigError, match="longest lifetime"):
+        mint(SECRET, role="admin", ttl=timedelta(days=400))
+
+
+def test_retrain_token_refuses_an_absurd_ttl_without_a_traceback(
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture, monkeypatch
+) -> None:
+    from jobs.cli import main
+
+    monkeypatch.setenv("SECRET_KEY", SECRET)
+    assert main(["token", "--role", "admin", "--ttl", "999999999999d"]) == 2
+    assert capsys.readouterr().out == ""
+    assert "--ttl must be at most 31d" in caplog.text and all(r.exc_info is None for r in caplog.records)
