@@ -187,6 +187,14 @@ class ModelStoreError(RetrainError):
     """The model store has no such model or version, or a stored artifact does not match its recorded hash."""
 
 
+class InvalidNameError(ModelStoreError):
+    """A model or version name is not of the strict form the model store accepts (``jobs/ml/names.py``)."""
+
+
+class StoreLockTimeoutError(ModelStoreError):
+    """Another process held a model's lock in the model store for longer than a pointer change may take."""
+
+
 class TrainError(RetrainError):
     """Training could not run at all (no feature table for the run, no recipes, ...)."""
 

@@ -7,6 +7,11 @@ import json
 
 from jobs.settings import Settings
 
+RELOAD_HINT = (
+    "Only the pointer moved: the backend serves it once it reloads "
+    '(`curl -X POST "$BACKEND_URL/admin/reload_models" -H "Authorization: Bearer $ADMIN_JWT_TOKEN"`).'
+)
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("models", help="the model store: list, show, promote, rollback")
@@ -74,11 +79,12 @@ def run_show(settings: Settings, args: argparse.Namespace) -> int:
 def run_promote(settings: Settings, args: argparse.Namespace) -> int:
     pointer = _store(settings).promote(args.model, args.version, reason=args.reason, actor="cli")
     print(f"{pointer.model}: production is now {pointer.version} (sha256 {pointer.artifact_sha256[:12]}...).")
-    print("Only the pointer moved; `retrain deploy` (or the DAG) reloads the serving backend.")
+    print(RELOAD_HINT)
     return 0
 
 
 def run_rollback(settings: Settings, args: argparse.Namespace) -> int:
-    pointer = _store(settings).rollback(args.model, reason=args.reason, actor="cli")
-    print(f"{pointer.model}: production is back to {pointer.version}.")
+    change = _store(settings).rollback(args.model, reason=args.reason, actor="cli")
+    print(f"{change.model}: production rolled back from {change.previous} to {change.version}.")
+    print(RELOAD_HINT)
     return 0
