@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 BENCH_ROWS ?= 200000 1000000
 BENCH_REPEAT ?= 2
 
-.PHONY: help setup system-deps test test-fast lint demo airflow bench clean
+.PHONY: help setup system-deps test test-fast lint docs demo airflow bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -26,21 +26,26 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 is required, found {sys.version.split()[0]}: set PYTHON=/path/to/python3.11"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,pipeline,serving,airflow]'
+	$(BIN)/pip install --quiet -e '.[dev,docs,pipeline,serving,airflow]'
 	touch $(STAMP)
 
-system-deps:  ## check Java 17, PostgreSQL server binaries and the JDBC driver; install them with apt as root
+system-deps:  ## check Java 17, PostgreSQL server binaries, the JDBC driver and Chromium; install them with apt as root
 	@bash scripts/system-deps.sh
 
 test: lint  ## run the tests (a real PostgreSQL and Spark are started by the tests themselves)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test-fast: lint  ## ruff, then the tests that need no PostgreSQL, Spark (JVM) or Airflow (about 30 s)
-	$(BIN)/pytest -m "not postgres and not spark and not airflow" $(PYTEST_ARGS)
+test-fast: lint  ## ruff, then the tests that need no PostgreSQL, Spark (JVM), Airflow or browser (about 30 s)
+	$(BIN)/pytest -m "not postgres and not spark and not airflow and not browser" $(PYTEST_ARGS)
 
 lint: setup  ## ruff's checks, and its formatter's (the code is as `ruff format` writes it)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# NO_MKDOCS_2_WARNING: Material for MkDocs prints a notice about its successor on every build; it is not a warning
+# about these pages, which --strict turns into failures.
+docs: setup  ## the documentation site in site/ (mkdocs build --strict: a broken link or any warning fails it)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 demo: setup  ## seed the embedded PostgreSQL, start the backend, run the DAG for two Sundays with a week of traffic between
 	$(BIN)/retrain demo run --rows $(DEMO_ROWS) --requests $(DEMO_REQUESTS)

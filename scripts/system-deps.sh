@@ -8,6 +8,8 @@ command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || [ -x "$(pg_config --bindir 2>/dev/null)/initdb" ] \
   || missing+=(postgresql)
 [ -f /usr/share/java/postgresql.jar ] || [ -n "${SPARK_JDBC_JAR:-}" ] || missing+=(libpostgresql-jdbc-java)
+# The browser tests drive Debian's Chromium through Playwright (tests/browser.py); Playwright downloads no browser.
+command -v chromium >/dev/null 2>&1 || [ -n "${CHROMIUM:-}" ] || missing+=(chromium)
 
 # A German locale lets the tests check that PostgreSQL errors are classified by SQLSTATE, not by their English
 # wording (tests/test_postgres_classify.py skips without it). Generating it from Debian's `locales` data takes about
@@ -18,7 +20,7 @@ if [ "$(id -u)" -eq 0 ] && command -v localedef >/dev/null 2>&1 && [ -f /usr/sha
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "system-deps: Java, PostgreSQL server binaries and the JDBC driver are present."
+  echo "system-deps: Java, PostgreSQL server binaries, the JDBC driver and Chromium are present."
   exit 0
 fi
 
@@ -30,6 +32,6 @@ if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
 else
   echo "system-deps: missing Debian packages: ${missing[*]}." >&2
   echo "  Install them with: sudo apt-get install ${missing[*]}" >&2
-  echo "  (or point SPARK_JDBC_JAR at a PostgreSQL JDBC jar; see docs/operations.md, 'Prerequisites')." >&2
+  echo "  (or point SPARK_JDBC_JAR at a PostgreSQL JDBC jar, CHROMIUM at a Chromium; see docs/operations.md, 'Prerequisites')." >&2
   exit 1
 fi

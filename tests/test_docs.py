@@ -137,3 +137,112 @@ def test_nothing_refers_to_a_document_outside_the_repository() -> None:
             if OUTSIDE_DOCUMENTS.search(line):
                 found.append(f"{path.relative_to(REPO_ROOT)}:{number}: {line.strip()[:100]}")
     assert not found, "References to documents kept outside the repository:\n" + "\n".join(found)
+
+
+CODE_BLOCK = re.compile(r"```(\w+)\n(.*?)```", re.S)
+
+
+def code_blocks(language: str) -> list[tuple[str, str]]:
+    """``(page, body)`` of every block of ``language`` in the pages."""
+    return [
+        (page.relative_to(REPO_ROOT).as_posix(), body)
+        for page in PAGES
+        for found, body in CODE_BLOCK.findall(page.read_text(encoding="utf-8"))
+        if found == language
+    ]
+
+
+@pytest.mark.parametrize("language", ["yaml", "json", "python"])
+def test_the_examples_are_valid(language: str) -> None:
+    """Every YAML and JSON example loads and every Python example compiles (README's run in test_readme.py)."""
+    import json
+
+    import yaml
+
+    load = {"yaml": yaml.safe_load, "json": json.loads, "python": lambda body: compile(body, "<example>", "exec")}
+    blocks = code_blocks(language)
+    assert blocks, f"no {language} examples found"
+    for page, body in blocks:
+        try:
+            load[language](body)
+        except Exception as e:  # noqa: BLE001 - reported with the page and the example
+            raise AssertionError(f"{page}: a {language} example does not load ({e}):\n{body}") from None
+
+
+def test_the_sql_project_examples_use_known_keys() -> None:
+    """The project.yml and property-file examples of docs/sql.md use only keys the project's reader accepts."""
+    import yaml
+
+    from jobs.sqlproject import properties
+    from jobs.sqlproject.project import PROJECT_KEYS
+
+    allowed_in = {
+        "models": properties.MODEL_KEYS,
+        "columns": properties.COLUMN_KEYS,
+        "unit_tests": properties.UNIT_TEST_KEYS,
+    }
+    checked = 0
+    for page, body in code_blocks("yaml"):
+        document = yaml.safe_load(body)
+        if not isinstance(document, dict):
+            continue
+        if "name" in document:  # project.yml
+            assert set(document) <= set(PROJECT_KEYS), f"{page}: {sorted(document)}"
+            continue
+        if "version" in document or "models" in document:
+            assert set(document) <= set(properties.DBT_FILE_KEYS), f"{page}: {sorted(document)}"
+        for key, allowed in allowed_in.items():
+            for entry in document.get(key) or []:
+                if isinstance(entry, dict):
+                    checked += 1
+                    unknown = set(entry) - set(allowed)
+                    assert not unknown, f"{page}: unknown key(s) {sorted(unknown)} in a {key} entry:\n{body}"
+    assert checked, "no property-file examples found"
+
+
+def copy_site_sources(target: Path) -> Path:
+    """What `make docs` reads, copied under ``target``."""
+    import shutil
+
+    for name in ("mkdocs.yml", "README.md", "CHANGELOG.md", "scripts/mkdocs_hooks.py", "bench/README.md"):
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO_ROOT / name, target / name)
+    shutil.copytree(REPO_ROOT / "docs", target / "docs")
+    shutil.copytree(
+        REPO_ROOT / "bench" / "results", target / "bench" / "results", ignore=shutil.ignore_patterns("failed-logs")
+    )
+    return target
+
+
+def build_site(root: Path) -> subprocess.CompletedProcess:
+    import os
+    import sys
+
+    mkdocs = Path(sys.executable).with_name("mkdocs")
+    return subprocess.run(
+        [str(mkdocs), "build", "--strict", "--site-dir", str(root / "site")],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
+
+
+def test_the_site_builds_without_warnings_and_a_broken_link_fails_it(tmp_path) -> None:
+    """`make docs` (mkdocs build --strict): the site builds, offline, with README as its home page; a link to a
+    missing page or heading fails the build."""
+    root = copy_site_sources(tmp_path)
+    built = build_site(root)
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    assert "WARNING" not in built.stderr, built.stderr[-3000:]
+    home = (root / "site" / "index.html").read_text(encoding="utf-8")
+    assert "the weekly model-retraining pipeline" in home and 'href="sql.html"' in home
+    assert "fonts.googleapis" not in home  # nothing is fetched when the site is opened
+
+    for broken in ("[gone](nowhere.md)", "[gone](architecture.md#no-such-heading)"):
+        page = root / "docs" / "security.md"
+        page.write_text((REPO_ROOT / "docs" / "security.md").read_text(encoding="utf-8") + f"\n{broken}\n")
+        failed = build_site(root)
+        assert failed.returncode != 0, f"{broken} did not fail the build"
+        assert "security.md" in failed.stderr and ("nowhere.md" in failed.stderr or "no-such-heading" in failed.stderr)
