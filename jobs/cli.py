@@ -32,7 +32,7 @@ from jobs.commands import (
     validate,
 )
 from jobs.errors import RetrainError
-from jobs.settings import Settings
+from jobs.settings import Settings, redact_logs
 
 log = logging.getLogger("retrain")
 
@@ -83,6 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(args.verbose)
     try:
         settings = Settings.from_env()
+        redact_logs(settings)  # a library's message may quote a secret: no log line shows one
         reads_database = getattr(args, "uses_database", False) or getattr(args, "from_database", False)
         if settings.uses_embedded_database and reads_database:
             log.info(
@@ -97,6 +98,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         log.error("Interrupted.")
         return 130
+    except BrokenPipeError:
+        return _reader_went_away()
+
+
+def _reader_went_away() -> int:
+    """The program reading stdout stopped (``retrain compile | head``): end quietly, as other tools in a pipe do.
+
+    stdout is pointed at /dev/null first, so that Python's own flush at exit does not fail a second time and print
+    a traceback; the exit code is a shell's for a process ended by SIGPIPE (128 + 13).
+    """
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (a test's capture): nothing will flush it at exit
+        pass
+    return 141
 
 
 def _name_spark_log() -> None:

@@ -6,14 +6,17 @@ package reads ``os.environ``: entry points call :func:`Settings.from_env` and pa
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 
 from jobs.errors import ConfigError, check_scalar
 from jobs.postgres.secret import read_secret, secret_file
-from jobs.postgres.url import DatabaseUrl
+from jobs.postgres.url import DatabaseUrl, secrets_of
 from jobs.run_context import RunFolder
 
 EMBEDDED_PG_USER = "retrain"
@@ -149,14 +152,24 @@ class Settings:
     def redact(self, text: str) -> str:
         """``text`` with every secret setting (token, signing key, webhook URL, database password) masked.
 
-        The last guard of anything the pipeline writes for people: reports, webhook summaries, task errors.
+        The last guard of anything the pipeline writes for people: reports, webhook summaries, task errors, log
+        lines. Each secret is masked in any spelling a URL gives it: as is, percent-encoded (in upper or lower case
+        hex, wholly or in part) or with '+' for a space.
         """
+        return self._secret_pattern.sub("***", text) if self._secret_pattern else text
+
+    def secrets(self) -> list[str]:
+        """Every secret value of these settings, as :meth:`redact` masks them."""
         secrets = [self.admin_jwt_token, self.secret_key, self.notify_webhook_url]
         if self.database_url:
-            secrets.append(self.database().password)
-        for secret in filter(None, secrets):
-            text = text.replace(secret, "***")
-        return text
+            secrets += secrets_of(self.database_url)
+        else:
+            secrets.append(read_secret(self.embedded_pg_secret_file))
+        return [s for s in secrets if s]
+
+    @cached_property
+    def _secret_pattern(self) -> re.Pattern[str] | None:
+        return secret_pattern(self.secrets())
 
     def database(self) -> DatabaseUrl:
         """The source database: ``DATABASE_URL``, or the embedded cluster (with its password) when it is unset."""
@@ -170,3 +183,55 @@ class Settings:
     def run_folder(self, ds: str) -> RunFolder:
         """Where one logical date's snapshots, features, decisions and reports live."""
         return RunFolder.under(self.data_dir, ds)
+
+
+def secret_pattern(secrets: Iterable[str]) -> re.Pattern[str] | None:
+    """One regular expression matching each secret in any of its URL spellings (longest first), or None."""
+    unique = sorted(set(filter(None, secrets)), key=len, reverse=True)
+    if not unique:
+        return None
+    return re.compile("|".join(_any_spelling(secret) for secret in unique))
+
+
+def _any_spelling(secret: str) -> str:
+    """Each character as itself or percent-encoded (UTF-8 bytes, hex in either case); a space also as '+'."""
+
+    def hex_digit(d: str) -> str:
+        return f"[{d.lower()}{d.upper()}]" if d.isalpha() else d
+
+    parts = []
+    for char in secret:
+        encoded = "".join("%" + "".join(hex_digit(d) for d in f"{b:02X}") for b in char.encode("utf-8"))
+        spellings = [re.escape(char), encoded] + ([r"\+"] if char == " " else [])
+        parts.append("(?:" + "|".join(spellings) + ")")
+    return "".join(parts)
+
+
+class RedactingFilter(logging.Filter):
+    """Masks the settings' secrets in every record a handler writes: the message, its arguments, its traceback."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__()
+        self.settings = settings
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a malformed record is the logging module's to report, not ours
+            return True
+        record.msg, record.args = self.settings.redact(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.settings.redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.settings.redact(record.stack_info)
+        return True
+
+
+def redact_logs(settings: Settings) -> None:
+    """Mask the secrets of ``settings`` in everything the root logger's handlers write (once per handler)."""
+    for handler in logging.getLogger().handlers:
+        for old in [f for f in handler.filters if isinstance(f, RedactingFilter)]:
+            handler.removeFilter(old)
+        handler.addFilter(RedactingFilter(settings))

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from jobs.errors import RetrainError
-from jobs.settings import Settings
+from jobs.settings import Settings, redact_logs
 
 log = logging.getLogger("retrain-serve")
 
@@ -40,6 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         settings = Settings.from_env()
+        redact_logs(settings)  # uvicorn's and the backend's log lines, tracebacks included
         if settings.uses_embedded_database:
             log.info(
                 "DATABASE_URL is unset: using the embedded PostgreSQL at %s (start it with `retrain db start`).",
