@@ -32,16 +32,23 @@ def add_project_arguments(parser: argparse.ArgumentParser, selectable: bool = Fa
     parser.add_argument("--project-dir", help="the SQL project (default: SQL_PROJECT_DIR or ./sql)")
     parser.add_argument("--vars", help="""override var() values, e.g. '{"lookback_days": 30}'""")
     if selectable:
+        # dbt's spelling: several selectors after one option (--select a b), the option repeated, or one quoted
+        # argument with spaces all mean the union.
         parser.add_argument(
             "-s",
             "--select",
-            action="append",
+            action="extend",
+            nargs="+",
             metavar="SELECTOR",
             help="models to use: a name, path:FOLDER, tag:TAG, config.materialized:table; +X (with what it reads), "
-            "X+ (with what reads it); several separated by spaces (union) or ',' (intersection); repeatable",
+            "X+ (with what reads it); several (--select a b) are a union, 'a,b' an intersection; repeatable",
         )
         parser.add_argument(
-            "--exclude", action="append", metavar="SELECTOR", help="models to leave out (same selectors as --select)"
+            "--exclude",
+            action="extend",
+            nargs="+",
+            metavar="SELECTOR",
+            help="models to leave out (same selectors as --select)",
         )
 
 

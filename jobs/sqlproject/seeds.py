@@ -3,8 +3,10 @@
 Column types come from the seed's properties (dbt's ``config: column_types:``, or ``data_type`` of a column),
 from ``+column_types`` under ``seeds:`` in ``project.yml``, or are inferred from the values: whole numbers are
 ``bigint``, other numbers ``double``, ``true``/``false`` ``boolean``, ISO dates ``date``, ISO date-times
-``timestamp``, anything else ``string``. An empty field is NULL. Reading a CSV is cheap, so ``retrain check``
-registers seeds with their real rows.
+``timestamp`` (hours, minutes and seconds may have one digit: ``2020-01-05 4:30:21``), anything else ``string``. A
+column of dates in another spelling (``2020/01/05``) is an error naming the value, never silently text. An empty
+field is NULL, and so is a field missing at the end of a short row (as in dbt). Reading a CSV is cheap, so
+``retrain check`` registers seeds with their real rows.
 """
 
 from __future__ import annotations
@@ -23,13 +25,19 @@ from jobs.sqlproject.project import SEEDS_DIR, Seed, SqlProject
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+# What Spark's CAST reads exactly: single-digit months, days, hours, minutes and seconds included (4:30:21).
+_DATE = r"\d{4}-\d{1,2}-\d{1,2}"
+_TIME = r"[ T]\d{1,2}:\d{1,2}(:\d{1,2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?"
 _PATTERNS = (
     ("bigint", re.compile(r"^[+-]?\d{1,18}$")),
     ("double", re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")),
     ("boolean", re.compile(r"^(true|false)$", re.I)),
-    ("date", re.compile(r"^\d{4}-\d{2}-\d{2}$")),
-    ("timestamp", re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$")),
+    ("date", re.compile(rf"^{_DATE}$")),
+    ("timestamp", re.compile(rf"^{_DATE}({_TIME})?$")),
 )
+#: a value a reader takes for a date or a time of day, in a spelling Spark's CAST does not read (2020/01/05,
+#: 5.1.2020, 2020-01-05 4:30 PM): typed as text, it would compare as text
+_LOOKS_LIKE_DATE = re.compile(r"^(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})([ T,].*)?$")
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,21 @@ def infer_type(values: list[str]) -> str:
         if all(pattern.match(v) for v in present):
             return type_
     return "string"
+
+
+def unreadable_date(values: list[str]) -> int | None:
+    """The index of the first value Spark would not read as a date or timestamp, in a column whose values mostly
+    look like dates or timestamps; ``None`` for any other column.
+
+    Such a column would be typed ``string`` and compared as text ('2020-01-05 10:00' < '2020-01-05 9:00'), with
+    no error anywhere: dbt's reader would have parsed it.
+    """
+    timestamp = _PATTERNS[-1][1]
+    present = [(i, v) for i, v in enumerate(values) if v != ""]
+    dated = [i for i, v in present if timestamp.match(v) or _LOOKS_LIKE_DATE.match(v)]
+    if not dated or 2 * len(dated) <= len(present):
+        return None
+    return next((i for i, v in present if not timestamp.match(v)), None)
 
 
 def declared_types(project: SqlProject, seed: Seed) -> dict[str, str]:
@@ -76,12 +99,17 @@ def read_seed(project: SqlProject, seed: Seed) -> SeedTable:
             raise SqlProjectError(f"{where}: a seed needs a header row naming every column.")
         header = [h.strip() for h in header]
         rows = []
-        for number, row in enumerate(reader, start=2):
+        lines = []
+        for row in reader:
             if not row:
                 continue
-            if len(row) != len(header):
-                raise SqlProjectError(f"{where}, line {number}: {len(row)} fields, but the header has {len(header)}.")
-            rows.append(row)
+            if len(row) > len(header):
+                raise SqlProjectError(
+                    f"{where}, line {reader.line_num}: {len(row)} fields, but the header has {len(header)}. "
+                    "Quote a value that holds the delimiter, or remove the extra fields."
+                )
+            rows.append(row + [""] * (len(header) - len(row)))  # as dbt's reader: missing fields are NULL
+            lines.append(reader.line_num)
     declared = declared_types(project, seed)
     unknown = sorted(set(declared) - set(header))
     if unknown:
@@ -90,6 +118,15 @@ def read_seed(project: SqlProject, seed: Seed) -> SeedTable:
             f"Columns: {', '.join(header)}."
         )
     columns = {name: declared.get(name) or infer_type([r[i] for r in rows]) for i, name in enumerate(header)}
+    for i, name in enumerate(header):
+        bad = None if name in declared else unreadable_date([r[i] for r in rows])
+        if bad is not None:
+            raise SqlProjectError(
+                f"{where}, line {lines[bad]}: column {name!r} holds dates or timestamps, but {rows[bad][i]!r} is not "
+                "one Spark reads (yyyy-mm-dd, optionally followed by h:mm[:ss[.fff]] and a zone), so the column "
+                "would be text and compared as text. Write the values as yyyy-mm-dd [h:mm:ss], or give the column "
+                f"a type in the seed's column_types (string keeps it as text): column_types: {{{name}: string}}."
+            )
     return SeedTable(seed, columns, tuple(tuple(v if v != "" else None for v in r) for r in rows))
 
 
