@@ -1,8 +1,11 @@
 """train_models: fit one scikit-learn pipeline per recipe on the run's feature tables; store immutable versions.
 
-Only rows with a verified outcome are trained on; the holdout (by hashed record id) is never trained on, in any
-run. A model with too few labelled rows or a single class is skipped with the reason and the others go on.
-Writes ``train.json`` in the run folder: per model, the new version (or why none) with its counts and metrics.
+Only rows with an outcome verified before the run's ``data_interval_end`` are trained on, and only training
+patients' records from before the evaluation period (:mod:`jobs.ml.dataset`): held-out patients are never trained
+on, in any run. The training window is chosen on the validation period (:mod:`jobs.ml.fitting`), and so is the
+operating threshold, stored with the model for the gate and the serving backend. A model with too few labelled rows
+or a single class is skipped with the reason and the others go on. Writes ``train.json`` in the run folder: per
+model, the new version (or why none) with its counts and its metrics on the evaluation period.
 """
 
 from __future__ import annotations
@@ -15,11 +18,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+import pandas as pd
 
 from jobs.errors import RecipeError, TrainError
-from jobs.ml.dataset import read_feature_table, split
-from jobs.ml.metrics import classification_metrics, positive_scores, predicted_labels
+from jobs.ml.dataset import Split, read_feature_table, split
+from jobs.ml.fitting import choose_window, fit, window_label
+from jobs.ml.metrics import classification_metrics, operating_threshold, positive_scores, predicted_labels
 from jobs.ml.provenance import code_revision, file_sha256, library_versions, sql_lineage
 from jobs.ml.recipes import Recipe, features_frame, load_recipes
 from jobs.ml.store import ModelStore
@@ -42,7 +46,10 @@ class ModelTraining:
     label_coverage: float = 0.0
     class_counts: dict[str, int] = field(default_factory=dict)
     train_rows: int = 0
-    holdout_rows: int = 0
+    validation_rows: int = 0
+    evaluation_rows: int = 0
+    training_window: dict[str, Any] | None = None
+    operating_threshold: float | None = None
     metrics: dict[str, Any] | None = None
     artifact_sha256: str | None = None
     duration_seconds: float = 0.0
@@ -88,57 +95,82 @@ def select_recipes(recipes: Mapping[str, Recipe], names: Sequence[str] | None) -
     return [recipes[name] for name in names]
 
 
-def _skip_reason(recipe: Recipe, labelled: int, train_classes: set, holdout_rows: int, counts: dict) -> str | None:
-    if labelled < recipe.min_labelled_rows:
+def _skip_reason(recipe: Recipe, training: pd.DataFrame, counts: dict[str, int]) -> str | None:
+    if len(training) < recipe.min_labelled_rows:
         return (
-            f"only {labelled} rows have a verified outcome; the recipe needs at least {recipe.min_labelled_rows} "
-            "(min_labelled_rows) to train"
+            f"only {len(training)} training rows have a verified outcome; the recipe needs at least "
+            f"{recipe.min_labelled_rows} (min_labelled_rows) to train"
         )
     if len(counts) < 2:
         only = next(iter(counts), "none")
         return f"every labelled row has the same outcome (label {only}); a classifier needs both classes"
-    if len(train_classes) < 2:
-        return "the training part holds a single class; a classifier needs both classes"
-    if holdout_rows == 0:
-        return "the holdout is empty, so the new model could not be scored"
+    if training[recipe.label].nunique() < 2:
+        return "the training rows hold a single class; a classifier needs both classes"
     return None
 
 
+def choose_threshold(recipe: Recipe, estimator: Any, parts: Split, training: pd.DataFrame) -> tuple[float, str]:
+    """The operating threshold that flags ``target_recall`` of the positives: on the validation period's held-out
+    patients (never trained on), or on the training rows when that period has no positive."""
+    for name, rows in (("validation", parts.validation), ("training", training)):
+        y = rows[recipe.label].to_numpy()
+        if y.sum() > 0:
+            scores = positive_scores(estimator, features_frame(recipe, rows))
+            threshold = operating_threshold(y, scores, recipe.target_recall)
+            if threshold is not None:
+                return threshold, name
+    raise TrainError(f"{recipe.name}: no positive row to choose an operating threshold on.")
+
+
+def evaluation_metrics(recipe: Recipe, estimator: Any, rows: pd.DataFrame, threshold: float) -> dict[str, Any]:
+    """The model's figures on ``rows`` at its operating threshold."""
+    y = rows[recipe.label].to_numpy()
+    if not len(rows):
+        return classification_metrics(y, y)
+    scores = positive_scores(estimator, features_frame(recipe, rows))
+    slices = rows[recipe.slice_column].to_numpy() if recipe.slice_column else None
+    return classification_metrics(y, predicted_labels(scores, threshold), scores, slices, recipe.slice_column)
+
+
 def train_one(
-    recipe: Recipe, frame, *, store: ModelStore, ds: str, provenance: dict[str, Any], recipe_file: Path | None = None
+    recipe: Recipe,
+    frame: pd.DataFrame,
+    *,
+    store: ModelStore,
+    ctx: RunContext,
+    provenance: dict[str, Any],
+    recipe_file: Path | None = None,
 ) -> ModelTraining:
-    """Fit, score and store one recipe's model on ``frame`` (its feature table's rows)."""
+    """Choose the window, fit, choose the threshold, score and store one recipe's model on ``frame``."""
     started = time.perf_counter()
-    parts = split(frame, recipe)
+    parts = split(frame, recipe, ctx.data_interval_end)
     counts = parts.class_counts(recipe.label)
+    choice = choose_window(recipe, parts)
+    trained_until = parts.periods.evaluation_start
+    training = parts.training_rows(choice.weeks, before=trained_until)
     base = {
         "model": recipe.name,
         "rows": parts.rows,
         "labelled_rows": parts.labelled,
         "label_coverage": round(parts.label_coverage, 6),
         "class_counts": counts,
-        "train_rows": len(parts.train),
-        "holdout_rows": len(parts.holdout),
+        "train_rows": len(training),
+        "validation_rows": len(parts.validation),
+        "evaluation_rows": len(parts.evaluation),
+        "training_window": choice.to_dict(),
     }
-    train_classes = set(np.unique(parts.train[recipe.label].to_numpy()).tolist())
-    reason = _skip_reason(recipe, parts.labelled, train_classes, len(parts.holdout), counts)
+    reason = _skip_reason(recipe, training, counts)
     if reason:
         log.warning("%s: not trained: %s.", recipe.name, reason)
         return ModelTraining(
             version=None, reason=reason, duration_seconds=round(time.perf_counter() - started, 3), **base
         )
 
-    estimator = recipe.build_estimator()
-    estimator.fit(features_frame(recipe, parts.train), parts.train[recipe.label].to_numpy())
+    estimator = fit(recipe, training, trained_until)
     fit_seconds = time.perf_counter() - started
-    holdout = features_frame(recipe, parts.holdout)
-    y_true = parts.holdout[recipe.label].to_numpy()
-    score = positive_scores(estimator, holdout)
-    slices = parts.holdout[recipe.slice_column].to_numpy() if recipe.slice_column else None
-    metrics = classification_metrics(y_true, predicted_labels(score), score, slices, recipe.slice_column)
-    train_pred = estimator.predict(features_frame(recipe, parts.train))
-    metrics["train_accuracy"] = round(float((train_pred == parts.train[recipe.label].to_numpy()).mean()), 6)
-    created = frame.get("created_at")
+    threshold, chosen_on = choose_threshold(recipe, estimator, parts, training)
+    metrics = evaluation_metrics(recipe, estimator, parts.evaluation, threshold)
+    metrics["validation"] = evaluation_metrics(recipe, estimator, parts.validation, threshold)
     metadata = {
         **provenance,
         "recipe": {"path": str(recipe_file), "sha256": file_sha256(recipe_file)} if recipe_file else None,
@@ -149,24 +181,45 @@ def train_one(
         "categorical_features": list(recipe.categorical_features),
         "label": recipe.label,
         "slice_column": recipe.slice_column,
-        "holdout": {"fraction": recipe.holdout_fraction, "salt": recipe.holdout_salt, "rows": len(parts.holdout)},
+        "holdout": {"by": "user_id", "fraction": recipe.holdout_fraction, "salt": recipe.holdout_salt},
+        "periods": parts.periods.to_dict(),
+        "trained_until": trained_until.isoformat(),
+        "training_window": {
+            **choice.to_dict(),
+            "rows": len(training),
+            "from": None if training.empty else training["created_at"].min().isoformat(),
+            "recency_half_life_weeks": recipe.recency_half_life_weeks,
+        },
+        "metric": recipe.metric,
+        "target_recall": recipe.target_recall,
+        "operating_threshold": threshold,
+        "threshold_chosen_on": chosen_on,
         "rows": parts.rows,
         "labelled_rows": parts.labelled,
-        "train_rows": len(parts.train),
+        "train_rows": len(training),
         "label_coverage": round(parts.label_coverage, 6),
         "class_balance": counts,
-        "data_range": None if created is None else [str(created.min()), str(created.max())],
+        "data_range": None
+        if training.empty
+        else [str(training["created_at"].min()), str(training["created_at"].max())],
         "thresholds": recipe.thresholds.to_dict(),
         "estimator": repr(estimator),
         "fit_seconds": round(fit_seconds, 3),
     }
-    version, digest = store.write(recipe.name, ds, estimator, metrics, metadata)
+    version, digest = store.write(recipe.name, ctx.ds_str, estimator, metrics, metadata)
     log.info(
-        "%s: trained %s on %d rows, holdout accuracy %.4f.", recipe.name, version, len(parts.train), metrics["accuracy"]
+        "%s: trained %s on %d rows (window %s), threshold %.4f, evaluation ROC AUC %s.",
+        recipe.name,
+        version,
+        len(training),
+        window_label(choice.weeks),
+        threshold,
+        metrics.get("roc_auc"),
     )
     return ModelTraining(
         version=version,
         reason=None,
+        operating_threshold=threshold,
         metrics=metrics,
         artifact_sha256=digest,
         duration_seconds=round(time.perf_counter() - started, 3),
@@ -212,9 +265,7 @@ def train(
             outcomes.append(ModelTraining(recipe.name, None, str(e)))
             continue
         recipe_file = settings.models_dir / f"{recipe.name}.py"
-        outcomes.append(
-            train_one(recipe, frame, store=store, ds=ctx.ds_str, provenance=provenance, recipe_file=recipe_file)
-        )
+        outcomes.append(train_one(recipe, frame, store=store, ctx=ctx, provenance=provenance, recipe_file=recipe_file))
     result = TrainResult(ctx.ds_str, tuple(outcomes), round(time.perf_counter() - started, 3))
     folder.train_summary.write_text(json.dumps(result.to_dict(), indent=2, default=str) + "\n", encoding="utf-8")
     return result

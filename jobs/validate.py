@@ -1,10 +1,13 @@
-"""validate_models: score production (champion) and the new version (challenger) on the same holdout; decide.
+"""validate_models: score production (champion) and the new version (challenger) on the same rows; decide.
 
-Both models predict the *same* labelled holdout rows of this run (membership by hashed record id, so the champion,
-trained in an earlier run, never saw them either). The pure gate :func:`decide` turns the paired predictions into
-``deploy``, ``reject`` or ``inconclusive`` with its reasons; a model that was not trained this run is ``skipped``.
-Writes ``decision.json`` with both models' metrics, the interval, the p-value, the thresholds, the verdict and its
-reasons. A forced deployment exists only through ``force`` and is recorded as such.
+Both models score the *same* evaluation rows: this run's held-out patients' records of the newest weeks, with
+outcomes verified before the run's end (:mod:`jobs.ml.dataset`). The challenger never saw them. Neither did a
+champion trained with the same holdout settings in an earlier run; when the champion was trained with other
+settings, or on records of this evaluation period, only the rows it cannot have seen are kept, and the reasons say
+so (too few left is ``inconclusive``). The pure gate :func:`decide` turns the paired scores into ``deploy``,
+``reject`` or ``inconclusive`` with its reasons; a model that was not trained this run is ``skipped``. Writes
+``decision.json`` with both models' metrics, the comparison, the thresholds, the verdict and its reasons. A forced
+deployment exists only through ``force`` and is recorded as such.
 """
 
 from __future__ import annotations
@@ -13,16 +16,17 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from jobs.errors import ModelStoreError, RetrainError, ValidateError
-from jobs.ml.dataset import read_feature_table, split
+from jobs.ml.dataset import in_holdout, read_feature_table, split
 from jobs.ml.gate import DEPLOY, Decision, decide
-from jobs.ml.metrics import classification_metrics, positive_scores, predicted_labels
+from jobs.ml.metrics import classification_metrics, positive_scores, predicted_labels, threshold_of
 from jobs.ml.recipes import Recipe, as_trained, features_frame, load_recipes
 from jobs.ml.store import ModelStore
 from jobs.ml.thresholds import GateThresholds
@@ -68,9 +72,51 @@ class ValidateResult:
         }
 
 
-def _predict(estimator: Any, recipe: Recipe, frame) -> tuple[np.ndarray, np.ndarray]:
-    score = positive_scores(estimator, features_frame(recipe, frame))
-    return predicted_labels(score), score
+def scores(estimator: Any, recipe: Recipe, frame: pd.DataFrame) -> np.ndarray:
+    return positive_scores(estimator, features_frame(recipe, frame))
+
+
+def rows_the_champion_never_saw(
+    evaluation: pd.DataFrame, recipe: Recipe, champion: Mapping[str, Any]
+) -> tuple[pd.DataFrame, list[str]]:
+    """The evaluation rows the champion cannot have trained on, and what was left out and why.
+
+    Same holdout settings and trained before this evaluation period: every row. Other holdout settings: only the
+    patients held out under both. Trained on records of this evaluation period (or, for a version with a
+    record-level holdout, on any record up to its last): only the rows created after its last training record.
+    """
+    rows, notes = evaluation, []
+    holdout = champion.get("holdout") or {}
+    ours = {"by": "user_id", "fraction": recipe.holdout_fraction, "salt": recipe.holdout_salt}
+    if holdout.get("by") == "user_id" and (holdout.get("fraction"), holdout.get("salt")) != (
+        ours["fraction"],
+        ours["salt"],
+    ):
+        rows = rows[in_holdout(rows, holdout["fraction"], holdout["salt"])]
+        notes.append(
+            f"Production was trained with other holdout settings (fraction {holdout.get('fraction')}, salt "
+            f"{holdout.get('salt')!r}; this run: {ours['fraction']}, {ours['salt']!r}), so only the {len(rows)} of "
+            f"{len(evaluation)} evaluation rows whose patients are held out under both are compared."
+        )
+    elif holdout.get("by") != "user_id":
+        notes.append(
+            "Production was trained with a record-level holdout, so its training may include these patients' "
+            "earlier records; only records created after its last training record are compared."
+        )
+    # trained_until bounds the training records from above; a legacy version records its last training record
+    until = champion.get("trained_until") or (champion.get("data_range") or [None, None])[1]
+    if until is not None:
+        last_seen = pd.Timestamp(until)
+        last_seen = last_seen.tz_localize("UTC") if last_seen.tzinfo is None else last_seen.tz_convert("UTC")
+        created = rows["created_at"]
+        unseen = created >= last_seen if "trained_until" in champion else created > last_seen
+        if not unseen.all():
+            notes.append(
+                f"Production was trained on records up to {last_seen.isoformat()}, inside this evaluation period: "
+                f"only the {int(unseen.sum())} of {len(rows)} rows created after that are compared."
+            )
+            rows = rows[unseen]
+    return rows.reset_index(drop=True), notes
 
 
 def _skipped(model: str, reason: str, version: str | None = None) -> ModelVerdict:
@@ -101,28 +147,56 @@ def validate_one(
         categorical_features=tuple(dict.fromkeys(f for r in both for f in r.categorical_features)),
     )
     table = settings.run_folder(ctx.ds_str).feature_table(recipe.feature_table)
-    holdout = split(read_feature_table(table, reading), recipe).holdout
-    y = holdout[recipe.label].to_numpy()
-    slices = holdout[recipe.slice_column].to_numpy() if recipe.slice_column else None
+    evaluation = split(read_feature_table(table, reading), recipe, ctx.data_interval_end).evaluation
+    notes: list[str] = []
+    if champion_meta is not None:
+        evaluation, notes = rows_the_champion_never_saw(evaluation, recipe, champion_meta)
+    y = evaluation[recipe.label].to_numpy()
+    slices = evaluation[recipe.slice_column].to_numpy() if recipe.slice_column else None
 
-    new_pred, new_score = _predict(store.load(recipe.name, version), challenger_recipe, holdout)
-    old_pred = old_metrics = None
-    if pointer and champion_recipe:
-        old_pred, old_score = _predict(store.load(recipe.name, pointer.version), champion_recipe, holdout)
+    new_threshold = threshold_of(challenger_meta)
+    new_score = scores(store.load(recipe.name, version), challenger_recipe, evaluation)
+    old_score = old_metrics = old_threshold = None
+    if pointer and champion_recipe and champion_meta is not None:
+        old_threshold = threshold_of(champion_meta)
+        old_score = scores(store.load(recipe.name, pointer.version), champion_recipe, evaluation)
+        old_pred = predicted_labels(old_score, old_threshold)
         old_metrics = classification_metrics(y, old_pred, old_score, slices, recipe.slice_column)
-    decision = decide(y, old_pred, new_pred, recipe.thresholds, force=force)
+    decision = decide(
+        y,
+        old_score,
+        new_score,
+        challenger_threshold=new_threshold,
+        champion_threshold=old_threshold,
+        metric=recipe.metric,
+        target_recall=recipe.target_recall,
+        thresholds=recipe.thresholds,
+        notes=notes,
+        force=force,
+    )
+    new_metrics = classification_metrics(
+        y, predicted_labels(new_score, new_threshold), new_score, slices, recipe.slice_column
+    )
     record = {
         **decision.to_dict(),
+        "evaluation_period": challenger_meta.get("periods", {}).get("evaluation"),
         "challenger_version": version,
         "champion_version": pointer.version if pointer else None,
         "challenger": {
             "version": version,
             "artifact_sha256": challenger_meta["artifact_sha256"],
-            "metrics": classification_metrics(y, new_pred, new_score, slices, recipe.slice_column),
+            "operating_threshold": new_threshold,
+            "training_window": challenger_meta.get("training_window"),
+            "metrics": new_metrics,
         },
         "champion": None
         if pointer is None
-        else {"version": pointer.version, "artifact_sha256": pointer.artifact_sha256, "metrics": old_metrics},
+        else {
+            "version": pointer.version,
+            "artifact_sha256": pointer.artifact_sha256,
+            "operating_threshold": old_threshold,
+            "metrics": old_metrics,
+        },
     }
     log.info("%s: %s (%s).", recipe.name, decision.verdict, "; ".join(decision.codes))
     return ModelVerdict(

@@ -8,7 +8,6 @@ Routes: ``POST /predict/{model}`` (JSON inputs -> prediction, logged into ``heal
 # No `from __future__ import annotations` here: FastAPI resolves the routes' annotations at runtime, and the admin
 # dependency is a local of create_app that a string annotation could not name.
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,7 +21,10 @@ from jobs.errors import ModelLoadError, RetrainError
 from jobs.ml.tokens import require_secret
 from jobs.settings import Settings
 from serving.auth import admin_required
+from serving.guard import RequestGuard
+from serving.inputs import BadRequest, read_request
 from serving.predict import score
+from serving.public import hide_paths
 from serving.records import RecordLog, RecordLogUnavailable, UnknownUserError
 from serving.registry import ModelRegistry
 
@@ -44,8 +46,17 @@ def create_app(settings: Settings, *, max_db_connections: int = 8) -> FastAPI:
         records.close()
 
     app = FastAPI(title="retrain reference serving backend", lifespan=lifespan)
+    app.add_middleware(RequestGuard, max_body_bytes=settings.serving_max_body_bytes)  # outermost: ids, 413, 500
     app.state.registry = registry
     app.state.records = records
+    folders = {"MODEL_STORE": settings.model_store, "MODELS_DIR": settings.models_dir}
+
+    def public(description: dict[str, Any]) -> dict[str, Any]:
+        """``registry.describe()`` for any caller: the last error without the server's paths."""
+        last = description.get("last_error")
+        if not last:
+            return description
+        return {**description, "last_error": {**last, "error": hide_paths(last["error"], folders)}}
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
@@ -53,7 +64,7 @@ def create_app(settings: Settings, *, max_db_connections: int = 8) -> FastAPI:
 
     @app.get("/models")
     def models() -> dict[str, Any]:
-        return registry.describe()
+        return public(registry.describe())
 
     require_admin = admin_required(secret_key)
 
@@ -63,14 +74,16 @@ def create_app(settings: Settings, *, max_db_connections: int = 8) -> FastAPI:
             registry.reload()
         except ModelLoadError as e:
             # 409, not 5xx: the store's production set cannot be loaded, and asking again will not change that.
-            return JSONResponse(status_code=409, content={"detail": str(e), "model": e.model, **registry.describe()})
+            content = {"detail": hide_paths(str(e), folders), "model": e.model, **public(registry.describe())}
+            return JSONResponse(status_code=409, content=content)
         log.info("Models reloaded (token subject %r).", claims.get("sub"))
         return registry.describe()
 
     @app.post("/predict/{model}")
     async def predict(model: str, request: Request, x_user_id: Annotated[str | None, Header()] = None) -> Any:
-        body = await request.body()
-        return await run_in_threadpool(_predict, registry, records, model, body, x_user_id)
+        body = await request.body()  # at most SERVING_MAX_BODY_BYTES: RequestGuard answers 413 beyond
+        depth = settings.serving_max_json_depth
+        return await run_in_threadpool(_predict, registry, records, model, body, x_user_id, depth)
 
     return app
 
@@ -80,7 +93,7 @@ def _error(status: int, detail: str, **extra: Any) -> JSONResponse:
 
 
 def _predict(
-    registry: ModelRegistry, records: RecordLog, model: str, body: bytes, x_user_id: str | None
+    registry: ModelRegistry, records: RecordLog, model: str, body: bytes, x_user_id: str | None, max_depth: int
 ) -> JSONResponse | dict[str, Any]:
     from jobs.ml.recipes import coerce_inputs
 
@@ -88,24 +101,16 @@ def _predict(
     if loaded is None:
         known = ", ".join(sorted(registry.models)) or "none"
         return _error(404, f"Unknown model {model!r}. Models in production: {known}.")
-    text = body.decode("utf-8", errors="replace")
     try:
-        payload = json.loads(text)
-    except ValueError:
-        return _error(422, "The body must be a JSON object of the model's inputs.")
-    if not isinstance(payload, dict):
-        return _error(422, "The body must be a JSON object of the model's inputs.")
-    raw_user = x_user_id if x_user_id is not None else payload.get("user_id")
-    try:
-        user_id = None if raw_user in (None, "") else int(raw_user)
-    except (TypeError, ValueError):
-        return _error(422, f"user_id must be a whole number. Got {raw_user!r} instead.", field="user_id")
-    inputs = {k: v for k, v in payload.items() if k != "user_id"}
+        request = read_request(body, x_user_id, max_depth=max_depth)
+    except BadRequest as e:
+        return _error(422, e.detail, **({"field": e.field} if e.field else {}))
+    user_id, inputs, text = request.user_id, request.inputs, request.text
     try:
         coerced = coerce_inputs(loaded.recipe, inputs)
     except RetrainError as e:
         return _error(422, str(e))  # the message names the field
-    prediction, confidence = score(loaded.estimator, loaded.recipe, coerced)
+    prediction, confidence = score(loaded.estimator, loaded.recipe, coerced, loaded.threshold)
     try:
         record_id = records.insert(
             user_id=user_id,

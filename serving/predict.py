@@ -8,10 +8,11 @@ HIGH_RISK = "High Risk"
 LOW_RISK = "Low Risk"
 
 
-def score(estimator: Any, recipe: Any, inputs: dict[str, Any]) -> tuple[str, float]:
-    """``('High Risk' | 'Low Risk', confidence)``: the confidence is the probability of the class predicted."""
-    from jobs.ml.metrics import DECISION_THRESHOLD, positive_scores
+def score(estimator: Any, recipe: Any, inputs: dict[str, Any], threshold: float) -> tuple[str, float]:
+    """``('High Risk' | 'Low Risk', confidence)`` at the model's stored operating threshold; the confidence is the
+    probability of the class predicted."""
+    from jobs.ml.metrics import positive_scores
     from jobs.ml.recipes import features_frame
 
     positive = float(positive_scores(estimator, features_frame(recipe, [inputs]))[0])
-    return (HIGH_RISK, positive) if positive >= DECISION_THRESHOLD else (LOW_RISK, 1.0 - positive)
+    return (HIGH_RISK, positive) if positive >= threshold else (LOW_RISK, 1.0 - positive)

@@ -36,9 +36,16 @@ class LoadedModel:
     recipe: Any
     estimator: Any
     loaded_at: str
+    #: the operating threshold stored with the version: a score at or above it is "High Risk"
+    threshold: float
 
-    def describe(self) -> dict[str, str]:
-        return {"version": self.version, "artifact_sha256": self.artifact_sha256, "loaded_at": self.loaded_at}
+    def describe(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "artifact_sha256": self.artifact_sha256,
+            "loaded_at": self.loaded_at,
+            "operating_threshold": self.threshold,
+        }
 
 
 class ModelRegistry:
@@ -104,12 +111,16 @@ def load_production_set(model_store: Path, models_dir: Path) -> dict[str, Loaded
 
 
 def _load_one(store: Any, name: str, recipe: Any, pointer: Any) -> LoadedModel:
+    from jobs.ml.metrics import threshold_of
+    from jobs.ml.names import check_version_name
     from jobs.ml.recipes import as_trained
 
     version = pointer.version
     try:
+        check_version_name(version, model=name, where=f"The production pointer of {name}")  # before any path
         artifact = store.artifact(name, version)
-        recipe = as_trained(recipe, store.metadata(name, version))
+        metadata = store.metadata(name, version)
+        recipe = as_trained(recipe, metadata)
     except (OSError, ValueError, RetrainError) as e:
         raise ModelLoadError(name, f"Could not read {name} {version} from the model store: {e}") from e
     path, sha = artifact.path, artifact.sha256
@@ -126,7 +137,7 @@ def _load_one(store: Any, name: str, recipe: Any, pointer: Any) -> LoadedModel:
         raise ModelLoadError(name, f"Could not load {name} {version} ({path}): {type(e).__name__}: {e}") from e
     if not hasattr(estimator, "predict_proba"):
         raise ModelLoadError(name, f"{name} {version} ({path}) is a {type(estimator).__name__}, not a classifier.")
-    return LoadedModel(name, version, sha, recipe, estimator, _now())
+    return LoadedModel(name, version, sha, recipe, estimator, _now(), threshold_of(metadata))
 
 
 def _now() -> str:

@@ -23,9 +23,16 @@ def feature_table(
     first_id: int = 1,
     labelled: float = 0.8,
     label: int | None = None,
+    start: datetime = datetime(2026, 8, 30, tzinfo=UTC),
+    days: int = 84,
+    records_per_user: int = 8,
 ) -> pd.DataFrame:
     """Write ``rows`` records of ``model`` (outcome drawn from the demo's clinical model at time ``t``) as Parquet
-    partitioned by ``created_month``; ``label`` forces every verified label to that class."""
+    partitioned by ``created_month``; ``label`` forces every verified label to that class.
+
+    The records are spread over the ``days`` from ``start`` (by default the twelve weeks before the Sunday
+    2026-11-22), about ``records_per_user`` per patient; a verified outcome arrives one to three days after its
+    record (``verified_at``)."""
     rng = np.random.default_rng(seed)
     age = rng.integers(18, 92, rows)
     male = rng.random(rows) < 0.5
@@ -35,11 +42,17 @@ def feature_table(
     if label is not None:
         outcome[:] = label
     outcome[rng.random(rows) >= labelled] = np.nan
-    start = datetime(2026, 9, 1, tzinfo=UTC)
+    created = [start + timedelta(minutes=int(m)) for m in np.sort(rng.integers(0, days * 24 * 60, rows))]
+    users = max(1, rows // records_per_user)
     frame = pd.DataFrame(
         {
             "record_id": np.arange(first_id, first_id + rows, dtype=np.int64),
-            "created_at": [start + timedelta(minutes=int(m)) for m in np.sort(rng.integers(0, 60 * 24 * 60, rows))],
+            "user_id": rng.integers(first_id, first_id + users, rows).astype(np.int64),
+            "created_at": created,
+            "verified_at": [
+                None if np.isnan(o) else c + timedelta(hours=int(h))
+                for o, c, h in zip(outcome, created, rng.integers(24, 72, rows), strict=True)
+            ],
             "model_version": "v1",
             "prediction": np.where(rng.random(rows) < 0.5, "High Risk", "Low Risk"),
         }

@@ -1,133 +1,186 @@
-"""The champion/challenger gate on hand-built paired predictions: every verdict, every reason, the first-run policy
-and the forced option."""
+"""The champion/challenger gate on hand-built paired scores: every verdict, every reason, each metric's own test,
+the first-run policy and the forced option."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from jobs.errors import ConfigError
 from jobs.ml import gate
-from jobs.validate import GateThresholds, decide
+from jobs.ml.gate import decide
+from jobs.ml.paired import delong, mcnemar_exact
+from jobs.ml.thresholds import GateThresholds
 
 
-def paired(n: int, *, both_right: int, new_only: int, old_only: int, positives: float = 0.5):
-    """``n`` holdout rows: ``both_right`` rows both models get right, ``new_only``/``old_only`` rows only one does,
-    the rest both get wrong. Labels alternate so that ``positives`` of them are 1."""
-    assert both_right + new_only + old_only <= n
-    y = (np.arange(n) < round(n * positives)).astype(int)
-    np.random.default_rng(0).shuffle(y)
-    new_right = np.zeros(n, bool)
-    old_right = np.zeros(n, bool)
-    new_right[:both_right] = old_right[:both_right] = True
-    new_right[both_right : both_right + new_only] = True
-    old_right[both_right + new_only : both_right + new_only + old_only] = True
-    return y, np.where(old_right, y, 1 - y), np.where(new_right, y, 1 - y)
+def scored(n: int, *, champion_signal: float, challenger_signal: float, positives: float = 0.3, seed: int = 0):
+    """``n`` rows and two models' probabilities: each is the label times its signal plus shared and own noise, so
+    the two are correlated like two versions of one model; more signal ranks better."""
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < positives).astype(int)
+    shared = rng.normal(0, 1, n)
+
+    def model(signal: float) -> np.ndarray:
+        return 1 / (1 + np.exp(-(signal * (2 * y - 1) + shared + 0.5 * rng.normal(0, 1, n) - 0.8)))
+
+    return y, model(champion_signal), model(challenger_signal)
 
 
-def test_clearly_better_challenger_is_deployed_with_the_evidence() -> None:
-    y, old, new = paired(2000, both_right=1400, new_only=260, old_only=140)
-    d = decide(y, old, new, GateThresholds())
+def at(scores: np.ndarray, y: np.ndarray, recall: float) -> float:
+    """The threshold that flags ``recall`` of the positives."""
+    positives = np.sort(scores[y == 1])[::-1]
+    return float(positives[int(np.ceil(recall * len(positives))) - 1])
+
+
+def judge(y, old, new, **kwargs):
+    return decide(
+        y,
+        old,
+        new,
+        challenger_threshold=at(new, y, 0.8),
+        champion_threshold=None if old is None else at(old, y, 0.8),
+        **kwargs,
+    )
+
+
+def test_clearly_better_challenger_is_deployed_with_delongs_evidence() -> None:
+    y, old, new = scored(3000, champion_signal=0.8, challenger_signal=1.3)
+    d = judge(y, old, new)
     assert d.verdict == "deploy" and d.codes == (gate.SIGNIFICANTLY_BETTER,)
-    assert d.challenger_only_correct == 260 and d.champion_only_correct == 140
-    assert d.difference == pytest.approx(0.06)
-    assert d.p_value < 1e-8 and d.interval[0] > 0.03 and d.interval[1] < 0.09
-    assert d.challenger_accuracy == pytest.approx(0.83) and d.champion_accuracy == pytest.approx(0.77)
-    assert "McNemar's exact test gives p = " in d.reasons[0] and "new model alone is right on 260" in d.reasons[0]
+    c = d.comparison
+    assert c.metric == "roc_auc" and c.test == "DeLong's test"
+    assert c.challenger == pytest.approx(roc_auc_score(y, new)) and c.champion == pytest.approx(roc_auc_score(y, old))
+    assert c.difference == pytest.approx(c.challenger - c.champion) and c.interval[0] > 0
+    assert c.p_better < 1e-6 and c.p_worse > 0.99
+    assert "DeLong's test gives p = " in d.reasons[0] and "roc_auc" in d.reasons[0]
     record = d.to_dict()
-    assert record["thresholds"]["alpha"] == 0.01 and record["interval"] == list(d.interval)
-    assert record["discordant"] == {"challenger_only_correct": 260, "champion_only_correct": 140}
+    assert record["comparison"]["p_value"] == c.p_better and record["thresholds"]["alpha"] == pytest.approx(0.05 / 52)
 
 
-def test_identical_predictions_are_inconclusive() -> None:
-    y, old, _ = paired(2000, both_right=1600, new_only=0, old_only=0)
-    d = decide(y, old, old.copy())
-    assert d.verdict == "inconclusive"
-    assert d.codes == (gate.NOT_SIGNIFICANT, gate.INTERVAL_TOO_LOW)
-    assert d.p_value == 1.0 and d.interval == (0.0, 0.0)
+def test_identical_models_are_inconclusive() -> None:
+    y, old, _ = scored(2000, champion_signal=1.0, challenger_signal=1.0)
+    d = judge(y, old, old.copy())
+    assert d.verdict == "inconclusive" and d.codes == (gate.NOT_SIGNIFICANT, gate.INTERVAL_TOO_LOW)
+    assert d.comparison.p_better == 1.0 and d.comparison.interval == (0.0, 0.0)
     assert "No evidence that the new model is better" in d.reasons[0] and "Production stays" in d.reasons[0]
 
 
 def test_a_small_gain_that_noise_explains_is_inconclusive() -> None:
-    y, old, new = paired(1000, both_right=700, new_only=60, old_only=50)
-    d = decide(y, old, new)
+    y, old, new = scored(600, champion_signal=1.0, challenger_signal=1.03, seed=3)
+    d = judge(y, old, new)
     assert d.verdict == "inconclusive" and gate.NOT_SIGNIFICANT in d.codes
-    assert 0.1 < d.p_value < 1 and d.interval[0] < 0 < d.interval[1]
-
-
-def test_significant_p_value_but_interval_below_the_required_improvement_is_inconclusive() -> None:
-    y, old, new = paired(4000, both_right=3000, new_only=330, old_only=230)
-    d = decide(y, old, new, GateThresholds(min_improvement=0.02))
-    assert d.p_value < 0.01 and d.interval[0] < 0.02
-    assert d.verdict == "inconclusive" and d.codes == (gate.INTERVAL_TOO_LOW,)
-    assert "not above the required improvement of 0.02" in d.reasons[0]
+    assert d.comparison.p_better > d.thresholds.alpha
 
 
 def test_significantly_worse_challenger_is_rejected() -> None:
-    y, old, new = paired(2000, both_right=1400, new_only=100, old_only=260)
-    d = decide(y, old, new)
+    y, old, new = scored(3000, champion_signal=1.3, challenger_signal=0.8)
+    d = judge(y, old, new)
     assert d.verdict == "reject" and d.codes == (gate.SIGNIFICANTLY_WORSE,)
-    assert d.p_value_worse < 1e-6 and d.interval[1] < 0
+    assert d.comparison.p_worse < 1e-6 and d.comparison.interval[1] < 0
     assert "The new model is worse than production" in d.reasons[0]
 
 
-def test_below_the_majority_class_floor_is_rejected_even_when_better_than_production() -> None:
-    # 80% negatives: always saying 0 scores 0.80; the challenger (0.78) beats the champion (0.70) but not the floor
-    y, old, new = paired(2000, both_right=1300, new_only=260, old_only=100, positives=0.2)
-    d = decide(y, old, new)
-    assert d.majority_accuracy == pytest.approx(0.8)
+def test_a_challenger_that_ranks_too_poorly_is_rejected_even_when_better_than_production() -> None:
+    y, old, new = scored(3000, champion_signal=0.0, challenger_signal=0.15)
+    d = judge(y, old, new)
+    assert d.challenger_auc < 0.6
     assert d.verdict == "reject" and d.codes == (gate.BELOW_FLOOR,)
-    assert "does not beat always predicting the majority class (0.8000)" in d.reasons[0]
+    assert "is below the floor of 0.6" in d.reasons[0]
 
 
-def test_a_holdout_below_the_minimum_is_inconclusive_whatever_the_figures() -> None:
-    y, old, new = paired(150, both_right=100, new_only=40, old_only=0)
-    d = decide(y, old, new, GateThresholds(min_holdout=200))
+def test_a_challenger_that_would_miss_more_patients_is_rejected() -> None:
+    y, old, new = scored(3000, champion_signal=0.8, challenger_signal=1.3)
+    high = at(new, y, 0.6)  # better ranking, but cut where it flags 60% of the positives instead of 80%
+    d = decide(y, old, new, challenger_threshold=high, champion_threshold=at(old, y, 0.8))
+    assert d.verdict == "reject" and d.codes == (gate.RECALL_TOO_LOW,)
+    assert d.challenger_recall == pytest.approx(0.6, abs=0.01) and d.champion_recall == pytest.approx(0.8, abs=0.01)
+    assert "it would miss more patients" in d.reasons[0]
+
+
+def test_an_evaluation_below_the_minimum_is_inconclusive_whatever_the_figures() -> None:
+    y, old, new = scored(150, champion_signal=0.5, challenger_signal=2.0)
+    d = judge(y, old, new, thresholds=GateThresholds(min_holdout=200))
     assert d.verdict == "inconclusive" and d.codes == (gate.HOLDOUT_TOO_SMALL,)
-    assert "150 labelled rows, fewer than the minimum of 200" in d.reasons[0]
-    assert decide([], None, []).codes == (gate.HOLDOUT_TOO_SMALL,)
+    assert "The evaluation has 150 labelled rows" in d.reasons[0] and "at least 200 rows" in d.reasons[0]
+    few_positives = judge(*scored(1000, champion_signal=0.5, challenger_signal=2.0, positives=0.01))
+    assert few_positives.codes == (gate.HOLDOUT_TOO_SMALL,)
+    assert decide([], None, [], challenger_threshold=0.5).codes == (gate.HOLDOUT_TOO_SMALL,)
 
 
 def test_first_run_deploys_on_the_absolute_checks_alone() -> None:
-    y, _, new = paired(1000, both_right=0, new_only=800, old_only=0)
-    d = decide(y, None, new)
-    assert d.verdict == "deploy" and d.codes == (gate.FIRST_DEPLOYMENT,)
-    assert d.champion_accuracy is None and d.p_value is None and d.interval is None
+    y, _, new = scored(1000, champion_signal=0.0, challenger_signal=1.5)
+    d = judge(y, None, new)
+    assert d.verdict == "deploy" and d.codes == (gate.FIRST_DEPLOYMENT,) and d.comparison is None
     assert "No model is in production, so only the absolute checks apply" in d.reasons[0]
-    # ... and those checks still hold on a first run
-    assert decide(y[:100], None, new[:100]).verdict == "inconclusive"
-    coin = np.where(np.arange(1000) % 2 == 0, y, 1 - y)
-    assert decide(y, None, coin).verdict == "reject"
+    assert judge(y[:100], None, new[:100]).verdict == "inconclusive"
+    coin = np.random.default_rng(1).random(1000)
+    assert judge(y, None, coin).verdict == "reject"
+
+
+@pytest.mark.parametrize(("metric", "test"), [("log_loss", "a paired bootstrap"), ("accuracy", "McNemar's exact test")])
+def test_each_metric_is_judged_by_its_own_paired_test(metric: str, test: str) -> None:
+    y, old, new = scored(3000, champion_signal=0.8, challenger_signal=1.4)
+    d = judge(y, old, new, metric=metric)
+    assert d.comparison.metric == metric and d.comparison.test == test
+    assert d.verdict == "deploy" and d.comparison.difference > 0
+    assert f"{test} gives p = " in d.reasons[0]
+    if metric == "accuracy":
+        b, c = d.comparison.discordant
+        assert d.comparison.p_better == pytest.approx(mcnemar_exact(b, c)[0])
+        assert d.comparison.difference == pytest.approx((b - c) / 3000)
+
+
+def test_delong_matches_a_bootstrap_of_the_auc_difference() -> None:
+    y, old, new = scored(1500, champion_signal=0.9, challenger_signal=1.1, seed=5)
+    c = delong(y, new, old, 0.95)
+    rng = np.random.default_rng(0)
+    differences = []
+    for _ in range(400):
+        i = rng.integers(0, len(y), len(y))
+        differences.append(roc_auc_score(y[i], new[i]) - roc_auc_score(y[i], old[i]))
+    se = (c.interval[1] - c.interval[0]) / (2 * 1.959964)
+    assert se == pytest.approx(np.std(differences), rel=0.2)
+
+
+def test_notes_lead_the_reasons() -> None:
+    y, old, new = scored(3000, champion_signal=0.8, challenger_signal=1.3)
+    d = judge(y, old, new, notes=["Only rows neither model saw are compared."])
+    assert d.reasons[0] == "Only rows neither model saw are compared." and d.verdict == "deploy"
 
 
 def test_forced_deployment_is_explicit_and_recorded() -> None:
-    y, old, new = paired(2000, both_right=1400, new_only=100, old_only=260)
-    d = decide(y, old, new, force=True)
+    y, old, new = scored(3000, champion_signal=1.3, challenger_signal=0.8)
+    d = judge(y, old, new, force=True)
     assert d.verdict == "deploy" and d.forced and d.gate_verdict == "reject"
     assert d.codes == (gate.FORCED, gate.SIGNIFICANTLY_WORSE)
     assert d.reasons[0] == "Deployment FORCED by an operator; the gate's own verdict was 'reject'."
     assert d.to_dict()["forced"] is True and d.to_dict()["gate_verdict"] == "reject"
-    assert not decide(y, old, new).forced
+    assert not judge(y, old, new).forced
 
 
 def test_recipe_thresholds_change_the_verdict() -> None:
-    y, old, new = paired(1000, both_right=700, new_only=72, old_only=48)
-    default = decide(y, old, new)
-    assert 0.01 < default.p_value < 0.05 and default.verdict == "inconclusive"
-    lenient = decide(y, old, new, GateThresholds(alpha=0.05))
+    y, old, new = scored(2000, champion_signal=1.0, challenger_signal=1.05, seed=2)
+    default = judge(y, old, new)
+    assert default.thresholds.alpha < default.comparison.p_better < 0.05 and default.verdict == "inconclusive"
+    lenient = judge(y, old, new, thresholds=GateThresholds(alpha=0.05))
     assert lenient.verdict == "deploy" and lenient.thresholds.alpha == 0.05
 
 
 def test_decide_is_pure_and_reproducible() -> None:
-    y, old, new = paired(3000, both_right=2000, new_only=300, old_only=250)
-    first, second = decide(y, old, new), decide(y, old, new)
-    assert first == second
+    y, old, new = scored(3000, champion_signal=1.0, challenger_signal=1.1)
+    assert judge(y, old, new) == judge(y, old, new)
+    assert judge(y, old, new, metric="log_loss") == judge(y, old, new, metric="log_loss")
 
 
-def test_unpaired_or_non_binary_predictions_are_refused() -> None:
-    with pytest.raises(ConfigError, match="must be paired"):
-        decide([0, 1, 1], [0, 1], [1, 1, 1])
+def test_unpaired_or_invalid_inputs_are_refused() -> None:
+    with pytest.raises(ConfigError, match="one score per row"):
+        decide([0, 1, 1], [0.1, 0.9], [0.2, 0.8, 0.7], challenger_threshold=0.5, champion_threshold=0.5)
     with pytest.raises(ConfigError, match="must hold only 0 and 1"):
-        decide([0, 1], [0, 2], [0, 1])
+        decide([0, 2], None, [0.1, 0.2], challenger_threshold=0.5)
+    with pytest.raises(ConfigError, match=r"probabilities in \[0, 1\]"):
+        decide([0, 1], None, [0.1, 1.2], challenger_threshold=0.5)
+    with pytest.raises(ConfigError, match="metric must be one of roc_auc, log_loss, accuracy"):
+        decide([0, 1], None, [0.1, 0.2], challenger_threshold=0.5, metric="f1")
     with pytest.raises(ConfigError, match=r"The 'alpha' threshold must be a number in \(0, 1\). Got 2"):
         GateThresholds(alpha=2.0)

@@ -39,19 +39,24 @@ def test_models_with_too_few_labels_or_one_class_are_skipped_and_the_others_trai
     result = train(run, CTX)
     assert list(result.trained) == ["diabetes"]
     assert "every labelled row has the same outcome (label 0)" in result.skipped["heart"]
-    assert "rows have a verified outcome; the recipe needs at least 500" in result.skipped["liver"]
+    assert "training rows have a verified outcome; the recipe needs at least 500" in result.skipped["liver"]
     summary = json.loads(run.run_folder(CTX.ds_str).train_summary.read_text())
     assert summary["models"]["heart"]["version"] is None and summary["models"]["heart"]["skipped"] is True
     assert summary["models"]["heart"]["reason"] == result.skipped["heart"]
     diabetes = summary["models"]["diabetes"]
     assert diabetes["version"] == result.trained["diabetes"] and diabetes["rows"] == 6_000
-    assert diabetes["train_rows"] + diabetes["holdout_rows"] == diabetes["labelled_rows"]
+    assert 0.75 < diabetes["label_coverage"] < 0.85
     assert (
-        0.75 < diabetes["label_coverage"] < 0.85 and 0.15 < diabetes["holdout_rows"] / diabetes["labelled_rows"] < 0.25
+        diabetes["train_rows"] + diabetes["validation_rows"] + diabetes["evaluation_rows"] < diabetes["labelled_rows"]
     )
-    metrics = diabetes["metrics"]
-    assert {"accuracy", "balanced_accuracy", "roc_auc", "f1", "log_loss", "confusion_matrix"} <= set(metrics)
-    assert metrics["accuracy"] > metrics["majority_class_accuracy"] and metrics["roc_auc"] > 0.75
+    assert diabetes["validation_rows"] > 100 and diabetes["evaluation_rows"] > 100 and diabetes["train_rows"] > 2_000
+    assert 0 < diabetes["operating_threshold"] < 1
+    assert diabetes["training_window"]["weeks"] in (8, 26, 52) and diabetes["training_window"]["validated"]
+    metrics = diabetes["metrics"]  # on the evaluation period, at the operating threshold
+    assert {"accuracy", "recall", "precision", "roc_auc", "f1", "log_loss", "confusion_matrix"} <= set(metrics)
+    assert metrics["rows"] == diabetes["evaluation_rows"] and metrics["roc_auc"] > 0.75
+    assert metrics["validation"]["rows"] == diabetes["validation_rows"]
+    assert metrics["validation"]["recall"] >= 0.8  # the threshold reaches the target recall where it was chosen
     assert set(metrics["slices"]["accuracy"]) == {"under_30", "30-44", "45-59", "60-74", "75+"}
     assert metrics["slices"]["column"] == "age_band"
 
@@ -68,7 +73,13 @@ def test_a_version_records_where_it_came_from(run) -> None:
     assert meta["vars"]["lookback_days"] == 365 and meta["window"][1].startswith("2026-11-22")
     assert meta["rows"] == 6_000 and meta["class_balance"].keys() == {"0", "1"}
     assert {"scikit-learn", "numpy", "pandas", "pyarrow", "scipy", "python"} <= set(meta["libraries"])
-    assert meta["code_revision"] and meta["recipe"]["sha256"] and meta["holdout"]["salt"] == "holdout-v1"
+    assert meta["code_revision"] and meta["recipe"]["sha256"]
+    assert meta["holdout"] == {"by": "user_id", "fraction": 0.2, "salt": "holdout-v1"}
+    assert meta["trained_until"] == "2026-10-25T00:00:00+00:00"  # four evaluation weeks before the run's end
+    assert meta["periods"]["evaluation"] == ["2026-10-25T00:00:00+00:00", "2026-11-22T00:00:00+00:00"]
+    assert meta["metric"] == "roc_auc" and meta["target_recall"] == 0.8 and meta["threshold_chosen_on"] == "validation"
+    assert 0 < meta["operating_threshold"] < 1
+    assert pd.Timestamp(meta["data_range"][1]) < pd.Timestamp(meta["trained_until"])
 
 
 def test_training_the_same_data_twice_gives_the_same_metrics(run) -> None:
@@ -78,19 +89,42 @@ def test_training_the_same_data_twice_gives_the_same_metrics(run) -> None:
     assert store.metrics("diabetes", first.trained["diabetes"]) == store.metrics("diabetes", second.trained["diabetes"])
 
 
-def test_the_holdout_is_the_same_in_every_run_over_the_same_records(tmp_path) -> None:
+def test_no_patient_is_on_both_sides_in_any_run(tmp_path) -> None:
+    """Two runs a week apart over overlapping records: each patient is held out in both or trained on in both, and
+    a held-out patient's records are never in any run's training rows."""
     recipe = load_recipes(__import__("tests.conftest").conftest.REPO_ROOT / "models")["diabetes"]
-    early = feature_table(tmp_path / "a", "diabetes", 3_000, seed=4, labelled=1.0)
-    # a later run: the first 1,000 records again (e.g. a longer window) plus new ones, in another order
+    first = feature_table(tmp_path / "a", "diabetes", 4_000, seed=4, labelled=1.0)
     later = pd.concat(
-        [early.iloc[:1000], feature_table(tmp_path / "b", "diabetes", 2_000, seed=5, first_id=10_001, labelled=1.0)]
+        [first, feature_table(tmp_path / "b", "diabetes", 600, seed=5, first_id=10_001, labelled=1.0)]
     ).sample(frac=1, random_state=0)
-    held_early = set(split(early, recipe).holdout["record_id"])
-    held_later = set(split(later, recipe).holdout["record_id"])
-    assert held_early & set(early["record_id"][:1000]) == held_later & set(early["record_id"][:1000])
+    end = CTX.data_interval_end
+    runs = [split(first, recipe, end - pd.Timedelta(weeks=1)), split(later, recipe, end)]
+    for parts in runs:
+        trained = set(parts.train_pool["user_id"])
+        held = set(parts.validation["user_id"]) | set(parts.evaluation["user_id"])
+        assert trained and held and not trained & held
+        assert parts.train_pool["created_at"].max() < pd.Timestamp(parts.periods.evaluation_start)
+        assert parts.evaluation["created_at"].min() >= pd.Timestamp(parts.periods.evaluation_start)
+    held_anywhere = {u for parts in runs for u in set(parts.validation["user_id"]) | set(parts.evaluation["user_id"])}
+    trained_anywhere = {u for parts in runs for u in parts.train_pool["user_id"]}
+    assert not held_anywhere & trained_anywhere
     mask = holdout_mask(range(100_000), 0.2, "holdout-v1")
     assert 0.19 < mask.mean() < 0.21 and np.array_equal(mask, holdout_mask(range(100_000), 0.2, "holdout-v1"))
     assert not np.array_equal(mask, holdout_mask(range(100_000), 0.2, "another salt"))
+
+
+def test_an_outcome_verified_after_the_run_is_not_known_to_it(tmp_path) -> None:
+    recipe = load_recipes(__import__("tests.conftest").conftest.REPO_ROOT / "models")["diabetes"]
+    frame = feature_table(tmp_path / "a", "diabetes", 3_000, seed=6, labelled=1.0)
+    end = CTX.data_interval_end
+    before = split(frame, recipe, end)
+    late = frame.copy()
+    late.loc[late.index[:500], "verified_at"] = pd.Timestamp(end) + pd.Timedelta(days=3)  # arrives after the run
+    after = split(late, recipe, end)
+    assert after.labelled == before.labelled - 500
+    late_ids = set(late["record_id"][:500])
+    for part in (after.train_pool, after.validation, after.evaluation):
+        assert not late_ids & set(part["record_id"])
 
 
 def test_first_validation_deploys_then_same_data_is_inconclusive_and_force_is_recorded(run) -> None:
@@ -101,7 +135,9 @@ def test_first_validation_deploys_then_same_data_is_inconclusive_and_force_is_re
     decision = json.loads(run.run_folder(CTX.ds_str).decision.read_text())
     entry = decision["models"]["diabetes"]
     assert entry["verdict"] == "deploy" and entry["codes"] == ["first_deployment"] and entry["champion"] is None
-    assert entry["challenger"]["metrics"]["accuracy"] == pytest.approx(entry["challenger_accuracy"], abs=1e-6)
+    assert entry["challenger"]["metrics"]["roc_auc"] == pytest.approx(entry["challenger_auc"], abs=1e-6)
+    assert entry["challenger"]["metrics"]["recall"] == pytest.approx(entry["challenger_recall"], abs=1e-6)
+    assert entry["evaluation_period"] == ["2026-10-25T00:00:00+00:00", "2026-11-22T00:00:00+00:00"]
     assert (
         decision["models"]["heart"]["verdict"] == "skipped"
         and "same outcome" in decision["models"]["heart"]["reasons"][0]
@@ -112,7 +148,7 @@ def test_first_validation_deploys_then_same_data_is_inconclusive_and_force_is_re
     again = validate(run, CTX)
     assert again.approved == {}
     entry = json.loads(run.run_folder(CTX.ds_str).decision.read_text())["models"]["diabetes"]
-    assert entry["verdict"] == "inconclusive" and entry["p_value"] == 1.0
+    assert entry["verdict"] == "inconclusive" and entry["comparison"]["p_value"] == 1.0
     assert entry["champion"]["version"] == first and entry["challenger"]["version"] == second
     assert entry["champion"]["metrics"] == entry["challenger"]["metrics"]  # scored on the very same rows
 

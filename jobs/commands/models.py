@@ -51,9 +51,13 @@ def run_list(settings: Settings, args: argparse.Namespace) -> int:
         pointer = store.production(model)
         for version in store.versions(model):
             mark = "*" if pointer and pointer.version == version else " "
-            accuracy = store.metrics(model, version).get("accuracy")
-            rows = store.metadata(model, version).get("train_rows")
-            print(f"{mark} {model:<12} {version:<22} accuracy {accuracy}  train rows {rows}")
+            auc = store.metrics(model, version).get("roc_auc")
+            metadata = store.metadata(model, version)
+            threshold = metadata.get("operating_threshold")
+            print(
+                f"{mark} {model:<12} {version:<22} ROC AUC {auc}  threshold {threshold}  "
+                f"train rows {metadata.get('train_rows')}"
+            )
     return 0
 
 

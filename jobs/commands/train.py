@@ -33,10 +33,12 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     for m in result.models:
         if m.version:
-            accuracy = m.metrics["accuracy"] if m.metrics else float("nan")
+            auc = (m.metrics or {}).get("roc_auc")
+            window = (m.training_window or {}).get("weeks") or "all"
             print(
-                f"{m.model:<12} {m.version:<22} train {m.train_rows:>9,}  holdout {m.holdout_rows:>8,}  "
-                f"accuracy {accuracy:.4f}  label coverage {m.label_coverage:.1%}"
+                f"{m.model:<12} {m.version:<22} train {m.train_rows:>9,} ({window} weeks)  "
+                f"evaluation {m.evaluation_rows:>7,}  ROC AUC {'-' if auc is None else f'{auc:.4f}'}  "
+                f"threshold {m.operating_threshold:.4f}  label coverage {m.label_coverage:.1%}"
             )
         else:
             print(f"{m.model:<12} skipped: {m.reason}")

@@ -1,32 +1,39 @@
-"""The champion/challenger gate: a pure function from paired predictions to a verdict with its reasons.
+"""The champion/challenger gate: a pure function from paired scores to a verdict with its reasons.
 
-``decide(y_true, champion_pred, challenger_pred, thresholds)`` takes arrays and does no I/O, so it can be tested
-with hand-built predictions and simulated over thousands of seeds (``bench/gate_power.py``).
+``decide(y_true, champion_score, challenger_score, ...)`` takes arrays and thresholds and does no I/O, so it can be
+tested with hand-built scores and simulated over thousands of seeds (``bench/gate_power.py``). The rows are the
+evaluation rows: held-out patients' labelled records of the newest weeks, which neither model was trained on.
 
 The checks, in order:
 
-1. **Holdout size**: fewer labelled holdout rows than ``min_holdout`` cannot tell models apart -> ``inconclusive``.
-2. **Absolute floor**: the challenger's accuracy must beat always predicting the holdout's majority class by
-   ``floor_margin`` -> otherwise ``reject``. With no model in production, passing 1 and 2 means ``deploy``.
-3. **Paired comparison** with a champion, on the same rows: ``b`` rows only the challenger gets right, ``c`` rows only
-   the champion gets right. McNemar's exact test is the binomial test of ``b`` out of ``b + c`` discordant pairs at
-   1/2; the accuracy difference is ``(b - c) / n``, with a paired bootstrap interval. ``deploy`` needs the one-sided
-   p-value below ``alpha`` *and* the interval's lower end above ``min_improvement``; a challenger significantly worse
-   (p-value of the other side below ``alpha`` and the interval below 0) is ``reject``; anything else is
-   ``inconclusive`` and production stays.
+1. **Evaluation size**: fewer than ``min_holdout`` rows, or ``min_positives`` positives, cannot tell models apart
+   -> ``inconclusive``.
+2. **Absolute floor**: the challenger's ROC AUC must reach ``min_auc`` -> otherwise ``reject``.
+3. **Recall floor**: at its operating threshold, the challenger must flag at least the share of positives that
+   production flags at its own, less ``recall_tolerance`` -> otherwise ``reject``: a screening model may not miss
+   more patients to gain elsewhere. (With nothing in production the recall is reported against the recipe's
+   target, which the threshold was chosen to reach on the validation period.)
+4. With no model in production, passing 1-3 means ``deploy``.
+5. **Paired comparison** on the recipe's metric, with the test that fits it (:mod:`jobs.ml.paired`): ``deploy``
+   needs the one-sided p-value below ``alpha`` *and* the interval's lower end above ``min_improvement``; a
+   challenger significantly worse is ``reject``; anything else is ``inconclusive`` and production stays.
 
-A forced deployment (``force=True``) turns the verdict into ``deploy`` but keeps the gate's own verdict and reasons
-and marks the decision ``forced``.
+``notes`` (e.g. how the evaluation rows were restricted to rows neither model saw) lead the reasons. A forced
+deployment (``force=True``) turns the verdict into ``deploy`` but keeps the gate's own verdict and reasons and
+marks the decision ``forced``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from jobs.errors import ConfigError
+from jobs.ml.metrics import predicted_labels, recall
+from jobs.ml.paired import METRICS, Comparison, delong, paired_accuracy, paired_log_loss
 from jobs.ml.thresholds import GateThresholds
 
 DEPLOY, REJECT, INCONCLUSIVE = "deploy", "reject", "inconclusive"
@@ -35,6 +42,7 @@ DEPLOY, REJECT, INCONCLUSIVE = "deploy", "reject", "inconclusive"
 FIRST_DEPLOYMENT = "first_deployment"
 HOLDOUT_TOO_SMALL = "holdout_too_small"
 BELOW_FLOOR = "below_floor"
+RECALL_TOO_LOW = "recall_too_low"
 SIGNIFICANTLY_BETTER = "significantly_better"
 SIGNIFICANTLY_WORSE = "significantly_worse"
 NOT_SIGNIFICANT = "not_significant"
@@ -49,184 +57,198 @@ class Decision:
     verdict: str
     codes: tuple[str, ...]
     reasons: tuple[str, ...]
-    holdout_rows: int
-    majority_accuracy: float | None
-    challenger_accuracy: float | None
-    champion_accuracy: float | None = None
-    difference: float | None = None
-    interval: tuple[float, float] | None = None
-    p_value: float | None = None
-    p_value_worse: float | None = None
-    challenger_only_correct: int | None = None
-    champion_only_correct: int | None = None
+    metric: str
+    evaluation_rows: int
+    positives: int
+    challenger_auc: float | None
+    challenger_recall: float | None
+    champion_recall: float | None = None
+    comparison: Comparison | None = None
     forced: bool = False
     gate_verdict: str | None = None  # what the gate said before a forced deployment overrode it
     thresholds: GateThresholds = field(default_factory=GateThresholds)
 
     def to_dict(self) -> dict[str, Any]:
+        c = self.comparison
         return {
             "verdict": self.verdict,
             "forced": self.forced,
             "gate_verdict": self.gate_verdict or self.verdict,
             "codes": list(self.codes),
             "reasons": list(self.reasons),
-            "holdout_rows": self.holdout_rows,
-            "majority_accuracy": self.majority_accuracy,
-            "challenger_accuracy": self.challenger_accuracy,
-            "champion_accuracy": self.champion_accuracy,
-            "difference": self.difference,
-            "interval": list(self.interval) if self.interval else None,
-            "confidence": self.thresholds.confidence,
-            "p_value": self.p_value,
-            "p_value_worse": self.p_value_worse,
-            "discordant": None
-            if self.challenger_only_correct is None
+            "metric": self.metric,
+            "evaluation_rows": self.evaluation_rows,
+            "positives": self.positives,
+            "challenger_auc": self.challenger_auc,
+            "challenger_recall": self.challenger_recall,
+            "champion_recall": self.champion_recall,
+            "comparison": None
+            if c is None
             else {
-                "challenger_only_correct": self.challenger_only_correct,
-                "champion_only_correct": self.champion_only_correct,
+                "test": c.test,
+                "challenger": c.challenger,
+                "champion": c.champion,
+                "difference": c.difference,
+                "interval": list(c.interval),
+                "confidence": self.thresholds.confidence,
+                "p_value": c.p_better,
+                "p_value_worse": c.p_worse,
+                "discordant": None
+                if c.discordant is None
+                else {"challenger_only_correct": c.discordant[0], "champion_only_correct": c.discordant[1]},
             },
             "thresholds": self.thresholds.to_dict(),
         }
 
 
-def _binary(name: str, values: Any, n: int | None) -> np.ndarray:
-    array = np.asarray(values)
-    if array.ndim != 1:
-        raise ConfigError(f"{name} must be a one-dimensional array of 0/1. Got shape {array.shape} instead.")
-    if n is not None and len(array) != n:
-        raise ConfigError(f"{name} has {len(array)} values but y_true has {n}: the predictions must be paired.")
-    if len(array) and not np.isin(array, (0, 1)).all():
-        raise ConfigError(f"{name} must hold only 0 and 1. Got {sorted(set(np.unique(array).tolist()))[:5]}.")
-    return array.astype(np.int8)
+def _labels(y_true: Any) -> np.ndarray:
+    y = np.asarray(y_true)
+    if y.ndim != 1:
+        raise ConfigError(f"y_true must be a one-dimensional array of 0/1. Got shape {y.shape} instead.")
+    if len(y) and not np.isin(y, (0, 1)).all():
+        raise ConfigError(f"y_true must hold only 0 and 1. Got {sorted(set(np.unique(y).tolist()))[:5]}.")
+    return y.astype(np.int8)
 
 
-def mcnemar_exact(b: int, c: int) -> tuple[float, float]:
-    """One-sided exact McNemar p-values: (challenger better, challenger worse); 1.0 each with no discordant pair."""
-    from scipy.stats import binom
-
-    n = b + c
-    if n == 0:
-        return 1.0, 1.0
-    return float(binom.sf(b - 1, n, 0.5)), float(binom.cdf(b, n, 0.5))
-
-
-def paired_bootstrap_interval(
-    b: int, c: int, n: int, confidence: float, resamples: int, seed: int
-) -> tuple[float, float]:
-    """Percentile interval of the accuracy difference over ``resamples`` paired bootstrap resamples of the rows.
-
-    Resampling ``n`` rows with replacement only matters through how many of each kind it draws (challenger-only
-    correct, champion-only correct, the rest), so each resample is one multinomial draw: exactly the paired
-    bootstrap, in microseconds instead of an (resamples x n) index matrix.
-    """
-    rng = np.random.default_rng(seed)
-    draws = rng.multinomial(n, [b / n, c / n, (n - b - c) / n], size=resamples)
-    differences = (draws[:, 0] - draws[:, 1]) / n
-    tail = (1.0 - confidence) / 2.0
-    low, high = np.quantile(differences, [tail, 1.0 - tail])
-    return float(low), float(high)
+def _scores(name: str, values: Any, n: int) -> np.ndarray:
+    array = np.asarray(values, dtype=float)
+    if array.ndim != 1 or len(array) != n:
+        raise ConfigError(f"{name} must hold one score per row of y_true ({n}); got shape {array.shape}.")
+    if len(array) and not (np.isfinite(array).all() and (array >= 0).all() and (array <= 1).all()):
+        raise ConfigError(f"{name} must hold probabilities in [0, 1].")
+    return array
 
 
-def _pct(x: float) -> str:
-    return f"{x:.4f}"
+def compare(
+    metric: str,
+    y: np.ndarray,
+    challenger: np.ndarray,
+    champion: np.ndarray,
+    challenger_threshold: float,
+    champion_threshold: float,
+    t: GateThresholds,
+) -> Comparison:
+    """The paired comparison on ``metric``, with the test that fits it."""
+    if metric == "roc_auc":
+        return delong(y, challenger, champion, t.confidence)
+    if metric == "log_loss":
+        return paired_log_loss(y, challenger, champion, t.confidence, t.n_bootstrap, t.bootstrap_seed)
+    if metric == "accuracy":
+        new, old = predicted_labels(challenger, challenger_threshold), predicted_labels(champion, champion_threshold)
+        return paired_accuracy(y, new, old, t.confidence, t.n_bootstrap, t.bootstrap_seed)
+    raise ConfigError(f"The gate's metric must be one of {', '.join(METRICS)}. Got {metric!r} instead.")
+
+
+def _f(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.4f}"
 
 
 def decide(
     y_true: Any,
-    champion_pred: Any | None,
-    challenger_pred: Any,
-    thresholds: GateThresholds | None = None,
+    champion_score: Any | None,
+    challenger_score: Any,
     *,
+    challenger_threshold: float,
+    champion_threshold: float | None = None,
+    metric: str = "roc_auc",
+    target_recall: float = 0.8,
+    thresholds: GateThresholds | None = None,
+    notes: Sequence[str] = (),
     force: bool = False,
 ) -> Decision:
-    """The verdict on replacing ``champion_pred``'s model (None: nothing in production) by ``challenger_pred``'s.
+    """The verdict on replacing ``champion_score``'s model (None: nothing in production) by ``challenger_score``'s.
 
-    All arrays are 0/1 over the same holdout rows, in the same order. Pure: same inputs, same decision.
+    Scores are each model's probability of the positive class on the same rows, in the same order; each model is
+    cut at its own stored operating threshold. Pure: same inputs, same decision.
     """
+    from sklearn.metrics import roc_auc_score
+
     t = thresholds or GateThresholds()
-    y = _binary("y_true", y_true, None)
-    n = len(y)
-    new = _binary("challenger_pred", challenger_pred, n)
-    old = None if champion_pred is None else _binary("champion_pred", champion_pred, n)
-
-    majority = float(max(y.mean(), 1 - y.mean())) if n else None
-    acc_new = float((new == y).mean()) if n else None
-    acc_old = float((old == y).mean()) if n and old is not None else None
-    reasons: list[str] = []
+    if metric not in METRICS:
+        raise ConfigError(f"The gate's metric must be one of {', '.join(METRICS)}. Got {metric!r} instead.")
+    y = _labels(y_true)
+    n, positives = len(y), int(y.sum())
+    new = _scores("challenger_score", challenger_score, n)
+    old = None if champion_score is None else _scores("champion_score", champion_score, n)
+    both_classes = 0 < positives < n
+    auc_new = float(roc_auc_score(y, new)) if both_classes else None
+    recall_new = recall(y, predicted_labels(new, challenger_threshold))
+    recall_old = None
+    if old is not None and champion_threshold is not None:
+        recall_old = recall(y, predicted_labels(old, champion_threshold))
     codes: list[str] = []
-    figures: dict[str, Any] = {}
+    reasons: list[str] = list(notes)
+    comparison = None
 
-    if old is not None and n:
-        b = int(((new == y) & (old != y)).sum())
-        c = int(((old == y) & (new != y)).sum())
-        p_better, p_worse = mcnemar_exact(b, c)
-        low, high = paired_bootstrap_interval(b, c, n, t.confidence, t.n_bootstrap, t.bootstrap_seed)
-        figures = {
-            "difference": (b - c) / n,
-            "interval": (low, high),
-            "p_value": p_better,
-            "p_value_worse": p_worse,
-            "challenger_only_correct": b,
-            "champion_only_correct": c,
-        }
-
-    if n < t.min_holdout:
+    if n < t.min_holdout or positives < t.min_positives or not both_classes:
         result = INCONCLUSIVE
         codes.append(HOLDOUT_TOO_SMALL)
         reasons.append(
-            f"The holdout has {n} labelled rows, fewer than the minimum of {t.min_holdout}: too few to judge a model; "
-            "production stays as it is."
+            f"The evaluation has {n} labelled rows with {positives} positives; the gate needs at least "
+            f"{t.min_holdout} rows and {t.min_positives} positives (and both outcomes) to judge a model. "
+            "Production stays as it is."
         )
-    elif acc_new - majority < t.floor_margin:
+    elif auc_new < t.min_auc:
         result = REJECT
         codes.append(BELOW_FLOOR)
         reasons.append(
-            f"The new model's accuracy {_pct(acc_new)} does not beat always predicting the majority class "
-            f"({_pct(majority)}) by the required margin of {t.floor_margin}."
+            f"The new model's ROC AUC {_f(auc_new)} is below the floor of {t.min_auc}: it does not rank patients "
+            "well enough to screen them."
+        )
+    elif recall_new is not None and recall_old is not None and recall_new < recall_old - t.recall_tolerance:
+        result = REJECT
+        codes.append(RECALL_TOO_LOW)
+        reasons.append(
+            f"At its operating threshold {challenger_threshold:.4f} the new model flags {_f(recall_new)} of the "
+            f"positives, below production's {_f(recall_old)} at its own threshold less the tolerance of "
+            f"{t.recall_tolerance}: it would miss more patients."
         )
     elif old is None:
         result = DEPLOY
         codes.append(FIRST_DEPLOYMENT)
         reasons.append(
-            f"No model is in production, so only the absolute checks apply: {n} holdout rows (minimum "
-            f"{t.min_holdout}), accuracy {_pct(acc_new)} beats the majority class ({_pct(majority)}) by at least "
-            f"{t.floor_margin}."
+            f"No model is in production, so only the absolute checks apply: {n} evaluation rows ({positives} "
+            f"positive), ROC AUC {_f(auc_new)} (floor {t.min_auc}), recall {_f(recall_new)} at its threshold "
+            f"{challenger_threshold:.4f} (target {target_recall})."
         )
     else:
-        b, c = figures["challenger_only_correct"], figures["champion_only_correct"]
-        low, high = figures["interval"]
+        comparison = compare(metric, y, new, old, challenger_threshold, champion_threshold or 0.0, t)
+        low, high = comparison.interval
         level = f"{t.confidence:.0%}"
-        pair_text = (
-            f"on {n} paired holdout rows the new model alone is right on {b}, production alone on {c}; "
-            f"accuracy {_pct(acc_new)} vs {_pct(acc_old)}, difference {figures['difference']:+.4f} "
-            f"({level} bootstrap interval {low:+.4f} to {high:+.4f})"
+        said = (
+            f"on {n} evaluation rows ({positives} positive), {metric} {_f(comparison.challenger)} against "
+            f"production's {_f(comparison.champion)}, improvement {comparison.difference:+.4f} ({level} interval "
+            f"{low:+.4f} to {high:+.4f})"
         )
-        if figures["p_value"] < t.alpha and low > t.min_improvement:
+        if comparison.discordant:
+            only_new, only_old = comparison.discordant
+            said += f"; the new model alone is right on {only_new}, production alone on {only_old}"
+        if comparison.p_better < t.alpha and low > t.min_improvement:
             result = DEPLOY
             codes.append(SIGNIFICANTLY_BETTER)
             reasons.append(
-                f"The new model is better: {pair_text}; McNemar's exact test gives p = {figures['p_value']:.2g} "
-                f"< {t.alpha} and the interval lies above {t.min_improvement}."
+                f"The new model is better: {said}; {comparison.test} gives p = {comparison.p_better:.2g} "
+                f"< {t.alpha:.2g} and the interval lies above {t.min_improvement}."
             )
-        elif figures["p_value_worse"] < t.alpha and high < 0:
+        elif comparison.p_worse < t.alpha and high < 0:
             result = REJECT
             codes.append(SIGNIFICANTLY_WORSE)
             reasons.append(
-                f"The new model is worse than production: {pair_text}; McNemar's exact test gives "
-                f"p = {figures['p_value_worse']:.2g} < {t.alpha} for it being worse."
+                f"The new model is worse than production: {said}; {comparison.test} gives "
+                f"p = {comparison.p_worse:.2g} < {t.alpha:.2g} for it being worse."
             )
         else:
             result = INCONCLUSIVE
-            if figures["p_value"] >= t.alpha:
+            if comparison.p_better >= t.alpha:
                 codes.append(NOT_SIGNIFICANT)
                 reasons.append(
-                    f"No evidence that the new model is better: {pair_text}; McNemar's exact test gives "
-                    f"p = {figures['p_value']:.2g}, not below {t.alpha}. Production stays."
+                    f"No evidence that the new model is better: {said}; {comparison.test} gives "
+                    f"p = {comparison.p_better:.2g}, not below {t.alpha:.2g}. Production stays."
                 )
             if low <= t.min_improvement:
                 codes.append(INTERVAL_TOO_LOW)
                 reasons.append(
-                    f"The {level} interval of the accuracy difference starts at {low:+.4f}, not above the required "
+                    f"The {level} interval of the improvement starts at {low:+.4f}, not above the required "
                     f"improvement of {t.min_improvement}. Production stays."
                 )
 
@@ -240,12 +262,14 @@ def decide(
         verdict=result,
         codes=tuple(codes),
         reasons=tuple(reasons),
-        holdout_rows=n,
-        majority_accuracy=majority,
-        challenger_accuracy=acc_new,
-        champion_accuracy=acc_old,
+        metric=metric,
+        evaluation_rows=n,
+        positives=positives,
+        challenger_auc=auc_new,
+        challenger_recall=recall_new,
+        champion_recall=recall_old,
+        comparison=comparison,
         forced=force,
         gate_verdict=gate_verdict,
         thresholds=t,
-        **figures,
     )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 POSITIVE = 1  # the label of the class a screening model looks for
-DECISION_THRESHOLD = 0.5  # a score at or above it predicts the positive class
+#: the operating threshold of a version stored before thresholds were chosen on validation data
+LEGACY_THRESHOLD = 0.5
 
 
 def positive_scores(estimator: Any, features: Any) -> np.ndarray:
@@ -20,9 +22,35 @@ def positive_scores(estimator: Any, features: Any) -> np.ndarray:
     return probabilities[:, classes.index(POSITIVE)]
 
 
-def predicted_labels(scores: np.ndarray) -> np.ndarray:
-    """0/1 predictions from positive-class scores."""
-    return (scores >= DECISION_THRESHOLD).astype(np.int8)
+def threshold_of(metadata: Mapping[str, Any]) -> float:
+    """A stored version's operating threshold (its ``metadata.json``); versions stored before thresholds were
+    chosen on validation data used the legacy one."""
+    return float(metadata.get("operating_threshold", LEGACY_THRESHOLD))
+
+
+def predicted_labels(scores: np.ndarray, threshold: float) -> np.ndarray:
+    """0/1 predictions from positive-class scores: positive at or above the model's operating threshold."""
+    return (np.asarray(scores) >= threshold).astype(np.int8)
+
+
+def operating_threshold(y_true: np.ndarray, scores: np.ndarray, target_recall: float) -> float | None:
+    """The highest threshold whose recall on these rows reaches ``target_recall`` (None without a positive).
+
+    A screening model is judged by how many of the positives it flags; among the thresholds that flag enough of
+    them, the highest flags the fewest negatives.
+    """
+    positive_scores_sorted = np.sort(np.asarray(scores)[np.asarray(y_true) == POSITIVE])[::-1]
+    if len(positive_scores_sorted) == 0:
+        return None
+    needed = int(np.ceil(target_recall * len(positive_scores_sorted)))
+    return float(positive_scores_sorted[max(needed, 1) - 1])
+
+
+def recall(y_true: np.ndarray, y_pred: np.ndarray) -> float | None:
+    """Share of the positives predicted positive (None without a positive)."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    positives = y_true == POSITIVE
+    return float((y_pred[positives] == POSITIVE).mean()) if positives.any() else None
 
 
 def _round(value: float) -> float | None:
@@ -36,7 +64,8 @@ def classification_metrics(
     slices: np.ndarray | None = None,
     slice_name: str | None = None,
 ) -> dict[str, Any]:
-    """Accuracy, balanced accuracy, ROC AUC, F1, log loss, the confusion matrix and accuracy per slice value.
+    """Accuracy, balanced accuracy, recall, precision, ROC AUC, F1, log loss, the confusion matrix and accuracy per
+    slice value.
 
     ``y_score`` is the predicted probability of class 1 (AUC and log loss are None without it, or with one class in
     ``y_true``). Labels are 0/1.
@@ -60,6 +89,8 @@ def classification_metrics(
     out["accuracy"] = _round(accuracy_score(y_true, y_pred))
     out["balanced_accuracy"] = _round(balanced_accuracy_score(y_true, y_pred)) if both else None
     out["f1"] = _round(f1_score(y_true, y_pred, zero_division=0))
+    out["recall"] = _round(recall(y_true, y_pred)) if y_true.any() else None
+    out["precision"] = _round(y_true[y_pred == POSITIVE].mean()) if (y_pred == POSITIVE).any() else None
     if y_score is not None and both:
         score = np.clip(np.asarray(y_score, dtype=float), 1e-15, 1 - 1e-15)
         out["roc_auc"] = _round(roc_auc_score(y_true, score))

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jobs.errors import ModelInputError, RecipeError, check_scalar
+from jobs.ml.paired import METRICS
 from jobs.ml.thresholds import GateThresholds
 
 if TYPE_CHECKING:
@@ -38,8 +39,12 @@ __all__ = [
 ]
 
 #: columns of every feature table that are bookkeeping or the logged model's output, never features
-RESERVED_COLUMNS = frozenset({"record_id", "created_at", "created_month", "model_version", "prediction"})
+RESERVED_COLUMNS = frozenset(
+    {"record_id", "user_id", "created_at", "created_month", "verified_at", "model_version", "prediction", "confidence"}
+)
 UNKNOWN_CATEGORY = "unknown"
+#: the bounds of a numeric input for which a recipe gives no plausible range: beyond them it is no measurement
+DEFAULT_RANGE = (-1e9, 1e9)
 _TRUE = frozenset({"true", "yes"})
 _FALSE = frozenset({"false", "no"})
 
@@ -57,12 +62,28 @@ class Recipe:
     #: a column of the feature table to report accuracy per value of (e.g. ``age_band``); None for none
     slice_column: str | None = "age_band"
     thresholds: GateThresholds = field(default_factory=GateThresholds)
-    #: fewer labelled rows than this and the model is not trained this run (the result says why)
+    #: fewer labelled training rows than this and the model is not trained this run (the result says why)
     min_labelled_rows: int = 500
-    #: share of records (by hashed record id) held out for scoring; never trained on, in any run
+    #: share of patients (by hashed user id) held out for validation and evaluation; never trained on, in any run
     holdout_fraction: float = 0.2
-    #: salt of the holdout hash; changing it reshuffles the holdout, so champion and challenger must share it
+    #: salt of the holdout hash; changing it reshuffles the holdout (the gate then compares only on rows of
+    #: patients held out under both salts)
     holdout_salt: str = "holdout-v1"
+    #: the gate's metric: roc_auc (DeLong's test), log_loss (paired bootstrap) or accuracy (McNemar's test)
+    metric: str = "roc_auc"
+    #: the operating threshold is chosen on the validation rows to flag this share of the positives
+    target_recall: float = 0.8
+    #: the newest weeks, on which the gate scores champion and challenger; training uses only earlier records
+    evaluation_weeks: int = 4
+    #: the weeks just before those, on which the training window and the operating threshold are chosen
+    validation_weeks: int = 4
+    #: candidate training windows in weeks (None: all the history the run reads); the best on validation wins
+    training_weeks: tuple[int | None, ...] = (8, 26, 52)
+    #: with a value, sample weights halve every this many weeks of a record's age; None weighs rows equally
+    recency_half_life_weeks: float | None = None
+    #: the plausible (lowest, highest) value of numeric inputs, bounds included: the backend refuses a request
+    #: outside (422), as the model has never seen such values; inputs without one are bounded by DEFAULT_RANGE
+    plausible_ranges: Mapping[str, tuple[float, float]] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         where = f"Recipe {self.name!r}"
@@ -90,8 +111,41 @@ class Recipe:
             error=RecipeError,
         )
         check_scalar(self.min_labelled_rows, f"{where}: 'min_labelled_rows'", minimum=2, error=RecipeError)
+        if self.metric not in METRICS:
+            raise RecipeError(f"{where}: 'metric' must be one of {', '.join(METRICS)}. Got {self.metric!r} instead.")
+        check_scalar(
+            self.target_recall,
+            f"{where}: 'target_recall'",
+            float,
+            minimum=0,
+            maximum=1,
+            closed="right",
+            error=RecipeError,
+        )
+        for name in ("evaluation_weeks", "validation_weeks"):
+            check_scalar(getattr(self, name), f"{where}: {name!r}", minimum=1, error=RecipeError)
+        if not self.training_weeks or not isinstance(self.training_weeks, tuple):
+            raise RecipeError(f"{where}: 'training_weeks' must be a non-empty tuple of week counts (or None).")
+        for weeks in self.training_weeks:
+            if weeks is not None:
+                check_scalar(weeks, f"{where}: each of 'training_weeks'", minimum=1, error=RecipeError)
+        if self.recency_half_life_weeks is not None:
+            check_scalar(
+                self.recency_half_life_weeks,
+                f"{where}: 'recency_half_life_weeks'",
+                float,
+                minimum=0,
+                closed="neither",
+                error=RecipeError,
+            )
         if not callable(self.build_estimator):
             raise RecipeError(f"{where}: 'build_estimator' must be a function returning an unfitted Pipeline.")
+        for key, bounds in self.plausible_ranges.items():
+            if not _is_range(bounds):
+                raise RecipeError(
+                    f"{where}: plausible_ranges[{key!r}] must be a (lowest, highest) pair of finite numbers, lowest "
+                    f"first. Got {bounds!r} instead."
+                )
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -137,6 +191,8 @@ def as_trained(recipe: Recipe, metadata: Mapping[str, Any]) -> Recipe:
 
 def load_recipes(models_dir: Path) -> dict[str, Recipe]:
     """Every ``<models_dir>/<name>.py`` (not starting with ``_``) that defines ``RECIPE``; name must match the file."""
+    from jobs.ml.names import MODEL_RULE, is_model_name
+
     models_dir = Path(models_dir)
     if not models_dir.is_dir():
         raise RecipeError(
@@ -146,10 +202,18 @@ def load_recipes(models_dir: Path) -> dict[str, Recipe]:
     for path in sorted(models_dir.glob("*.py")):
         if path.name.startswith("_"):
             continue
+        if not is_model_name(path.stem):  # the name becomes the model store's folder and the backend's route
+            raise RecipeError(f"{path}: {path.stem!r} cannot name a model; rename the file to {MODEL_RULE}.")
         recipe = _load_one(path)
         if recipe.name != path.stem:
             raise RecipeError(
                 f"{path} defines the recipe {recipe.name!r}; a recipe's name must be its file name ({path.stem!r})."
+            )
+        unknown = sorted(set(recipe.plausible_ranges) - set(recipe.numeric_features))
+        if unknown:
+            raise RecipeError(
+                f"{path}: plausible_ranges names {', '.join(unknown)}, which is not among numeric_features; a range "
+                "bounds a numeric input."
             )
         recipes[recipe.name] = recipe
     if not recipes:
@@ -176,13 +240,21 @@ def _load_one(path: Path) -> Recipe:
     return recipe
 
 
+def _is_range(bounds: Any) -> bool:
+    if not isinstance(bounds, tuple | list) or len(bounds) != 2:
+        return False
+    low, high = bounds
+    numbers = all(isinstance(b, int | float) and not isinstance(b, bool) and math.isfinite(b) for b in bounds)
+    return numbers and low < high
+
+
 def _number(recipe: Recipe, key: str, value: Any) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool):
         return 1.0 if value else 0.0
     if isinstance(value, int | float):
-        number = float(value)
+        number = _float(recipe, key, value)
     elif isinstance(value, str):
         text = value.strip().lower()
         if not text:
@@ -193,15 +265,38 @@ def _number(recipe: Recipe, key: str, value: Any) -> float | None:
             number = float(text)
         except ValueError:
             raise ModelInputError(
-                f"Input {key!r} of model {recipe.name!r} must be a number. Got {value!r} instead."
+                f"Input {key!r} of model {recipe.name!r} must be a number. Got {_shown(value)} instead."
             ) from None
     else:
         raise ModelInputError(
             f"Input {key!r} of model {recipe.name!r} must be a number. Got a {type(value).__name__} instead."
         )
     if not math.isfinite(number):
-        raise ModelInputError(f"Input {key!r} of model {recipe.name!r} must be a finite number. Got {value!r}.")
+        raise ModelInputError(f"Input {key!r} of model {recipe.name!r} must be a finite number. Got {_shown(value)}.")
+    low, high = recipe.plausible_ranges.get(key, DEFAULT_RANGE)
+    if not low <= number <= high:
+        raise ModelInputError(
+            f"Input {key!r} of model {recipe.name!r} must be from {low:g} to {high:g}, its plausible range. "
+            f"Got {_shown(value)} instead."
+        )
     return number
+
+
+def _float(recipe: Recipe, key: str, value: int | float) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        raise ModelInputError(
+            f"Input {key!r} of model {recipe.name!r} must be a finite number. Got {_shown(value)} instead."
+        ) from None
+
+
+def _shown(value: Any) -> str:
+    """The value as sent, cut short: an error must not echo a whole request back."""
+    if isinstance(value, int) and value.bit_length() > 1000:  # str() refuses integers of over 4300 digits
+        return f"an integer of about {value.bit_length() * 0.30103:.0f} digits"
+    text = str(value) if isinstance(value, int) else repr(value)
+    return text if len(text) <= 40 else f"{text[:40]}... ({len(text)} characters)"
 
 
 def _category(recipe: Recipe, key: str, value: Any) -> str:
