@@ -2,9 +2,11 @@
 
 The order matters: the production pointers are replaced first (atomically, with a history line), then the backend
 is asked to reload them, then the versions and artifact hashes it reports are compared with the promoted ones. If
-any of that fails, every pointer is put back as it was and the step fails, so the store never claims a version the
-backend does not serve. The admin token travels only in the ``Authorization`` header: it is never logged, and a
-backend's answer quoted in a message has it masked.
+any of that fails, every pointer is put back as it was and the step fails. A reload that failed or went unanswered
+may still have swapped the new set in (a proxy's 502 or a timeout after the backend reloaded), so once a reload was
+sent the backend is made to reload the restored pointers and what it reports is checked (:func:`resync_backend`);
+when that cannot be done, the error says what the backend serves now and how to fix it. The admin token travels
+only in the ``Authorization`` header: it is never logged, and a backend's answer quoted in a message has it masked.
 """
 
 from __future__ import annotations
@@ -20,7 +22,15 @@ from typing import TYPE_CHECKING, Any
 import jwt
 import requests
 
-from jobs.errors import AdminTokenError, BackendError, DeployError, ReloadMismatchError
+from jobs.errors import (
+    AdminTokenError,
+    BackendError,
+    DeployError,
+    InvalidNameError,
+    ReloadMismatchError,
+    TokenRefusedError,
+)
+from jobs.ml.names import check_model_name, check_version_name
 from jobs.ml.tokens import ADMIN_ROLE, ALGORITHM, TokenRejected, check_claims, check_size
 from jobs.run_context import RunContext
 from jobs.settings import Settings
@@ -33,6 +43,22 @@ log = logging.getLogger(__name__)
 RELOAD_PATH = "/admin/reload_models"
 ACTOR = "deploy_models"
 _MINT_HINT = "Mint one on the backend with `retrain token --role admin --ttl 2h` (it signs with SECRET_KEY)."
+TTL_MARGIN = timedelta(minutes=30)  # between minting a token and the run's start, and for the clocks to differ
+
+
+def ttl_that_passes(valid_for: timedelta) -> str:
+    """A ``retrain token --ttl`` that outlasts ``valid_for`` with a margin, in whole hours (``5h`` for 3 h 45 min)."""
+    hours = -(-(valid_for + TTL_MARGIN) // timedelta(hours=1))  # ceiling division
+    return f"{max(hours, 1)}h"
+
+
+def mint_hint(valid_for: timedelta) -> str:
+    """How to get a token that passes :func:`check_admin_token` with ``valid_for``, and where to put it."""
+    return (
+        f"Mint one on the backend with `retrain token --role admin --ttl {ttl_that_passes(valid_for)}` (it signs "
+        "with SECRET_KEY) and store it in the Airflow Variable ADMIN_JWT_TOKEN, or in the ADMIN_JWT_TOKEN "
+        'environment variable (see docs/operations.md, "The deploy token").'
+    )
 
 
 # -- the token preflight ------------------------------------------------------------------------------------------
@@ -45,9 +71,10 @@ def check_admin_token(settings: Settings, *, valid_for: timedelta, now: datetime
     Only the backend knows ``SECRET_KEY``, so the signature cannot be checked here; the claims can, and an expired
     token found before extraction saves a whole run that would fail at its last step.
     """
+    hint = mint_hint(valid_for)
     token = settings.admin_jwt_token
     if not token:
-        raise AdminTokenError(f"The ADMIN_JWT_TOKEN setting is not set; deploy_models needs an admin JWT. {_MINT_HINT}")
+        raise AdminTokenError(f"The ADMIN_JWT_TOKEN setting is not set; deploy_models needs an admin JWT. {hint}")
     now = now or datetime.now(UTC)
     try:
         check_size(token)
@@ -55,24 +82,23 @@ def check_admin_token(settings: Settings, *, valid_for: timedelta, now: datetime
             header = jwt.get_unverified_header(token)
             claims = jwt.decode(token, options={"verify_signature": False})
         except jwt.InvalidTokenError:
-            raise AdminTokenError(f"ADMIN_JWT_TOKEN is not a JWT (three base64url parts). {_MINT_HINT}") from None
+            raise AdminTokenError(f"ADMIN_JWT_TOKEN is not a JWT (three base64url parts). {hint}") from None
         if header.get("alg") != ALGORITHM:
             raise AdminTokenError(
                 f"ADMIN_JWT_TOKEN must be signed with {ALGORITHM}. Got alg {header.get('alg')!r} instead."
             )
         if claims.get("role") != ADMIN_ROLE:
             raise AdminTokenError(
-                f"ADMIN_JWT_TOKEN has role {claims.get('role')!r}; reloading models needs role {ADMIN_ROLE!r}. "
-                f"{_MINT_HINT}"
+                f"ADMIN_JWT_TOKEN has role {claims.get('role')!r}; reloading models needs role {ADMIN_ROLE!r}. {hint}"
             )
         _, expires = check_claims(claims, now=now)  # the backend's own reading of exp and iat
     except TokenRejected as e:
-        hint = "" if "retrain token" in e.reason else f" {_MINT_HINT}"
-        raise AdminTokenError(f"ADMIN_JWT_TOKEN: {e.reason}{hint}") from None
+        more = "" if "retrain token" in e.reason else f" {hint}"
+        raise AdminTokenError(f"ADMIN_JWT_TOKEN: {e.reason}{more}") from None
     if expires < now + valid_for:
         raise AdminTokenError(
             f"ADMIN_JWT_TOKEN expires at {expires:%Y-%m-%d %H:%M:%S} UTC, in {_minutes(expires - now)}, before this "
-            f"run can reach deploy_models (allowed {_minutes(valid_for)}). {_MINT_HINT}"
+            f"run can reach deploy_models (allowed {_minutes(valid_for)}). {hint}"
         )
 
 
@@ -90,6 +116,8 @@ def reload_backend(
 
     Connection errors, timeouts and 5xx answers are retried with exponential backoff (a reload is idempotent); a
     4xx answer, or a TLS certificate that cannot be verified, is final: sending the same request again cannot help.
+    A 401 or 403 raises :class:`TokenRefusedError`, which the DAG does not retry either. Every error raised carries
+    the number of requests sent (``attempts``), which ``deploy.json`` records.
     """
     url = backend_url.rstrip("/") + RELOAD_PATH
     last = ""
@@ -97,9 +125,12 @@ def reload_backend(
         try:
             response = requests.post(url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout)
         except requests.exceptions.SSLError:
-            raise BackendError(
-                f"The TLS certificate of {url} could not be verified. If the backend's certificate comes from a "
-                "private CA, point REQUESTS_CA_BUNDLE at that CA's certificate (PEM)."
+            raise _sent(
+                BackendError(
+                    f"The TLS certificate of {url} could not be verified. If the backend's certificate comes from a "
+                    "private CA, point REQUESTS_CA_BUNDLE at that CA's certificate (PEM)."
+                ),
+                attempt,
             ) from None
         except requests.Timeout:
             last = f"no answer within {timeout:g}s"
@@ -108,26 +139,43 @@ def reload_backend(
         else:
             detail = _detail(response, token)
             if response.status_code in (401, 403):
-                raise BackendError(
-                    f"The backend at {url} refused ADMIN_JWT_TOKEN (HTTP {response.status_code}: {detail}). "
-                    f"{_MINT_HINT}"
+                raise _sent(
+                    TokenRefusedError(
+                        f"The backend at {url} refused ADMIN_JWT_TOKEN (HTTP {response.status_code}: {detail}); "
+                        f"the same token would be refused again, so this is not retried. {_MINT_HINT}"
+                    ),
+                    attempt,
                 )
             if 400 <= response.status_code < 500:
-                raise BackendError(f"The backend at {url} did not reload (HTTP {response.status_code}: {detail}).")
+                raise _sent(
+                    BackendError(f"The backend at {url} did not reload (HTTP {response.status_code}: {detail})."),
+                    attempt,
+                )
             if response.status_code < 300:
                 try:
                     return response.json(), attempt
                 except ValueError:
-                    raise BackendError(f"The backend at {url} answered {detail!r}, which is not JSON.") from None
+                    raise _sent(
+                        BackendError(f"The backend at {url} answered {detail!r}, which is not JSON."), attempt
+                    ) from None
             last = f"HTTP {response.status_code}: {detail}"
         if attempt < attempts:
             delay = backoff_seconds * 2 ** (attempt - 1)
             log.warning("Reload attempt %d/%d failed (%s); retrying in %.1fs.", attempt, attempts, last, delay)
             time.sleep(delay)
-    raise BackendError(
-        f"The backend at {url} did not reload after {attempts} attempts; last: {last}. Check that it runs and that "
-        "BACKEND_URL points at it."
+    raise _sent(
+        BackendError(
+            f"The backend at {url} did not reload after {attempts} attempts; last: {last}. Check that it runs and "
+            "that BACKEND_URL points at it."
+        ),
+        attempts,
     )
+
+
+def _sent(error: BackendError, attempts: int) -> BackendError:
+    """``error`` with the number of reload requests sent before it, for ``deploy.json``."""
+    error.attempts = attempts
+    return error
 
 
 def _detail(response: requests.Response, token: str) -> str:
@@ -201,13 +249,20 @@ def approved_versions(decision_path: Path) -> dict[str, str]:
     if not decision_path.exists():
         raise DeployError(f"No decision at {decision_path}: run `retrain validate --ds <ds>` before deploying.")
     decision = json.loads(decision_path.read_text(encoding="utf-8"))
-    models = decision.get("models", {})
+    models = decision.get("models", {}) if isinstance(decision, dict) else None
+    if not isinstance(models, dict):
+        raise DeployError(f"{decision_path} has no 'models' mapping: write it again with `retrain validate --ds <ds>`.")
     approved = {}
     for name, entry in models.items():
-        if entry.get("verdict") == "deploy":
+        if isinstance(entry, dict) and entry.get("verdict") == "deploy":
             version = entry.get("challenger_version") or entry.get("version")
             if not version:
                 raise DeployError(f"{decision_path}: model {name!r} is approved but names no version.")
+            try:  # names become paths in the model store: checked before anything is promoted
+                check_model_name(name, where=str(decision_path))
+                check_version_name(version, model=name, where=str(decision_path))
+            except InvalidNameError as e:
+                raise DeployError(f"{e} Nothing was promoted; run `retrain validate --ds <ds>` again.") from None
             approved[name] = version
     return approved
 
@@ -228,6 +283,8 @@ def deploy(settings: Settings, ctx: RunContext, *, backoff_seconds: float = 1.0)
     previous_versions = {model: (p.version if p else None) for model, p in previous.items()}
     attempts = 0
     promoted: dict[str, Any] = {}
+    installed: dict[str, Any] = {}
+    reload_sent = False
     try:
         check_admin_token(settings, valid_for=timedelta(seconds=settings.reload_timeout_seconds))
         expected = {}
@@ -236,8 +293,10 @@ def deploy(settings: Settings, ctx: RunContext, *, backoff_seconds: float = 1.0)
                 model, version, reason=f"approved by validate_models for ds={ctx.ds_str}", actor=ACTOR
             )
             promoted[model] = previous[model]
+            installed[model] = pointer
             expected[model] = (version, pointer.artifact_sha256)
             log.info("Promoted %s %s (was %s).", model, version, previous_versions[model] or "none")
+        reload_sent = True  # from here on the backend may have loaded the promoted set, even if no answer says so
         answer, attempts = reload_backend(
             settings.backend_url,
             settings.admin_jwt_token or "",
@@ -247,10 +306,17 @@ def deploy(settings: Settings, ctx: RunContext, *, backoff_seconds: float = 1.0)
         )
         backend = verify_loaded(answer, expected)
     except Exception as e:
-        _restore(store, promoted, ctx)
-        if isinstance(e, ReloadMismatchError):  # the backend loaded something else: point it back at the old set
-            _reload_quietly(settings)
-        message = f"{e} The production pointers were restored to {_describe(previous_versions)}."
+        if isinstance(e, BackendError):  # the requests sent before it failed, not 0
+            attempts = e.attempts
+        message = f"{e} " + _restore(store, promoted, installed, ctx)
+        serving: dict[str, dict[str, str]] = {}
+        if reload_sent:  # a failed or unanswered reload may have swapped the set in: point the backend back
+            try:
+                serving, account = resync_backend(settings, store, sorted(approved), backoff_seconds=backoff_seconds)
+            except Exception as failed:  # the original error stays the one raised; this one is told in it
+                log.exception("Could not put the backend back on the restored set.")
+                account = f"The backend could not be put back on the restored set ({failed}). {_FIX_HINT}"
+            message += " " + account
         _write(
             folder.deploy_summary,
             DeployResult(
@@ -258,7 +324,7 @@ def deploy(settings: Settings, ctx: RunContext, *, backoff_seconds: float = 1.0)
                 "rolled_back",
                 approved,
                 previous_versions,
-                {},
+                serving,
                 attempts,
                 message,
                 round(time.monotonic() - started, 3),
@@ -280,21 +346,122 @@ def deploy(settings: Settings, ctx: RunContext, *, backoff_seconds: float = 1.0)
     return _write(folder.deploy_summary, result)
 
 
-def _restore(store: ModelStore, previous: dict[str, Any], ctx: RunContext) -> None:
+def _restore(store: ModelStore, previous: dict[str, Any], installed: dict[str, Any], ctx: RunContext) -> str:
+    """Put back each pointer this deployment replaced, unless someone changed it since; says what happened."""
+    restored, kept = {}, []
     for model, pointer in previous.items():
         try:
-            store.restore(model, pointer, reason=f"deploy_models for ds={ctx.ds_str} failed")
-        except Exception:  # keep restoring the others; the step fails anyway
-            log.exception("Could not restore the production pointer of %s.", model)
+            store.restore(
+                model, pointer, reason=f"deploy_models for ds={ctx.ds_str} failed", replacing=installed[model]
+            )
+            restored[model] = pointer.version if pointer else None
+        except Exception as e:  # keep restoring the others; the step fails anyway
+            log.error("Could not restore the production pointer of %s: %s", model, e)
+            kept.append(str(e))
+    account = f"The production pointers were restored to {_describe(restored)}." if restored else ""
+    return " ".join([account, *kept]).strip() or "No production pointer had been changed."
 
 
-def _reload_quietly(settings: Settings) -> None:
+# -- putting the backend back after a failed deployment -----------------------------------------------------------
+
+
+def resync_backend(
+    settings: Settings, store: ModelStore, models: list[str], *, backoff_seconds: float = 1.0
+) -> tuple[dict[str, dict[str, str]], str]:
+    """Make the backend serve what the store names now for ``models``, and check what it reports.
+
+    Called after any failed or unanswered reload: a reload whose answer was lost (a timeout, a proxy's 502) may
+    still have swapped the promoted set in. The backend is asked to reload the restored pointers and its answer is
+    compared, version and sha256, with them; when it cannot reload, ``GET /models`` says what it serves. Returns
+    what the backend reports (empty when unknown) and a sentence for the error message: what the backend serves
+    now and, when that is not the store's set, how to fix it.
+    """
+    wanted = {model: store.production(model) for model in models}
+    token = settings.admin_jwt_token or ""
     try:
-        reload_backend(
-            settings.backend_url, settings.admin_jwt_token or "", timeout=settings.reload_timeout_seconds, attempts=1
+        answer, _ = reload_backend(
+            settings.backend_url,
+            token,
+            timeout=settings.reload_timeout_seconds,
+            attempts=settings.reload_attempts,
+            backoff_seconds=backoff_seconds,
         )
+        how, why = "After reloading the restored pointers, the backend", ""
     except DeployError as e:
-        log.warning("The backend could not reload the restored pointers: %s", e)
+        why = f" It could not be made to reload them: {e}"
+        try:
+            answer = _serving_now(settings)
+        except DeployError as unknown:
+            return {}, (
+                f"What the backend serves now is unknown:{why} {unknown} It may still serve what this deployment "
+                f"promoted, if a reload reached it before its answer was lost. {_FIX_HINT}"
+            )
+        how = f"GET {settings.backend_url.rstrip('/')}/models says the backend"
+    reported, problems = _compare(answer, wanted)
+    serves = _describe_serving(reported)
+    if not problems:
+        log.info("The backend serves the restored set: %s.", serves)
+        return reported, f"{how} serves the restored set: {serves}.{why}"
+    log.error("The backend does not serve the restored set: %s.", "; ".join(problems))
+    return reported, (f"{how} serves {serves}, not what the store names: {'; '.join(problems)}.{why} {_FIX_HINT}")
+
+
+_FIX_HINT = (
+    "To fix it, make the backend reload the production pointers once it answers: `curl -X POST "
+    '"$BACKEND_URL/admin/reload_models" -H "Authorization: Bearer $ADMIN_JWT_TOKEN"` (or restart it), then check '
+    '`curl "$BACKEND_URL/models"`.'
+)
+
+
+def _serving_now(settings: Settings) -> dict[str, Any]:
+    """``GET {backend_url}/models``: what the backend serves, as the reload API reports it (no token needed)."""
+    url = settings.backend_url.rstrip("/") + "/models"
+    try:
+        response = requests.get(url, timeout=settings.reload_timeout_seconds)
+    except requests.RequestException as e:
+        raise DeployError(f"GET {url} failed too ({type(e).__name__}).") from None
+    if response.status_code != 200:
+        raise DeployError(f"GET {url} answered HTTP {response.status_code}.")
+    try:
+        return response.json()
+    except ValueError:
+        raise DeployError(f"GET {url} did not answer JSON.") from None
+
+
+def _compare(answer: Any, wanted: dict[str, Any]) -> tuple[dict[str, dict[str, str]], list[str]]:
+    """What the backend reports for ``wanted``'s models, and how it differs from them (a None pointer: not served)."""
+    loaded = answer.get("models") if isinstance(answer, dict) else None
+    if not isinstance(loaded, dict):
+        return {}, ["its answer has no 'models' mapping of name -> version and hash"]
+    reported: dict[str, dict[str, str]] = {}
+    problems = []
+    for model, pointer in sorted(wanted.items()):
+        got = loaded.get(model)
+        if not isinstance(got, dict):
+            if pointer is not None:
+                problems.append(f"{model}: not served, the store names {pointer.version}")
+            continue
+        reported[model] = {"version": got.get("version"), "artifact_sha256": got.get("artifact_sha256")}
+        if pointer is None:
+            problems.append(f"{model}: serves {got.get('version')!r}, the store names no production version")
+        elif got.get("version") != pointer.version:
+            problems.append(f"{model}: serves {got.get('version')!r}, the store names {pointer.version}")
+        elif got.get("artifact_sha256") != pointer.artifact_sha256:
+            problems.append(
+                f"{model} {pointer.version}: serves sha256 {str(got.get('artifact_sha256'))[:12]}..., the store's "
+                f"is {pointer.artifact_sha256[:12]}..."
+            )
+    return reported, problems
+
+
+def _describe_serving(reported: dict[str, dict[str, str]]) -> str:
+    return (
+        ", ".join(
+            f"{model} {got['version']} (sha256 {str(got['artifact_sha256'])[:12]}...)"
+            for model, got in sorted(reported.items())
+        )
+        or "none of these models"
+    )
 
 
 def _describe(versions: dict[str, str | None]) -> str:

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from jobs.deploy import check_admin_token, deploy
-from jobs.errors import AdminTokenError, BackendError, DeployError, ReloadMismatchError
+from jobs.errors import AdminTokenError, BackendError, DeployError, ReloadMismatchError, TokenRefusedError
 from jobs.ml.tokens import mint
 from jobs.notify import notify
 from jobs.run_context import RunContext
@@ -153,13 +154,14 @@ def test_a_backend_that_stays_down_rolls_back_and_the_old_models_keep_serving(at
     approve(settings, at_v1, tiny="v2")
     with pytest.raises(BackendError, match="did not reload after 3 attempts") as caught:
         deploy(settings, CTX, backoff_seconds=0.01)
-    assert "restored" in str(caught.value)
+    assert "restored" in str(caught.value) and "What the backend serves now is unknown" in str(caught.value)
     assert pointers(at_v1) == v1_everywhere(at_v1)
     assert at_v1.store.history("tiny")[-1]["action"] == "restore"
     assert at_v1.loaded() == v1_everywhere(at_v1)
     assert at_v1.backend.post("/predict/tiny", json={"x": 3}).json()["version"] == at_v1.versions["tiny"]["v1"]
     written = json.loads(settings.run_folder(DS).deploy_summary.read_text())
     assert written["status"] == "rolled_back" and "did not reload" in written["error"] and written["deployed"] == {}
+    assert written["attempts"] == 3  # the requests sent, though none succeeded
     assert at_v1.reload().json()["models"]["tiny"]["version"] == at_v1.versions["tiny"]["v1"]  # restart-safe
 
 
@@ -186,9 +188,10 @@ def test_a_token_the_backend_refuses_fails_the_deploy_without_retries(at_v1: Sta
     forged = mint("not-the-backends-secret-key-0123456789", role="admin", ttl=timedelta(hours=1))
     settings = settings_for(at_v1, tmp_path, at_v1.backend.url, token=forged)
     approve(settings, at_v1, tiny="v2")
-    with pytest.raises(BackendError, match="refused ADMIN_JWT_TOKEN \\(HTTP 401"):
+    with pytest.raises(TokenRefusedError, match="refused ADMIN_JWT_TOKEN \\(HTTP 401"):
         deploy(settings, CTX)
     assert pointers(at_v1) == v1_everywhere(at_v1)
+    assert json.loads(settings.run_folder(DS).deploy_summary.read_text())["attempts"] == 1
 
 
 def test_logs_summaries_and_report_show_no_token_secret_or_password(
@@ -237,3 +240,112 @@ def test_retrain_deploy_and_notify_commands(
     assert result["status"] == "failed" and Path(result["report_md"]).exists()
     assert "**deploy_models**: backend down" in Path(result["report_md"]).read_text()
     assert main(["notify", "--ds", DS, "--failure", "no-equals-sign"]) == 2
+
+
+# -- a reload that worked but whose answer was lost ----------------------------------------------------------------
+
+
+class LossyProxy:
+    """A proxy in front of the backend that loses reload answers: the n-th POST is handled per ``script[n]``.
+
+    ``"502"``: forwarded, then answered 502 (a proxy's error after the backend reloaded); ``"timeout"``: forwarded,
+    answered only after ``delay`` seconds; ``"dropped"``: forwarded, connection closed without an answer;
+    ``"blocked"``: answered 502 without forwarding; past the script, and for GET: forwarded as it is.
+    """
+
+    def __init__(self, target: str, script: list[str], delay: float = 0.0) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        import requests
+
+        proxy = self
+        self.script, self.posts = list(script), 0
+
+        class Handler(BaseHTTPRequestHandler):
+            def _forward(self, method: str) -> requests.Response:
+                headers = {k: v for k, v in self.headers.items() if k.lower() == "authorization"}
+                return requests.request(method, target + self.path, headers=headers, timeout=60)
+
+            def _answer(self, status: int, body: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+                response = self._forward("GET")
+                self._answer(response.status_code, response.content)
+
+            def do_POST(self) -> None:  # noqa: N802
+                n, proxy.posts = proxy.posts, proxy.posts + 1
+                how = proxy.script[n] if n < len(proxy.script) else "pass"
+                if how == "blocked":
+                    return self._answer(502, b'{"detail": "bad gateway"}')
+                response = self._forward("POST")
+                if how == "502":
+                    self._answer(502, b'{"detail": "bad gateway"}')
+                elif how == "timeout":
+                    time.sleep(delay)
+                    self._answer(response.status_code, response.content)
+                elif how == "dropped":
+                    self.close_connection = True
+                else:
+                    self._answer(response.status_code, response.content)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True).start()
+
+    def __enter__(self) -> LossyProxy:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+@pytest.mark.parametrize("lost", ["502", "timeout", "dropped"])
+def test_a_reload_whose_answer_is_lost_is_rolled_back_on_the_backend_too(
+    at_v1: Stack, tmp_path: Path, lost: str
+) -> None:
+    """The backend reloads v2 every time, but deploy never hears so: the pointers go back to v1, and so must the
+    backend (a 4th reload, answered), which the error and deploy.json report with the versions and hashes."""
+    v1 = v1_everywhere(at_v1)
+    with LossyProxy(at_v1.backend.url, [lost] * 3, delay=3.0) as proxy:
+        settings = settings_for(at_v1, tmp_path, proxy.url, RELOAD_TIMEOUT_SECONDS="2")
+        approve(settings, at_v1, tiny="v2")
+        with pytest.raises(BackendError, match="did not reload after 3 attempts") as caught:
+            deploy(settings, CTX, backoff_seconds=0.01)
+    assert pointers(at_v1) == v1
+    assert at_v1.loaded() == v1  # asked directly, not through the proxy
+    assert proxy.posts == 4  # the three lost answers, then the reload of the restored set
+    sha = at_v1.store.artifact_sha256("tiny", v1["tiny"])
+    assert f"serves the restored set: tiny {v1['tiny']} (sha256 {sha[:12]}...)" in str(caught.value)
+    written = json.loads(settings.run_folder(DS).deploy_summary.read_text())
+    assert written["status"] == "rolled_back" and written["backend"]["tiny"] == {
+        "version": v1["tiny"],
+        "artifact_sha256": sha,
+    }
+
+
+def test_a_backend_that_cannot_be_put_back_is_named_with_what_it_serves_and_how_to_fix_it(
+    at_v1: Stack, tmp_path: Path
+) -> None:
+    v1, v2 = v1_everywhere(at_v1), at_v1.versions["tiny"]["v2"]
+    with LossyProxy(at_v1.backend.url, ["502", "blocked"]) as proxy:
+        settings = settings_for(at_v1, tmp_path, proxy.url, RELOAD_ATTEMPTS="1")
+        approve(settings, at_v1, tiny="v2")
+        with pytest.raises(BackendError) as caught:
+            deploy(settings, CTX, backoff_seconds=0.01)
+    message = str(caught.value)
+    assert pointers(at_v1) == v1 and at_v1.loaded()["tiny"] == v2  # the backend really is out of step
+    assert f"says the backend serves tiny {v2} (sha256 " in message
+    assert f"tiny: serves '{v2}', the store names {v1['tiny']}" in message
+    assert "It could not be made to reload them" in message and "/admin/reload_models" in message
+    assert "$ADMIN_JWT_TOKEN" in message and at_v1.tokens[-1] not in message
+    assert at_v1.reload().status_code == 200 and at_v1.loaded() == v1  # the fix the message gives
