@@ -12,38 +12,48 @@ command line; this file adds scheduling, retries and visibility, not logic.
 
 - **The week.** `CronDataIntervalTimetable` gives each run a data interval of exactly one week, ending at the
   Sunday 02:00 it runs. A run's `ds` is the day its interval ends (in the schedule's time zone): the scheduled run
-  for the week ending 2026-11-22, `airflow dags test model_retraining 2026-11-22T02:00:00+00:00` and
+  for the week ending 2026-11-22, `retrain airflow trigger --ds 2026-11-22` (the way to run a given week),
+  `airflow dags test model_retraining 2026-11-22T02:00:00+00:00` and
   `retrain extract --ds 2026-11-22 --data-interval-end 2026-11-22T02:00:00+00:00` all read and write the same
-  `data/runs/ds=2026-11-22/`.
+  `data/runs/ds=2026-11-22/`. Unpausing the DAG runs the latest complete week at once.
 - **Safe re-runs.** Everything a run writes is keyed by its `ds` and replaced atomically, so clearing a task and
   running it again gives the same result, and two runs never touch each other's files.
 - **XCom** carries each step's `to_dict()`: paths, counts and verdicts, never data.
-- **Preflight.** The deploy token (`ADMIN_JWT_TOKEN`) is checked before anything is extracted: a token that is
-  missing, not an admin's or about to expire fails the run in seconds instead of after training.
+- **Preflight.** The run's week and the deploy token are checked before anything is extracted: a run without a data
+  interval, or a token that is missing, not an admin's or about to expire, fails the run in seconds instead of
+  after training. The token is read when each task runs: the Airflow Variable `ADMIN_JWT_TOKEN`, else the
+  environment's `ADMIN_JWT_TOKEN`, so rotating it needs no restart.
 - **Gates.** `has_new_data` skips everything up to `deploy_models` when extraction found nothing new (every
   window empty); `should_deploy` skips `deploy_models` when the gate approved no model. `notify` runs whatever
   happened, reports failed tasks with their error, and then fails itself when something upstream failed, so the
   run shows as failed.
-- **Retries.** Two retries with exponential back-off (5 min, then 10 min); errors that a retry cannot fix (bad
-  settings, SQL errors, failed data tests, rejected credentials, a bad token) fail at once.
+- **Retries.** Two retries, after exactly 5 min, then 10 min; errors that a retry cannot fix (bad settings, SQL
+  errors, failed data tests, rejected credentials, a bad token or one the backend refuses) fail at once.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, TriggerRule, dag, get_current_context
 
-from jobs.airflow_tasks import RETRY_POLICY, TOKEN_VALID_FOR, StepTasks, failed_tasks
+from jobs.airflow_tasks import (
+    MAX_RETRY_DELAY,
+    RETRIES,
+    RETRY_DELAY,
+    RETRY_POLICY,
+    TOKEN_VALID_FOR,
+    StepTasks,
+    failed_tasks,
+)
+from jobs.scheduling.week import SCHEDULE
 from jobs.settings import schedule_timezone
 
 log = logging.getLogger(__name__)
 
-SCHEDULE = "0 2 * * 0"  # Sundays at 02:00
 SCHEDULE_TIMEZONE = schedule_timezone()  # the one setting read at parse time; the tasks read the rest
 steps = StepTasks(project_root=Path(__file__).resolve().parents[1], timezone=SCHEDULE_TIMEZONE)
 
@@ -56,10 +66,9 @@ steps = StepTasks(project_root=Path(__file__).resolve().parents[1], timezone=SCH
     max_active_runs=1,
     default_args={
         "owner": "ml-platform",
-        "retries": 2,
-        "retry_delay": timedelta(minutes=5),
-        "retry_exponential_backoff": 2.0,
-        "max_retry_delay": timedelta(hours=1),
+        "retries": RETRIES,
+        "retry_delay": RETRY_DELAY,  # the policy doubles it per try; Airflow uses it alone for a killed task
+        "max_retry_delay": MAX_RETRY_DELAY,
         "retry_policy": RETRY_POLICY,
     },
     tags=["ml", "retraining", "weekly"],
@@ -68,9 +77,12 @@ steps = StepTasks(project_root=Path(__file__).resolve().parents[1], timezone=SCH
 def model_retraining():
     @steps.step("preflight")
     def preflight() -> None:
-        """Check the deploy token's claims before spending an hour on extraction and training."""
+        """Check the run's week and the deploy token's claims before spending an hour on extraction and training."""
         from jobs.deploy import check_admin_token
 
+        ctx = steps.run_context()  # a run without a data interval fails here, at once
+        start, end = ctx.data_interval_start, ctx.data_interval_end
+        log.info("The week [%s, %s), ds=%s; the deploy token from %s.", start, end, ctx.ds_str, steps.token_source())
         check_admin_token(steps.settings(), valid_for=TOKEN_VALID_FOR)
 
     @steps.step("extract_data")
@@ -80,7 +92,8 @@ def model_retraining():
 
         s, ctx = steps.settings(), steps.run_context()
         extraction = Extraction.start(s, ctx)  # probes PostgreSQL while Spark starts
-        with task_spark_session(s, f"retrain-extract-{ctx.ds_str}") as spark:
+        log_file = s.run_folder(ctx.ds_str).logs / "spark-extract.log"
+        with task_spark_session(s, f"retrain-extract-{ctx.ds_str}", log_file=log_file) as spark:
             return extraction.run(spark).to_dict()
 
     @steps.short_circuit("has_new_data")
@@ -97,7 +110,8 @@ def model_retraining():
         from jobs.transform import transform
 
         s, ctx = steps.settings(), steps.run_context()
-        with task_spark_session(s, f"retrain-transform-{ctx.ds_str}") as spark:
+        log_file = s.run_folder(ctx.ds_str).logs / "spark-transform.log"
+        with task_spark_session(s, f"retrain-transform-{ctx.ds_str}", log_file=log_file) as spark:
             return transform(s, ctx, spark).to_dict()
 
     @steps.step("train_models")
@@ -139,7 +153,8 @@ def model_retraining():
         from jobs.notify import notify as notify_step
 
         failures = failed_tasks(get_current_context())
-        result = notify_step(steps.settings(), steps.run_context(), failures=failures)
+        settings, ctx = steps.report_target(steps.settings())  # a run without a week reports in a folder of its own
+        result = notify_step(settings, ctx, failures=failures)
         if failures:
             raise AirflowFailException(
                 f"Reported the failure of {', '.join(sorted(failures))}; failing so that the run shows as failed."

@@ -87,11 +87,28 @@ class AdminTokenError(DeployError):
 
 
 class BackendError(DeployError):
-    """The serving backend's reload endpoint failed, refused the token, or stayed unreachable after the retries."""
+    """The serving backend's reload endpoint failed, refused the token, or stayed unreachable after the retries.
+
+    ``attempts`` is how many reload requests were sent before giving up, for ``deploy.json``.
+    """
+
+    attempts: int = 0
+
+
+class TokenRefusedError(AdminTokenError, BackendError):
+    """The backend answered 401 or 403 to ``ADMIN_JWT_TOKEN``: the same token cannot succeed on a retry."""
 
 
 class ReloadMismatchError(DeployError):
     """The backend reloaded, but reports other versions or artifact hashes than the ones promoted."""
+
+
+class AirflowApiError(RetrainError):
+    """Airflow's REST API could not be reached, refused the credentials, or refused a run (``retrain airflow``)."""
+
+
+class AirflowStartError(RetrainError):
+    """A local Airflow component (``retrain airflow start``) could not start: a port is taken, or it exited."""
 
 
 class DemoError(RetrainError):

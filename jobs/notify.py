@@ -197,8 +197,11 @@ def _durations(*summaries: Any) -> dict[str, float]:
     extract, transform = summaries[0], summaries[1]
     if extract:
         durations["extract"] = sum(s.get("duration_seconds") or 0 for s in extract["sources"].values())
-    if transform:
-        durations["transform"] = sum(m.get("seconds") or 0 for m in transform.get("models", []))
+    if transform:  # its wall-clock time; a summary written before it was recorded: the models' summed times
+        wall = transform.get("duration_seconds")
+        durations["transform"] = (
+            wall if wall is not None else sum(m.get("seconds") or 0 for m in transform.get("models", []))
+        )
     for name, summary in zip(names[2:], summaries[2:], strict=True):
         if isinstance(summary, dict) and summary.get("duration_seconds") is not None:
             durations[name] = summary["duration_seconds"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,13 +37,22 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TransformResult(ModelRuns):
-    """The models built and the data tests run; ``to_dict()`` is what XCom and ``transform.json`` carry."""
+    """The models built and the data tests run; ``to_dict()`` is what XCom and ``transform.json`` carry.
+
+    ``duration_seconds`` is the step's wall-clock time: models run side by side (``SQL_THREADS``), so the sum of
+    their times overstates it.
+    """
 
     tests: tuple[DataTestResult, ...]
     data_tests_ran: bool
+    duration_seconds: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {**super().to_dict(), "data_tests": results_to_dicts(self.tests) if self.data_tests_ran else None}
+        return {
+            **super().to_dict(),
+            "data_tests": results_to_dicts(self.tests) if self.data_tests_ran else None,
+            "duration_seconds": self.duration_seconds,
+        }
 
 
 def database_reader(settings: Settings, ctx: RunContext, project: SqlProject) -> SourceReader:
@@ -88,6 +98,7 @@ def transform(
     A partial build (``select`` or ``exclude``) skips the data tests, which read every model, and leaves
     ``transform.json`` alone.
     """
+    started = time.monotonic()
     project = load_project(project_dir or settings.sql_project_dir, vars_overrides)
     compiled = CompiledProject.build(project, ctx)
     folder = settings.run_folder(ctx.ds_str)
@@ -104,7 +115,8 @@ def transform(
         tests = data_tests(spark, compiled, settings.sql_threads, runner.observed) if testing else []
     finally:
         runner.release_cache()
-    result = TransformResult(ctx.ds_str, runs.models, tuple(tests), data_tests_ran=testing)
+    seconds = round(time.monotonic() - started, 3)
+    result = TransformResult(ctx.ds_str, runs.models, tuple(tests), data_tests_ran=testing, duration_seconds=seconds)
     if not partial:
         folder.transform_summary.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
     raise_on_errors(tests)

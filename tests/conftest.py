@@ -177,34 +177,50 @@ def empty_db(pg: DatabaseUrl) -> Iterator[DatabaseUrl]:
     yield pg
 
 
-@pytest.fixture(scope="session")
-def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """A throwaway Airflow (its own AIRFLOW_HOME, a migrated SQLite database, the project's dags/, no examples).
+AIRFLOW_HOME_KEY = pytest.StashKey[Path]()
 
-    Airflow reads its configuration when first imported, so this sets the environment before any test imports it;
-    the returned environment also serves ``airflow`` subprocesses.
-    """
-    import os
-    import subprocess
-    import sys
 
-    home = tmp_path_factory.mktemp("airflow")
-    env = {
+def airflow_environment(home: Path) -> dict[str, str]:
+    """The throwaway Airflow of a test run: its own home, a SQLite database there, the project's dags/, no examples."""
+    return {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "PYTHONPATH": str(REPO_ROOT),
     }
-    if "airflow" in sys.modules:
-        pytest.fail("Airflow was imported before the airflow_home fixture set its environment.")
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in env.items():
-            mp.setenv(key, value)
-        airflow = Path(sys.executable).with_name("airflow")
-        migrated = subprocess.run(
-            [str(airflow), "db", "migrate"], env={**os.environ}, capture_output=True, text=True, timeout=300
-        )
-        if migrated.returncode != 0:
-            pytest.fail(f"`airflow db migrate` failed:\n{migrated.stdout[-3000:]}\n{migrated.stderr[-3000:]}")
-        yield env
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Airflow reads its configuration when first imported, and a test module may import it while pytest collects
+    it (the tests of ``jobs.airflow_tasks`` do): so the throwaway Airflow's environment is set before collection,
+    and nothing reads or writes ``~/airflow``. The ``airflow_home`` fixture migrates its database when a test needs
+    one."""
+    import tempfile
+
+    home = Path(tempfile.mkdtemp(prefix="retrain-tests-airflow-"))
+    config.stash[AIRFLOW_HOME_KEY] = home
+    os.environ.update(airflow_environment(home))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    import shutil
+
+    home = config.stash.get(AIRFLOW_HOME_KEY, None)
+    if home is not None:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def airflow_home(pytestconfig: pytest.Config) -> dict[str, str]:
+    """The test run's throwaway Airflow (see ``pytest_configure``) with its database migrated by
+    ``airflow db migrate``; the returned environment also serves ``airflow`` subprocesses."""
+    import sys
+
+    env = {**airflow_environment(pytestconfig.stash[AIRFLOW_HOME_KEY]), "PYTHONPATH": str(REPO_ROOT)}
+    airflow = Path(sys.executable).with_name("airflow")
+    migrated = subprocess.run(
+        [str(airflow), "db", "migrate"], env={**os.environ, **env}, capture_output=True, text=True, timeout=300
+    )
+    if migrated.returncode != 0:
+        pytest.fail(f"`airflow db migrate` failed:\n{migrated.stdout[-3000:]}\n{migrated.stderr[-3000:]}")
+    return env

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pendulum
 import pytest
 
-from jobs.airflow_tasks import ERROR_KEY, TOKEN_VALID_FOR, StepTasks, error_message, failed_tasks, plain_utc
+from jobs.airflow_tasks import (
+    ERROR_KEY,
+    TOKEN_VALID_FOR,
+    StepTasks,
+    error_message,
+    failed_tasks,
+    plain_utc,
+    token_from_variable,
+)
 from jobs.errors import ConfigError
 from tests.conftest import REPO_ROOT
 
@@ -45,7 +54,51 @@ def test_the_run_context_is_the_week_of_the_data_interval_and_ds_its_last_day_in
 def test_a_run_without_a_data_interval_is_a_config_error_that_says_how_to_run_a_week(context: dict) -> None:
     with pytest.raises(ConfigError, match="has no data interval") as caught:
         STEPS.run_context(context)
-    assert "2026-11-22T02:00:00+00:00" in str(caught.value)
+    assert "retrain airflow trigger --ds 2026-11-22" in str(caught.value)
+
+
+def test_notify_of_a_run_without_a_week_reports_in_a_folder_of_its_own(tmp_path: Path) -> None:
+    from jobs.settings import Settings
+
+    settings = Settings.from_env(env={"DATA_DIR": str(tmp_path)}, root=tmp_path)
+    dag_run = SimpleNamespace(run_id="manual__2026-12-06T20:24:04+00:00", run_after=pendulum.datetime(2026, 12, 6, 23))
+    target, ctx = STEPS.report_target(settings, {"dag_run": dag_run, "data_interval_start": None})
+    assert ctx.ds_str == "2026-12-07"  # the day it ran, in the schedule's zone (Paris)
+    assert target.data_dir == tmp_path / "without_interval" / "manual__2026-12-06T20_24_04+00_00"
+    week = {
+        "data_interval_start": pendulum.datetime(2026, 11, 15, 2),
+        "data_interval_end": pendulum.datetime(2026, 11, 22, 2),
+    }
+    assert STEPS.report_target(settings, {"dag_run": dag_run, **week})[0] is settings
+
+
+def test_the_deploy_token_of_the_airflow_variable_wins_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ADMIN_JWT_TOKEN", "from-the-environment")
+    assert StepTasks(REPO_ROOT, "UTC", token_lookup=lambda: "from-the-variable").settings().admin_jwt_token == (
+        "from-the-variable"
+    )
+    fallback = StepTasks(REPO_ROOT, "UTC", token_lookup=lambda: None)
+    assert fallback.settings().admin_jwt_token == "from-the-environment"
+    assert fallback.token_source() == "the ADMIN_JWT_TOKEN environment variable"
+
+
+def test_outside_a_task_the_variable_lookup_falls_back_to_the_environment() -> None:
+    assert token_from_variable("RETRAIN_NO_SUCH_VARIABLE") is None
+
+
+def test_the_preflights_advice_mints_a_token_that_passes(tmp_path: Path) -> None:
+    from jobs.deploy import check_admin_token, ttl_that_passes
+    from jobs.errors import AdminTokenError
+    from jobs.ml.tokens import mint, parse_ttl
+    from jobs.settings import Settings
+
+    key = "k" * 32
+    short = mint(key, role="admin", ttl=timedelta(hours=2))
+    with pytest.raises(AdminTokenError, match="--ttl 5h") as caught:
+        check_admin_token(Settings.from_env(env={"ADMIN_JWT_TOKEN": short}, root=tmp_path), valid_for=TOKEN_VALID_FOR)
+    assert "Airflow Variable ADMIN_JWT_TOKEN" in str(caught.value)
+    advised = mint(key, role="admin", ttl=parse_ttl(ttl_that_passes(TOKEN_VALID_FOR)))
+    check_admin_token(Settings.from_env(env={"ADMIN_JWT_TOKEN": advised}, root=tmp_path), valid_for=TOKEN_VALID_FOR)
 
 
 def test_plain_utc_keeps_the_instant() -> None:

@@ -73,21 +73,30 @@ def test_dag_settings(dag):
     assert "Weekly model retraining" in dag.doc_md
     for t in dag.tasks:
         assert t.retries == 2, t.task_id
-        assert t.retry_exponential_backoff == 2.0, t.task_id
+        assert not t.retry_exponential_backoff, t.task_id  # the policy sets the delays; Airflow's would add jitter
         assert t.retry_delay == timedelta(minutes=5), t.task_id
         assert t.execution_timeout is not None and t.execution_timeout <= timedelta(hours=1), t.task_id
         assert t.retry_policy is not None, t.task_id
 
 
-def test_errors_a_retry_cannot_fix_fail_at_once(dag):
+def test_errors_a_retry_cannot_fix_fail_at_once_and_the_others_wait_5_then_10_minutes(dag):
     from airflow.sdk import RetryAction
 
-    from jobs.errors import ConfigError, DatabaseUnreachableError, DataTestError, JdbcDriverNotFoundError
+    from jobs.errors import (
+        ConfigError,
+        DatabaseUnreachableError,
+        DataTestError,
+        JdbcDriverNotFoundError,
+        TokenRefusedError,
+    )
 
     policy = dag.get_task("extract_data").retry_policy
-    for error in (ConfigError("x"), JdbcDriverNotFoundError("x"), DataTestError("x")):
-        assert policy.evaluate(error, try_number=1, max_tries=3).action is RetryAction.FAIL, error
-    assert policy.evaluate(DatabaseUnreachableError("x"), try_number=1, max_tries=3).action is RetryAction.DEFAULT
+    for error in (ConfigError("x"), JdbcDriverNotFoundError("x"), DataTestError("x"), TokenRefusedError("401")):
+        assert policy.evaluate(error, try_number=1, max_tries=2).action is RetryAction.FAIL, error
+    first, second = (policy.evaluate(DatabaseUnreachableError("x"), try_number=n, max_tries=2) for n in (1, 2))
+    assert (first.action, first.retry_delay) == (RetryAction.RETRY, timedelta(minutes=5))
+    assert (second.action, second.retry_delay) == (RetryAction.RETRY, timedelta(minutes=10))
+    assert policy.evaluate(DatabaseUnreachableError("x"), try_number=3, max_tries=2).action is RetryAction.DEFAULT
 
 
 def core_timetable(dag):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from jobs.deploy import reload_backend
-from jobs.errors import BackendError
+from jobs.errors import AdminTokenError, BackendError, TokenRefusedError
 from tests.conftest import free_port
 from tests.serving_helpers import ScriptedServer, assert_no_secrets
 
@@ -35,6 +35,20 @@ def test_a_4xx_answer_is_final(status: int) -> None:
         reload_backend(srv.url, TOKEN, timeout=5, attempts=4, backoff_seconds=0.01)
     assert len(srv.requests) == 1 and f"HTTP {status}" in str(caught.value)
     assert_no_secrets([str(caught.value)], [TOKEN])  # a backend echoing the token is masked
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_refused_token_is_an_admin_token_error_that_the_dag_does_not_retry(status: int) -> None:
+    with ScriptedServer(default=(status, {"detail": "no"})) as srv, pytest.raises(TokenRefusedError) as caught:
+        reload_backend(srv.url, TOKEN, timeout=5, attempts=4, backoff_seconds=0.01)
+    assert isinstance(caught.value, AdminTokenError) and caught.value.attempts == 1
+    assert "not retried" in str(caught.value)
+
+
+def test_the_error_of_a_failed_reload_counts_the_requests_sent() -> None:
+    with ScriptedServer(default=(503, {"detail": "busy"})) as srv, pytest.raises(BackendError) as caught:
+        reload_backend(srv.url, TOKEN, timeout=5, attempts=3, backoff_seconds=0.01)
+    assert caught.value.attempts == 3 == len(srv.requests)
 
 
 def test_a_backend_that_stays_down_fails_after_every_attempt(caplog: pytest.LogCaptureFixture) -> None:

@@ -145,6 +145,14 @@ def test_a_failed_run_is_reported_with_the_failure_and_how_far_it_got(tmp_path: 
     assert_no_secrets([md, folder.report_json.read_text()], [TOKEN])  # masked even if a message carried it
 
 
+def test_transforms_duration_is_its_wall_clock_time_not_the_sum_of_models_run_side_by_side(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    models = [{"name": "a", "rows": 1, "seconds": 12.0}, {"name": "b", "rows": 1, "seconds": 11.8}]
+    write_json(settings.run_folder(DS).transform_summary, {"ds": DS, "models": models, "duration_seconds": 19.2})
+    notify(settings, RunContext.for_ds(DS))
+    assert json.loads(settings.run_folder(DS).report_json.read_text())["durations"]["transform"] == 19.2
+
+
 @pytest.mark.parametrize("down", [True, False])
 def test_a_failing_webhook_is_reported_not_raised(tmp_path: Path, down: bool) -> None:
     if down:

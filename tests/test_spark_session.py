@@ -122,3 +122,26 @@ def test_an_initial_heap_is_set_only_with_pre_touch_and_never_over_an_operators(
     assert fixed_heap_conf(pre_touch)["spark.driver.extraJavaOptions"].startswith("-Xms1g ")  # Spark's default
     assert fixed_heap_conf({"spark.driver.extraJavaOptions": "-Xms512m -XX:+AlwaysPreTouch"}) == {}
     assert fixed_heap_conf({"spark.driver.extraJavaOptions": "-XX:+UseParallelGC", "spark.driver.memory": "4g"}) == {}
+
+
+def test_the_jvms_stderr_lines_are_logged_at_the_level_they_state(caplog: pytest.LogCaptureFixture) -> None:
+    """A child started inside the block (as PySpark starts the driver JVM) writes to the pipe, not to stderr."""
+    import logging
+    import subprocess
+    import time
+
+    from jobs.spark.session import jvm_line_level, jvm_stderr_logged
+
+    script = 'echo "WARNING: Using incubator modules: jdk.incubator.vector" >&2; echo "boom" >&2'
+    with caplog.at_level(logging.INFO, logger="jobs.spark.jvm"):
+        with jvm_stderr_logged():
+            subprocess.run(["sh", "-c", script], check=True)
+        deadline = time.monotonic() + 10  # the child has exited: its lines are read, or about to be
+        while len(caplog.records) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("WARNING", "WARNING: Using incubator modules: jdk.incubator.vector"),
+        ("ERROR", "boom"),
+    ]
+    assert jvm_line_level("26/12/06 20:23:11 FATAL SparkContext: no memory") == logging.CRITICAL
+    assert jvm_line_level("26/12/06 20:23:11 INFO Utils: started") == logging.INFO

@@ -8,7 +8,10 @@ passed to ``spark-submit --properties-file``.
 from __future__ import annotations
 
 import logging
+import os
+import re
 import sys
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from importlib import resources
@@ -224,20 +227,91 @@ def spark_session(
     return session
 
 
+JVM_LOG = logging.getLogger("jobs.spark.jvm")
+_JVM_LEVELS = {
+    "INFO": logging.INFO,
+    "WARN": logging.WARNING,
+    "WARNING": logging.WARNING,
+    "ERROR": logging.ERROR,
+    "FATAL": logging.CRITICAL,
+}
+_LEVEL_WORD = re.compile(r"\b(" + "|".join(_JVM_LEVELS) + r")\b")
+
+
+def jvm_line_level(line: str) -> int:
+    """The level a line of the JVM's stderr states near its start: the JVM's own notices begin with ``WARNING:``,
+    log4j's console lines name theirs after the time. A line that states none stays an error, as stderr meant."""
+    match = _LEVEL_WORD.search(line[:40])
+    return _JVM_LEVELS[match.group(1)] if match else logging.ERROR
+
+
 @contextmanager
-def task_spark_session(settings: Settings, app_name: str) -> Iterator[SparkSession]:
-    """The Spark session of one pipeline task, stopped when the task ends.
+def jvm_stderr_logged(logger: logging.Logger = JVM_LOG) -> Iterator[None]:
+    """While the driver JVM starts inside this block, give it a pipe as its stderr, and log each line it writes
+    there at the level the line states (:func:`jvm_line_level`).
+
+    Airflow logs everything a task writes to stderr at ERROR, so the JVM's start-up notice ("WARNING: Using
+    incubator modules: jdk.incubator.vector") showed in the task log as an error. The JVM inherits this process's
+    file descriptor 2 when PySpark starts it, so fd 2 points at the pipe only for the block; lines read before it
+    ends are logged once fd 2 is back, so that a handler writing to stderr cannot feed the pipe it is read from.
+    """
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no stderr to replace: nothing to relay
+        yield
+        return
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    lock, pending, restored = threading.Lock(), [], threading.Event()
+
+    def emit(line: str) -> None:
+        logger.log(jvm_line_level(line), "%s", line)
+
+    def relay() -> None:
+        with os.fdopen(read_end, encoding="utf-8", errors="replace") as stream:
+            for raw in stream:  # ends when the JVM, the last holder of the pipe, exits
+                line = raw.rstrip()
+                with lock:
+                    if not line:
+                        continue
+                    if restored.is_set():
+                        emit(line)
+                    else:
+                        pending.append(line)
+
+    threading.Thread(target=relay, name="jvm-stderr", daemon=True).start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        with lock:
+            restored.set()
+            for line in pending:
+                emit(line)
+            pending.clear()
+
+
+@contextmanager
+def task_spark_session(settings: Settings, app_name: str, log_file: Path | None = None) -> Iterator[SparkSession]:
+    """The Spark session of one pipeline task, stopped when the task ends; Spark's log goes to ``log_file`` (the
+    run folder's ``logs/``, as for the step's command).
 
     Under Airflow each task runs in its own process, so each gets a fresh session and frees its JVM's memory when
-    done. When the process already has a session (``dag.test()`` inside a test run, a notebook), that one is used
-    and left running: it belongs to whoever started it.
+    done; the JVM's own stderr lines reach the task log at their level (:func:`jvm_stderr_logged`). When the
+    process already has a session (``dag.test()`` inside a test run, a notebook), that one is used and left
+    running: it belongs to whoever started it.
     """
     existing = running_session()
     if existing is not None:
         log.info("Using the process's running Spark session for %s", app_name)
         yield existing
         return
-    session = spark_session(settings, app_name=app_name)
+    with jvm_stderr_logged():
+        session = spark_session(settings, app_name=app_name, log_file=log_file)
     try:
         yield session
     finally:
