@@ -83,6 +83,9 @@ class Settings:
     reload_timeout_seconds: int = 60
     reload_attempts: int = 4
     schedule_timezone: str = "UTC"
+    serving_max_body_bytes: int = 65_536
+    serving_max_header_bytes: int = 16_384
+    serving_max_json_depth: int = 16
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, root: Path | None = None) -> Settings:
@@ -122,6 +125,9 @@ class Settings:
             reload_timeout_seconds=_int(env, "RELOAD_TIMEOUT_SECONDS", 60),  # type: ignore[arg-type]
             reload_attempts=_int(env, "RELOAD_ATTEMPTS", 4),  # type: ignore[arg-type]
             schedule_timezone=schedule_timezone(env),
+            serving_max_body_bytes=_int(env, "SERVING_MAX_BODY_BYTES", 65_536, minimum=1024),  # type: ignore[arg-type]
+            serving_max_header_bytes=_int(env, "SERVING_MAX_HEADER_BYTES", 16_384, minimum=1024),  # type: ignore[arg-type]
+            serving_max_json_depth=_int(env, "SERVING_MAX_JSON_DEPTH", 16, minimum=2),  # type: ignore[arg-type]
         )
         if settings.database_url:
             DatabaseUrl.parse(settings.database_url)  # fail early, with a clear message

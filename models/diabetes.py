@@ -10,6 +10,16 @@ from jobs.ml.recipes import Recipe, tabular_pipeline
 
 NUMERIC = ("age", "bmi", "glucose", "blood_pressure", "insulin", "pregnancies", "family_history")
 CATEGORICAL = ("physical_activity",)
+#: what a measurement can be (glucose and insulin in mg/dL and uU/mL); the backend refuses anything else
+PLAUSIBLE = {
+    "age": (0, 120),
+    "bmi": (5, 150),
+    "glucose": (0, 2000),
+    "blood_pressure": (0, 300),
+    "insulin": (0, 5000),
+    "pregnancies": (0, 30),
+    "family_history": (0, 1),
+}
 
 
 def build_estimator():
@@ -24,4 +34,5 @@ RECIPE = Recipe(
     build_estimator=build_estimator,
     label="label",
     slice_column="age_band",
+    plausible_ranges=PLAUSIBLE,
 )

@@ -10,6 +10,15 @@ from jobs.ml.recipes import Recipe, tabular_pipeline
 
 NUMERIC = ("age", "resting_bp", "cholesterol", "max_heart_rate", "exercise_angina", "smoker")
 CATEGORICAL = ("sex", "chest_pain_type")
+#: what a measurement can be (blood pressure in mmHg, cholesterol in mg/dL); the backend refuses anything else
+PLAUSIBLE = {
+    "age": (0, 120),
+    "resting_bp": (0, 300),
+    "cholesterol": (0, 2000),
+    "max_heart_rate": (0, 300),
+    "exercise_angina": (0, 1),
+    "smoker": (0, 1),
+}
 
 
 def build_estimator():
@@ -24,4 +33,5 @@ RECIPE = Recipe(
     build_estimator=build_estimator,
     label="label",
     slice_column="age_band",
+    plausible_ranges=PLAUSIBLE,
 )

@@ -20,6 +20,16 @@ from jobs.ml.recipes import GateThresholds, Recipe
 LABS = ("total_bilirubin", "alkaline_phosphatase", "alt", "ast")
 NUMERIC = ("age", *LABS, "albumin")
 CATEGORICAL = ("sex", "alcohol_use")
+#: what a measurement can be (bilirubin and albumin in mg/dL and g/dL, enzymes in U/L); the backend refuses
+#: anything else
+PLAUSIBLE = {
+    "age": (0, 120),
+    "total_bilirubin": (0, 100),
+    "alkaline_phosphatase": (0, 10_000),
+    "alt": (0, 20_000),
+    "ast": (0, 20_000),
+    "albumin": (0, 20),
+}
 
 
 def build_estimator():
@@ -61,4 +71,5 @@ RECIPE = Recipe(
     label="label",
     slice_column="age_band",
     thresholds=GateThresholds(min_holdout=150),
+    plausible_ranges=PLAUSIBLE,
 )

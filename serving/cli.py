@@ -54,5 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return e.exit_code
     import uvicorn
 
-    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
+    from serving.protocol import head_limited
+
+    # uvicorn's httptools protocol, refusing a request line and headers over SERVING_MAX_HEADER_BYTES (431)
+    protocol = head_limited(settings.serving_max_header_bytes)
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False, http=protocol)
     return 0

@@ -100,3 +100,66 @@ def test_every_pipeline_copes_with_gaps_and_unknown_categories(recipes) -> None:
         request = coerce_inputs(recipe, {recipe.categorical_features[0]: "never seen"})
         proba = model.predict_proba(features_frame(recipe, [request]))
         assert proba.shape == (1, 2) and np.isfinite(proba).all()
+
+
+@pytest.mark.parametrize(
+    ("model", "inputs", "field"),
+    [
+        ("diabetes", {"family_history": 1e308}, "family_history"),
+        ("liver", {"albumin": 1e308}, "albumin"),
+        ("liver", {"albumin": "1e308"}, "albumin"),
+        ("heart", {"age": 10**400}, "age"),
+        ("heart", {"cholesterol": -1}, "cholesterol"),
+        ("diabetes", {"glucose": "1e999"}, "glucose"),
+        ("diabetes", {"bmi": float("nan")}, "bmi"),
+    ],
+)
+def test_a_number_outside_the_recipes_plausible_range_is_refused_naming_the_field(recipes, model, inputs, field):
+    with pytest.raises(ModelInputError, match=f"Input '{field}' of model '{model}' must be") as caught:
+        coerce_inputs(recipes[model], inputs)
+    assert len(str(caught.value)) < 300  # a 401-digit number is not echoed whole
+
+
+def test_every_numeric_input_is_bounded_and_the_bounds_cover_what_the_demo_sends(recipes) -> None:
+    from jobs.demo.clinical import MODELS
+
+    rng = np.random.default_rng(0)
+    for name, recipe in recipes.items():
+        assert set(recipe.plausible_ranges) == set(recipe.numeric_features), name
+        values = MODELS[name].sample(rng, np.full(2000, 50), np.arange(2000) % 2 == 0)
+        for key in recipe.numeric_features:
+            low, high = recipe.plausible_ranges[key]
+            column = np.asarray(values[key], dtype=float)
+            assert low <= column.min() and column.max() <= high, (name, key)
+
+
+def test_a_recipe_with_a_malformed_range_or_one_for_no_numeric_input_is_refused(tmp_path) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from jobs.ml.recipes import tabular_pipeline
+
+    def make(ranges):
+        return Recipe(
+            name="m",
+            feature_table="m_features",
+            numeric_features=("x",),
+            categorical_features=(),
+            build_estimator=lambda: tabular_pipeline(("x",), (), LogisticRegression()),
+            plausible_ranges=ranges,
+        )
+
+    for bad in ({"x": (5, 1)}, {"x": (0, float("inf"))}, {"x": (0,)}, {"x": "0-1"}):
+        with pytest.raises(RecipeError, match="plausible_ranges"):
+            make(bad)
+    assert coerce_inputs(make({}), {"x": 1e8})["x"] == 1e8  # DEFAULT_RANGE bounds an input without a range
+    with pytest.raises(ModelInputError, match="from -1e\\+09 to 1e\\+09"):
+        coerce_inputs(make({}), {"x": 2e9})
+    (tmp_path / "m.py").write_text(
+        "from sklearn.linear_model import LogisticRegression\n"
+        "from jobs.ml.recipes import Recipe, tabular_pipeline\n"
+        "RECIPE = Recipe(name='m', feature_table='m_features', numeric_features=('x',), categorical_features=(),\n"
+        "    build_estimator=lambda: tabular_pipeline(('x',), (), LogisticRegression()), slice_column=None,\n"
+        "    plausible_ranges={'y': (0, 1)})\n"
+    )
+    with pytest.raises(RecipeError, match="plausible_ranges names y"):
+        load_recipes(tmp_path)

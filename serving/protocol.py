@@ -1,0 +1,189 @@
+"""The HTTP/1.1 protocol the backend runs under uvicorn: uvicorn's own (httptools), with a limit on a request's head.
+
+uvicorn's httptools protocol reads a request line and headers of any length before the app sees them: a 49 MB
+``Authorization`` header was read in full before its 401. This subclass counts the bytes of each request's head as
+they arrive and answers ``431 Request Header Fields Too Large`` as soon as they pass ``max_header_bytes``, without
+reading the rest. A head that arrives whole in one read is measured exactly when its headers are complete.
+
+Closing a TCP connection while the client is still sending makes the kernel reset it, and a reset can overtake the
+answer, so a refused connection is closed the way nginx's ``lingering_close`` does: the answer is sent, the
+sending side shut (FIN), and what the client still sends is read and dropped for at most ``LINGER_SECONDS`` and
+``LINGER_BYTES`` before the connection is closed. The body limit (413) is the ASGI middleware's
+(``serving.guard``); it ends its connection through the same lingering close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+log = logging.getLogger(__name__)
+
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 1 << 20
+_HEADER_OVERHEAD = 4  # ": " and CRLF around each header
+
+
+def head_limited(max_header_bytes: int) -> type[HttpToolsProtocol]:
+    """The protocol class to give uvicorn (``http=``), refusing heads longer than ``max_header_bytes``."""
+
+    class HeadLimitedProtocol(_HeadLimitedProtocol):
+        max_head = max_header_bytes
+
+    return HeadLimitedProtocol
+
+
+class _HeadLimitedProtocol(HttpToolsProtocol):
+    max_head = 16_384
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._in_head = True  # until a request's headers are complete
+        self._raw_head = 0  # bytes received while in a head (a whole read counted)
+        self._exact_head = 0  # request line and headers, as parsed
+        self._head_refused = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(LingeringTransport(transport, self._client_still_sending))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        transport = self.transport
+        super().connection_lost(exc)
+        if isinstance(transport, LingeringTransport):
+            transport.connection_lost()
+
+    def _client_still_sending(self) -> bool:
+        """Whether closing now would cut off a request being received (a refused head, or a body not read)."""
+        if self._in_head:
+            return self._raw_head > 0
+        return self.cycle is not None and self.cycle.more_body
+
+    def data_received(self, data: bytes) -> None:
+        transport = self.transport
+        if isinstance(transport, LingeringTransport) and transport.lingering:
+            transport.dropped(len(data))
+            return
+        if self._in_head:
+            self._raw_head += len(data)
+        super().data_received(data)
+        # Still in the head after this read, and past the limit: refuse now, without reading the rest.
+        if self._in_head and self._raw_head > self.max_head and not self._head_refused:
+            self._refuse_head()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._exact_head = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._exact_head += len(url)
+        self._check_exact()
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._exact_head += len(name) + len(value) + _HEADER_OVERHEAD
+        self._check_exact()
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._in_head, self._raw_head = True, 0
+
+    def _check_exact(self) -> None:
+        if self._exact_head > self.max_head:
+            # Raised inside the parser, which stops; uvicorn then calls send_400_response, answered below as 431.
+            self._head_refused = True
+            raise HeadTooLarge
+
+    def send_400_response(self, msg: str) -> None:
+        if self._head_refused:
+            self._refuse_head()
+        else:
+            super().send_400_response(msg)
+
+    def _refuse_head(self) -> None:
+        self._head_refused = True
+        log.warning("Refused a request from %s: its head passed %d bytes (431).", _peer(self.client), self.max_head)
+        detail = (
+            f"The request's line and headers are longer than {self.max_head} bytes "
+            "(SERVING_MAX_HEADER_BYTES). Send a shorter request: an admin token is about 200 bytes."
+        )
+        refuse(self.transport, 431, "Request Header Fields Too Large", {"detail": detail})
+
+
+def _peer(client: tuple[str, int] | None) -> str:
+    return f"{client[0]}:{client[1]}" if client else "an unknown client"
+
+
+class HeadTooLarge(Exception):
+    """A request's head passed the limit while the parser read it."""
+
+
+def refuse(transport: Any, status: int, reason: str, body: dict[str, Any]) -> None:
+    """Answer ``status`` with a JSON body outside any request cycle, then close the connection lingering."""
+    data = json.dumps(body).encode()
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {len(data)}\r\n"
+        "connection: close\r\n\r\n"
+    ).encode("ascii")
+    transport.write(head + data)
+    transport.close()
+
+
+class LingeringTransport:
+    """A transport whose ``close``, while the client is still sending, sends what is queued, shuts the sending side,
+    and drops what still arrives; any other close is the wrapped transport's, as is everything else.
+
+    A lingering connection is closed for good after ``LINGER_SECONDS``, after ``LINGER_BYTES`` dropped, or when the
+    client closes its side, whichever comes first.
+    """
+
+    def __init__(self, transport: asyncio.Transport, client_still_sending: Callable[[], bool]) -> None:
+        self._transport = transport
+        self._client_still_sending = client_still_sending
+        self.lingering = False
+        self._dropped = 0
+        self._timer: asyncio.TimerHandle | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+    def is_closing(self) -> bool:
+        return self.lingering or self._transport.is_closing()
+
+    def close(self) -> None:
+        if self.lingering or self._transport.is_closing():
+            return
+        if not self._client_still_sending():
+            self._transport.close()
+            return
+        self.lingering = True
+        try:
+            self._transport.write_eof()  # FIN once the answer is sent
+            self._transport.resume_reading()  # flow control may have paused it: the client's bytes must drain
+        except (OSError, RuntimeError, NotImplementedError):
+            self._transport.close()
+            return
+        self._timer = asyncio.get_running_loop().call_later(LINGER_SECONDS, self._transport.close)
+
+    def dropped(self, n: int) -> None:
+        self._dropped += n
+        if self._dropped > LINGER_BYTES:
+            self._close_now()
+
+    def _close_now(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._transport.close()
+
+    def connection_lost(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
