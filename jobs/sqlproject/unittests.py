@@ -22,7 +22,7 @@ from jobs.run_context import RunContext
 from jobs.sqlproject.compiled import CompiledProject
 from jobs.sqlproject.config import source_key
 from jobs.sqlproject.project import Model, SqlProject
-from jobs.sqlproject.render import Renderer, source_view
+from jobs.sqlproject.render import RenderedModel, Renderer, source_view
 from jobs.sqlproject.runner import SqlRunner
 from jobs.sqlproject.seeds import register_seeds
 
@@ -127,6 +127,24 @@ class UnitTestRunner:
 
     def run(self, case: UnitTestCase) -> tuple[DataFrame, DataFrame]:
         """(actual, expected) for one case, both restricted to the expected columns."""
+        rendered = self.prepare(case)
+        where = f"{case.where} (unit test {case.name!r})"
+        actual = self.spark.sql(rendered.sql)
+        expect = case.spec.get("expect") or {}
+        rows = expect.get("rows") or []
+        columns = list(dict.fromkeys(key for row in rows for key in row)) or actual.columns
+        missing = [c for c in columns if c not in actual.columns]
+        if missing:
+            raise SqlProjectError(
+                f"{where}: expected column(s) {', '.join(missing)} are not in the model's output: "
+                f"{', '.join(actual.columns)}."
+            )
+        actual = actual.select(*columns)
+        return actual, typed_frame(self.spark, rows, actual.schema, where)
+
+    def prepare(self, case: UnitTestCase) -> RenderedModel:
+        """Register the case's given rows as the views its model reads; the model as rendered for the case (its
+        own ``vars:`` and ``ds:``). CASE coverage (:mod:`jobs.sqlproject.coverage`) runs its probes over them."""
         spec, where = case.spec, f"{case.where} (unit test {case.name!r})"
         project = self.project
         if spec.get("vars"):
@@ -156,15 +174,4 @@ class UnitTestRunner:
         if missing:
             calls = [f"ref('{m[4:]}')" if m.startswith("ref:") else self.project.sources[m[7:]].call for m in missing]
             raise SqlProjectError(f"{where}: give rows for {', '.join(calls)} (may be rows: []).")
-        actual = self.spark.sql(rendered.sql)
-        expect = spec.get("expect") or {}
-        rows = expect.get("rows") or []
-        columns = list(dict.fromkeys(key for row in rows for key in row)) or actual.columns
-        missing = [c for c in columns if c not in actual.columns]
-        if missing:
-            raise SqlProjectError(
-                f"{where}: expected column(s) {', '.join(missing)} are not in the model's output: "
-                f"{', '.join(actual.columns)}."
-            )
-        actual = actual.select(*columns)
-        return actual, typed_frame(self.spark, rows, actual.schema, where)
+        return rendered
