@@ -191,3 +191,58 @@ def test_the_commands_train_validate_and_manage_the_store(settings, tmp_path, mo
     assert shown["production"]["version"] == version and shown["metadata"]["artifact_sha256"]
     assert main(["models", "rollback", "diabetes", "--reason", "test"]) == 1  # nothing earlier: a clear error
     assert main(["models", "promote", "diabetes", "nope", "--reason", "x"]) == 1
+
+
+def test_a_champion_with_other_holdout_settings_is_compared_only_on_rows_it_never_saw(run, monkeypatch) -> None:
+    """Changing holdout_salt would put most of today's held-out patients into the champion's training data: the
+    gate says so and compares only patients held out under both salts, or is inconclusive when too few remain."""
+    import jobs.ml.recipes as recipes_module
+
+    store = ModelStore(run.model_store)
+    champion = train(run, CTX, models=["diabetes"]).trained["diabetes"]
+    store.promote("diabetes", champion, reason="first", actor="test")
+    original = recipes_module.load_recipes
+
+    def resalted(models_dir):
+        loaded = original(models_dir)
+        return {**loaded, "diabetes": dataclasses.replace(loaded["diabetes"], holdout_salt="holdout-v2")}
+
+    monkeypatch.setattr("jobs.train.load_recipes", resalted)
+    monkeypatch.setattr("jobs.validate.load_recipes", resalted)
+    train(run, CTX, models=["diabetes"])
+    validate(run, CTX)
+    entry = json.loads(run.run_folder(CTX.ds_str).decision.read_text())["models"]["diabetes"]
+    assert entry["reasons"][0].startswith("Production was trained with other holdout settings (fraction 0.2, salt ")
+    assert "whose patients are held out under both are compared" in entry["reasons"][0]
+    both = entry["evaluation_rows"]
+    assert (
+        0
+        < both
+        < 0.5
+        * json.loads(run.run_folder(CTX.ds_str).train_summary.read_text())["models"]["diabetes"]["evaluation_rows"]
+    )
+    assert entry["verdict"] == "inconclusive" and "holdout_too_small" in entry["codes"]  # too few held out by both
+
+
+def test_a_champion_trained_on_this_evaluation_period_is_compared_after_its_last_record(run) -> None:
+    """A run re-done for an older date, after a newer version went to production: only rows created after the
+    champion's training data are compared."""
+    store = ModelStore(run.model_store)
+    newer = RunContext.for_ds("2026-12-13")  # trained up to 2026-11-15, inside 2026-11-22's evaluation period
+    run_folder = run.run_folder(newer.ds_str)
+    run_folder.features.mkdir(parents=True)
+    import shutil
+
+    shutil.copytree(
+        run.run_folder(CTX.ds_str).features / "diabetes_features", run_folder.features / "diabetes_features"
+    )
+    champion = train(run, newer, models=["diabetes"]).trained["diabetes"]
+    store.promote("diabetes", champion, reason="newer", actor="test")
+    train(run, CTX, models=["diabetes"])
+    validate(run, CTX)
+    entry = json.loads(run.run_folder(CTX.ds_str).decision.read_text())["models"]["diabetes"]
+    assert any("Production was trained on records up to 2026-11-15T00:00:00+00:00" in r for r in entry["reasons"])
+    assert (
+        entry["evaluation_rows"]
+        < json.loads(run.run_folder(CTX.ds_str).train_summary.read_text())["models"]["diabetes"]["evaluation_rows"]
+    )
