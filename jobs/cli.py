@@ -15,12 +15,15 @@ from collections.abc import Sequence
 
 from jobs import __version__
 from jobs.commands import (
+    airflow,
+    backtest,
     check,
     class_archive,
     compile,
     db,
     demo,
     deploy,
+    docs,
     extract,
     ls,
     models,
@@ -48,10 +51,13 @@ COMMANDS = (
     compile,
     ls,
     check,
+    docs,
     test_data,
     models,
+    backtest,
     token,
     demo,
+    airflow,
     class_archive,
 )
 

@@ -21,9 +21,9 @@ from typing import Any
 import pandas as pd
 
 from jobs.errors import RecipeError, TrainError
-from jobs.ml.dataset import Split, read_feature_table, split
-from jobs.ml.fitting import choose_window, fit, window_label
-from jobs.ml.metrics import classification_metrics, operating_threshold, positive_scores, predicted_labels
+from jobs.ml.dataset import read_feature_table, split
+from jobs.ml.fitting import choose_threshold, choose_window, fit, window_label
+from jobs.ml.metrics import classification_metrics, positive_scores, predicted_labels
 from jobs.ml.provenance import code_revision, file_sha256, library_versions, sql_lineage
 from jobs.ml.recipes import Recipe, features_frame, load_recipes
 from jobs.ml.store import ModelStore
@@ -107,19 +107,6 @@ def _skip_reason(recipe: Recipe, training: pd.DataFrame, counts: dict[str, int])
     if training[recipe.label].nunique() < 2:
         return "the training rows hold a single class; a classifier needs both classes"
     return None
-
-
-def choose_threshold(recipe: Recipe, estimator: Any, parts: Split, training: pd.DataFrame) -> tuple[float, str]:
-    """The operating threshold that flags ``target_recall`` of the positives: on the validation period's held-out
-    patients (never trained on), or on the training rows when that period has no positive."""
-    for name, rows in (("validation", parts.validation), ("training", training)):
-        y = rows[recipe.label].to_numpy()
-        if y.sum() > 0:
-            scores = positive_scores(estimator, features_frame(recipe, rows))
-            threshold = operating_threshold(y, scores, recipe.target_recall)
-            if threshold is not None:
-                return threshold, name
-    raise TrainError(f"{recipe.name}: no positive row to choose an operating threshold on.")
 
 
 def evaluation_metrics(recipe: Recipe, estimator: Any, rows: pd.DataFrame, threshold: float) -> dict[str, Any]:

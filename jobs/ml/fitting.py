@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from jobs.errors import TrainError
 from jobs.ml.dataset import Split
 from jobs.ml.metrics import operating_threshold, positive_scores, predicted_labels
 from jobs.ml.paired import row_log_loss
@@ -110,3 +111,16 @@ def choose_window(recipe: Recipe, parts: Split) -> WindowChoice:
     best = -max(ranked)[1]  # the best score; among equals, the candidate listed first
     log.info("%s: training window %s chosen on validation (%s).", recipe.name, window_label(candidates[best]), scores)
     return WindowChoice(candidates[best], scores, validated=True)
+
+
+def choose_threshold(recipe: Recipe, estimator: Any, parts: Split, training: pd.DataFrame) -> tuple[float, str]:
+    """The operating threshold that flags ``target_recall`` of the positives: on the validation period's held-out
+    patients (never trained on), or on the training rows when that period has no positive."""
+    for name, rows in (("validation", parts.validation), ("training", training)):
+        y = rows[recipe.label].to_numpy()
+        if y.sum() > 0:
+            scores = positive_scores(estimator, features_frame(recipe, rows))
+            threshold = operating_threshold(y, scores, recipe.target_recall)
+            if threshold is not None:
+                return threshold, name
+    raise TrainError(f"{recipe.name}: no positive row to choose an operating threshold on.")
