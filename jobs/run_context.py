@@ -116,6 +116,11 @@ class RunFolder:
         return self.path / "report_accuracy.png"
 
     @property
+    def docs(self) -> Path:
+        """The SQL project's documentation site for this run (``retrain docs --ds``)."""
+        return self.path / "docs"
+
+    @property
     def logs(self) -> Path:
         """Spark's full log and other diagnostics of the run (the console shows the pipeline's own lines)."""
         return self.path / "logs"
