@@ -317,6 +317,7 @@ def deploy(settings: Settings, ctx: RunContext, *, backoff_seconds: float = 1.0)
                 log.exception("Could not put the backend back on the restored set.")
                 account = f"The backend could not be put back on the restored set ({failed}). {_FIX_HINT}"
             message += " " + account
+        message = settings.redact(message)  # deploy.json, the report and the task's error are read by people
         _write(
             folder.deploy_summary,
             DeployResult(
