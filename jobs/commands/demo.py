@@ -17,8 +17,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="post a week of demo requests to the backend's /predict/{model}, then record the verified outcomes",
         description="Draws patients' inputs per screening model (a few with the usual defects), posts each to "
         "BACKEND_URL/predict/{model}, which logs it with the model_version that answered, then places the served "
-        "records in the simulated week [--from, --from + --days) and sets verified_outcome for those confirmed "
-        "before the week ends (1 + Exp(2) days after the visit; 20% never). Deterministic for a --seed.",
+        "records in the simulated week [--from, --from + --days) and sets verified_outcome, and verified_at (when it "
+        "was confirmed), for those confirmed before the week ends (1 + Exp(2) days after the visit; 20% never). "
+        "Deterministic for a --seed.",
     )
     traffic.add_argument(
         "--from", dest="start", required=True, help="start of the week, e.g. 2026-11-15T02:00:00+00:00"
@@ -32,16 +33,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     run = commands.add_parser(
         "run",
-        help="the whole demo (`make demo`): seed, backend, two weekly DAG runs with a week of traffic between",
-        description="Seeds the embedded PostgreSQL with records ending on --first-sunday, starts the serving backend "
-        "with a fresh SECRET_KEY and admin token, runs `airflow dags test model_retraining` for that Sunday, sends "
-        "a week of requests through the backend (outcomes verified as they arrive), runs the DAG for the next "
-        "Sunday, stops what it started and prints a summary. Everything goes under .local/demo/.",
+        help="the whole demo (`make demo`): seed, backend, two weekly DAG runs a quarter apart, traffic, backtest",
+        description="Seeds the embedded PostgreSQL with half a year of drifting records ending a week before "
+        "--last-sunday, starts the serving backend with a fresh SECRET_KEY and admin token, runs `airflow dags test "
+        "model_retraining` for the Sunday twelve weeks before --last-sunday, sends the last week's requests through "
+        "the backend (outcomes verified as they arrive), runs the DAG for --last-sunday, replays the weeks between "
+        "with `retrain backtest`, stops what it started and prints a summary. Everything goes under .local/demo/.",
     )
     run.add_argument("--rows", type=int, default=200_000, help="seeded health records (default 200000)")
     run.add_argument("--seed", type=int, default=42, help="random seed of the data and the traffic (default 42)")
     run.add_argument("--requests", type=int, default=8_000, help="requests in the week of traffic (default 8000)")
-    run.add_argument("--first-sunday", default="2026-11-15", help="the first run's Sunday (default 2026-11-15)")
+    run.add_argument("--last-sunday", default="2026-11-22", help="the last run's Sunday (default 2026-11-22)")
     run.set_defaults(handler=run_demo)
 
 
@@ -58,8 +60,10 @@ def run_traffic(settings: Settings, args: argparse.Namespace) -> int:
             f"--from must be an ISO timestamp such as 2026-11-15T02:00:00+00:00. Got {args.start!r} instead."
         ) from None
     start = start.replace(tzinfo=UTC) if start.tzinfo is None else start
+    from jobs.postgres.embedded import loading_database
+
     report = serve_week(
-        settings.database(),
+        loading_database(settings),  # it writes the confirmed outcomes, which the pipeline's role may not
         settings.backend_url,
         start=start,
         days=args.days,
@@ -88,9 +92,9 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> int:
     from jobs.errors import ConfigError
 
     try:
-        first_sunday = date.fromisoformat(args.first_sunday)
+        last_sunday = date.fromisoformat(args.last_sunday)
     except ValueError:
-        raise ConfigError(f"--first-sunday must be a date such as 2026-11-15. Got {args.first_sunday!r}.") from None
+        raise ConfigError(f"--last-sunday must be a date such as 2026-11-22. Got {args.last_sunday!r}.") from None
     log_file = settings.root / ".local" / "demo" / "logs" / "demo.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
     root = logging.getLogger()
@@ -106,7 +110,7 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> int:
         rows=args.rows,
         seed=args.seed,
         requests=args.requests,
-        first_sunday=first_sunday,
+        last_sunday=last_sunday,
     )
     print()
     for line in summary_lines(result):

@@ -1,11 +1,17 @@
-"""``make demo`` (``retrain demo run``): two weekly runs of the Airflow DAG with a week of traffic in between.
+"""``make demo`` (``retrain demo run``): two weekly runs of the Airflow DAG a quarter apart, then a week of traffic
+and the gate's judgement on the newest outcomes.
 
-The story, on one machine: the embedded PostgreSQL is seeded with half a year of records ending on the first
-Sunday; the reference backend starts with a fresh ``SECRET_KEY`` and an admin token minted for it; ``airflow dags
-test`` runs the DAG for that Sunday (no model in production yet, so the gate compares each challenger with the
-floor only); the backend then serves a week of requests with those models, logging each with its
-``model_version``, and the outcomes confirmed during that week are recorded; the DAG runs for the next Sunday,
-where the challengers trained on the newer verified records meet the first week's models as champions.
+The story, on one machine, as it often goes in practice: the models are retrained, then left alone for a quarter
+while the patients change. The embedded PostgreSQL is seeded with half a year of logged records whose true outcome
+drifts, ending a week before the last Sunday; the reference backend starts with a fresh ``SECRET_KEY`` and an admin
+token minted for it; ``airflow dags test`` runs the DAG for the first Sunday, twelve weeks before the last (no model
+in production yet, so the gate checks each challenger against the absolute floors only); the records of the twelve
+weeks after it are already in the seed (nobody retrained); the backend then serves the last week's requests with the
+first Sunday's models, logging each with its ``model_version``, and the outcomes confirmed during that week are
+recorded with their ``verified_at``; the DAG runs for the last Sunday, where the challengers, trained on the newest
+verified records, meet the first Sunday's models on the newest weeks' outcomes of held-out patients. The drift of
+a quarter is what the gate has to see; a week of drift is too little to tell two models apart, which is why the
+gate keeps production most weeks (``retrain backtest``, run at the end, replays every week in between).
 
 Everything lives under ``.local/demo/`` (data, model store, logs), replaced at each start, so the demo never
 touches your own ``data/`` or ``model_store/``. The console gets progress lines and a summary; the output of each
@@ -34,7 +40,8 @@ from jobs.settings import Settings
 
 log = logging.getLogger(__name__)
 
-FIRST_SUNDAY = date(2026, 11, 15)
+LAST_SUNDAY = date(2026, 11, 22)
+QUIET_WEEKS = 12  # between the two runs: production left alone for a quarter
 RUN_HOUR = 2  # the DAG's schedule: Sundays at 02:00 (UTC unless SCHEDULE_TIMEZONE says otherwise)
 
 Say = Callable[[str], None]
@@ -146,7 +153,7 @@ def run_demo(
     rows: int = 200_000,
     seed: int = 42,
     requests: int = 8_000,
-    first_sunday: date = FIRST_SUNDAY,
+    last_sunday: date = LAST_SUNDAY,
 ) -> dict[str, Any]:
     """Run the whole demo; returns what the summary shows. Stops the backend (and PostgreSQL, if it started it)."""
     from jobs.demo.seed import seed_database
@@ -154,8 +161,8 @@ def run_demo(
     from jobs.ml.tokens import mint
     from jobs.postgres.embedded import EmbeddedPostgres
 
-    if first_sunday.weekday() != 6:
-        raise ConfigError(f"The demo's first run must be on a Sunday (the DAG's schedule). Got {first_sunday}.")
+    if last_sunday.weekday() != 6:
+        raise ConfigError(f"The demo's last run must be on a Sunday (the DAG's schedule). Got {last_sunday}.")
     if not settings.uses_embedded_database:
         raise ConfigError(
             "The demo seeds (replaces) the embedded PostgreSQL's tables and uses it only; DATABASE_URL is set. "
@@ -167,7 +174,8 @@ def run_demo(
         shutil.rmtree(paths.model_store, ignore_errors=True)
     paths.logs.mkdir(parents=True, exist_ok=True)
     settings = replace(settings, data_dir=paths.data, model_store=paths.model_store)
-    weeks = [first_sunday, first_sunday + timedelta(days=7)]
+    weeks = [last_sunday - timedelta(weeks=QUIET_WEEKS), last_sunday]
+    traffic_week = last_sunday - timedelta(weeks=1)
     say(f"Demo in {paths.home} (logs in {paths.logs})")
 
     cluster = EmbeddedPostgres.from_settings(settings)
@@ -176,8 +184,8 @@ def run_demo(
     try:
         with step(say, f"Starting the embedded PostgreSQL on port {cluster.port}"):
             cluster.start()
-        with step(say, f"Seeding {rows:,} records over the 182 days before {first_sunday}"):
-            seed_database(settings.database(), rows, seed, first_sunday)
+        with step(say, f"Seeding {rows:,} records over the 182 days before {traffic_week}"):
+            seed_database(cluster.admin_url(), rows, seed, traffic_week)
 
         secret_key = secrets.token_urlsafe(32)
         base_env = {k: v for k, v in os.environ.items() if k not in ("ADMIN_JWT_TOKEN", "SECRET_KEY", "DATABASE_URL")}
@@ -224,15 +232,18 @@ def run_demo(
                 )
 
         run_week(weeks[0])
-        with step(say, f"A week of traffic: {requests:,} requests to /predict with week 1's models"):
-            traffic = serve_week(
-                settings.database(), backend.url, start=sunday_run(weeks[0]), requests_count=requests, seed=seed
+        say(f"  ... {QUIET_WEEKS} weeks without retraining: their records are in the seed ...")
+        with step(say, f"A week of traffic: {requests:,} requests to /predict with {weeks[0]}'s models"):
+            traffic = serve_week(  # writes the confirmed outcomes: the superuser's (the backend's role cannot)
+                cluster.admin_url(), backend.url, start=sunday_run(traffic_week), requests_count=requests, seed=seed
             )
         say(
             f"  served {traffic.served:,} ({traffic.rejected} rejected); {traffic.verified:,} outcomes verified "
             "before the next Sunday"
         )
         run_week(weeks[1])
+        with step(say, f"Backtest: every Sunday from {weeks[0]} to {traffic_week} replayed under three policies"):
+            replay = backtest_summary(settings, str(weeks[1]), weeks[0], traffic_week)
     finally:
         if backend is not None:
             backend.stop()
@@ -240,21 +251,45 @@ def run_demo(
             cluster.stop()
         say("Stopped the serving backend" + (" and the embedded PostgreSQL." if started_pg else "."))
     return {
-        "weeks": [(str(day), _report(settings, str(day))) for day in weeks],
+        "weeks": [
+            (str(day), {**_report(settings, str(day)), "_folder": str(settings.run_folder(str(day)).path)})
+            for day in weeks
+        ],
         "traffic": traffic.to_dict(),
         "reports": [str(settings.run_folder(str(day)).report_md) for day in weeks],
+        "backtest": replay,
+    }
+
+
+def backtest_summary(settings: Settings, ds: str, start: date, end: date) -> dict[str, Any]:
+    """``retrain backtest`` over the weeks between the demo's runs: each policy's mean metric, per model."""
+    from jobs.ml.backtest import run_backtest, write
+
+    result = run_backtest(settings, ds, start, end)
+    paths = write(result, settings.run_folder(ds).path / "backtest")
+    return {
+        "means": {name: model["mean"] for name, model in result["models"].items()},
+        "metric": next(iter(result["models"].values()))["metric"] if result["models"] else None,
+        "deploys": {
+            name: sum(w["gate_verdict"] == "deploy" for w in model["weeks"][1:])
+            for name, model in result["models"].items()
+        },
+        "weeks": len(next(iter(result["models"].values()))["weeks"]) if result["models"] else 0,
+        "table": str(paths["table"]),
     }
 
 
 def summary_lines(result: dict[str, Any]) -> list[str]:
-    """The table a newcomer reads: per week, rows and quarantine, then per model the verdict and accuracies."""
+    """The table a newcomer reads: per run, rows and quarantine, then per model the verdict and the gate's metric
+    for production and the new model on the newest weeks; then the backtest's headline."""
+    decisions = {ds: _decisions(report) for ds, report in result["weeks"]}
 
-    def pct(side: dict[str, Any] | None) -> str:
-        return f"{side['accuracy']:.3f}" if side and side.get("accuracy") is not None else "-"
+    def value(side: dict[str, Any] | None) -> str:
+        return f"{side:.3f}" if isinstance(side, float) else "-"
 
     lines = [
-        f"{'week (ds)':<12} {'extracted':>10} {'quarantined':>12}  {'model':<9} {'verdict':<13} "
-        f"{'champion':>9} {'challenger':>11}  deployed version",
+        f"{'run (ds)':<12} {'extracted':>10} {'quarantined':>12}  {'model':<9} {'verdict':<13} "
+        f"{'production':>10} {'new model':>10}  deployed version",
     ]
     for ds, report in result["weeks"]:
         extracted = (report.get("extract") or {}).get("rows")
@@ -262,12 +297,40 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
         deployed = (report.get("deploy") or {}).get("deployed") or {}
         first = True
         for name, model in (report.get("models") or {}).items():
+            comparison = (decisions[ds].get(name) or {}).get("comparison") or {}
+            new = comparison.get("challenger", (decisions[ds].get(name) or {}).get("challenger_auc"))
             lead = f"{ds:<12} {extracted or 0:>10,} {quarantined or 0:>12,}" if first else " " * 36
             lines.append(
-                f"{lead}  {name:<9} {model.get('verdict') or '-':<13} {pct(model.get('champion')):>9} "
-                f"{pct(model.get('challenger')):>11}  {deployed.get(name, '-')}"
+                f"{lead}  {name:<9} {model.get('verdict') or '-':<13} {value(comparison.get('champion')):>10} "
+                f"{value(new):>10}  {deployed.get(name, '-')}"
             )
             first = False
         if report.get("failures"):
             lines.append(f"{ds:<12} FAILED: " + "; ".join(f"{k}: {v}" for k, v in report["failures"].items()))
+    metric = next((d.get("metric") for ds in decisions for d in decisions[ds].values() if d.get("metric")), None)
+    lines.append(f"(production and new model: {metric or 'the gate metric'} on the newest weeks' outcomes)")
+    replay = result.get("backtest")
+    if replay:
+        lines.append("")
+        lines.append(
+            f"Backtest of the {replay['weeks']} Sundays between the runs ({replay['metric']} of production on the "
+            "following week's outcomes, mean):"
+        )
+        for name, means in replay["means"].items():
+            if means.get("gate") is None:
+                continue
+            lines.append(
+                f"  {name:<9} gate {means['gate']:.4f}   never retrain {means['never']:.4f}   "
+                f"always deploy {means['always']:.4f}   ({replay['deploys'][name]} deployments by the gate)"
+            )
+        lines.append(f"  table: {replay['table']}")
     return lines
+
+
+def _decisions(report: dict[str, Any]) -> dict[str, Any]:
+    """decision.json's entries of a report's run (the report keeps a summary of them)."""
+    folder = report.get("_folder")
+    path = Path(folder) / "decision.json" if folder else None
+    if path is None or not path.exists():
+        return {}
+    return (json.loads(path.read_text(encoding="utf-8")).get("models")) or {}
