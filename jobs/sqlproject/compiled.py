@@ -1,6 +1,6 @@
 """The SQL project built once for one run: rendered models, their graph, the run order and the compiled data tests.
 
-``compile``, ``ls``, ``check``, ``transform``, ``test-data`` and the SQL unit tests all start from
+``compile``, ``ls``, ``check``, ``transform``, ``test`` and the SQL unit tests all start from
 :meth:`CompiledProject.build`, so they render the same SQL, report a cycle with the same file names and refuse the
 same broken YAML. Building needs no Spark.
 """
@@ -8,10 +8,11 @@ same broken YAML. Building needs no Spark.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jobs.errors import SqlProjectError
 from jobs.run_context import RunContext
 from jobs.sqlproject.datatests import DataTest, generic_tests, singular_tests
 from jobs.sqlproject.graph import NodeInfo, dependencies, reachable, select, topological_order
@@ -28,17 +29,41 @@ class CompiledProject:
     graph: Mapping[str, tuple[str, ...]]
     order: tuple[str, ...]
     tests: tuple[DataTest, ...]
+    #: models that could not be rendered, with why (built with ``keep_going``): in the graph, not in ``rendered``
+    problems: Mapping[str, SqlProjectError] = field(default_factory=dict)
+    #: data tests that could not be compiled (``keep_going``)
+    test_errors: tuple[SqlProjectError, ...] = ()
 
     @classmethod
-    def build(cls, project: SqlProject, ctx: RunContext) -> CompiledProject:
-        """Render every model, order them (a cycle names the files), compile every data test."""
+    def build(cls, project: SqlProject, ctx: RunContext, keep_going: bool = False) -> CompiledProject:
+        """Render every model, order them (a cycle names the files), compile every data test.
+
+        With ``keep_going``, a model that does not render is kept in :attr:`problems` and the others are rendered
+        still, as dbt goes on past a failing node: ``ls`` and ``--select`` work on the rest, and ``transform``
+        skips only what reads it. A dependency cycle still stops here.
+        """
         renderer = Renderer.create(project, ctx)
-        rendered = renderer.render_all()
-        graph = dependencies(rendered)
-        describe = {name: project.relative(m.model.path) for name, m in rendered.items()}
+        rendered: dict[str, RenderedModel] = {}
+        problems: dict[str, SqlProjectError] = {}
+        for name, model in project.models.items():
+            try:
+                rendered[name] = renderer.render(model)
+            except SqlProjectError as e:
+                if not keep_going:
+                    raise
+                problems[name] = e
+        graph = {**dependencies(rendered), **{name: () for name in problems}}
+        graph = {name: graph[name] for name in project.models}
+        describe = {name: project.relative(m.path) for name, m in project.models.items()}
         order = topological_order(graph, describe)
-        tests = generic_tests(project, renderer) + singular_tests(project, renderer)
-        return cls(project, ctx, renderer, rendered, graph, tuple(order), tuple(tests))
+        errors: list[SqlProjectError] | None = [] if keep_going else None
+        tests = generic_tests(project, renderer, errors) + singular_tests(project, renderer, errors)
+        return cls(project, ctx, renderer, rendered, graph, tuple(order), tuple(tests), problems, tuple(errors or ()))
+
+    @property
+    def warnings(self) -> list[str]:
+        """What rendering found questionable (a var that looks like quoted SQL, ``exceptions.warn``)."""
+        return list(self.renderer.warnings)
 
     @classmethod
     def load(cls, root: Path, ctx: RunContext, vars_overrides: Mapping[str, Any] | None = None) -> CompiledProject:
@@ -46,9 +71,15 @@ class CompiledProject:
 
     @property
     def nodes(self) -> dict[str, NodeInfo]:
-        return {
+        nodes = {
             name: NodeInfo(m.model.parts, m.config.tags, m.config.materialized) for name, m in self.rendered.items()
         }
+        for name in self.problems:  # what its folder and property file say; its own config() is unknown
+            model = self.project.models[name]
+            config = self.renderer.merged_config(model, {})
+            tags = config.get("tags") or ()
+            nodes[name] = NodeInfo(model.parts, tuple(tags), str(config.get("materialized") or "view"))
+        return nodes
 
     def selected_names(self, selectors: Sequence[str] | None, exclude: Sequence[str] | None = None) -> set[str]:
         return select(self.graph, selectors, self.nodes, exclude)
@@ -56,9 +87,13 @@ class CompiledProject:
     def selected(
         self, selectors: Sequence[str] | None = None, exclude: Sequence[str] | None = None
     ) -> list[RenderedModel]:
-        """The selected models, in the order they run."""
+        """The selected models that rendered, in the order they run (see :meth:`broken` for the others)."""
         chosen = self.selected_names(selectors, exclude)
-        return [self.rendered[name] for name in self.order if name in chosen]
+        return [self.rendered[name] for name in self.order if name in chosen and name in self.rendered]
+
+    def broken(self, names: set[str] | None = None) -> list[tuple[str, SqlProjectError]]:
+        """The models of ``names`` (default: all) that could not be rendered, in run order, with why."""
+        return [(n, self.problems[n]) for n in self.order if n in self.problems and (names is None or n in names)]
 
     def with_ancestors(self, chosen: set[str]) -> set[str]:
         needed = set(chosen)

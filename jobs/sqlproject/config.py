@@ -1,4 +1,5 @@
-"""The project-level files of an SQL project: ``project.yml`` (vars) and ``sources.yml`` (raw inputs).
+"""The project-level files of an SQL project: ``project.yml`` (vars) and sources (raw inputs), declared in
+``sources.yml`` or under ``sources:`` of any property file, as in dbt.
 
 Both the extract step (which reads sources from PostgreSQL) and the model runner (which registers them as temp
 views) read sources from here, so a source is declared once.
@@ -7,7 +8,7 @@ views) read sources from here, so a source is declared once.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,37 @@ def _require_identifier(value: Any, what: str, path: Path) -> str:
     return value
 
 
+#: the PostgreSQL type a NULL stands in as for a missing optional column, by the column's declared Spark type
+_POSTGRES_TYPES = {
+    "bigint": "bigint",
+    "int": "integer",
+    "integer": "integer",
+    "double": "double precision",
+    "float": "real",
+    "boolean": "boolean",
+    "date": "date",
+    "timestamp": "timestamptz",
+    "string": "text",
+}
+
+
+@dataclass(frozen=True)
+class OptionalColumn:
+    """A column of a source that an older backend's database may not have yet (``optional_columns:``).
+
+    Extract looks it up before reading; when ``table`` lacks it, the source reads NULL in its place and one warning
+    says what that costs (``cost``), instead of failing the run.
+    """
+
+    name: str
+    #: the table the column belongs to, named as the source's query names it (unqualified)
+    table: str
+    #: the PostgreSQL type of the NULL that stands in for it
+    postgres_type: str
+    #: what reading NULL costs, for the warning: "<source>: <table> has no column <name> ...; <cost>"
+    cost: str
+
+
 @dataclass(frozen=True)
 class Source:
     """A raw input read from PostgreSQL: a table or a query, with how to partition and bound the read."""
@@ -57,6 +89,10 @@ class Source:
     #: dbt's source group (``source('group', 'table')``) and the table's name in it; None for a flat source
     group: str | None = None
     table_name: str = ""
+    #: columns a database may lack, by name (see :class:`OptionalColumn`)
+    optional_columns: Mapping[str, OptionalColumn] = field(default_factory=dict)
+    #: data tests of the table and its columns (``TestSpec``), run on the run's snapshot like a model's
+    tests: tuple[Any, ...] = ()
 
     @property
     def call(self) -> str:
@@ -66,7 +102,35 @@ class Source:
     @property
     def relation_sql(self) -> str:
         """The SQL relation PostgreSQL reads from: the table name or the parenthesised query."""
-        return self.table if self.table else f"({self.query.strip().rstrip(';')}) AS {self.name}_query"  # type: ignore[union-attr]
+        return self.relation()
+
+    def relation(self, absent: Collection[str] = ()) -> str:
+        """The SQL relation PostgreSQL reads from, with NULL in place of the optional columns ``absent`` from the
+        database.
+
+        A query source gets a ``WITH <table> AS (SELECT *, NULL::<type> AS <column> FROM <table>)`` in front: the
+        query's own unqualified ``<table>`` then names the CTE (a CTE hides a table of the same name, and is not
+        visible inside its own definition), so the query is written once, with the column, and runs either way.
+        PostgreSQL inlines a CTE read once, so the window's bounds still reach the table's index.
+        """
+        missing = [self.optional_columns[name] for name in absent]
+        if self.table:
+            if not missing:
+                return self.table
+            nulls = ", ".join(f"NULL::{c.postgres_type} AS {c.name}" for c in missing)
+            return f"(SELECT *, {nulls} FROM {self.table}) AS {self.name}_table"
+        query = self.query.strip().rstrip(";")  # type: ignore[union-attr]
+        if missing:
+            tables: dict[str, list[OptionalColumn]] = {}
+            for column in missing:
+                tables.setdefault(column.table, []).append(column)
+            shadows = ", ".join(
+                f"{table} AS (SELECT *, {', '.join(f'NULL::{c.postgres_type} AS {c.name}' for c in columns)} "
+                f"FROM {table})"
+                for table, columns in tables.items()
+            )
+            query = f"WITH {shadows} {query}"
+        return f"({query}) AS {self.name}_query"
 
     @property
     def spark_schema_ddl(self) -> str:
@@ -74,8 +138,29 @@ class Source:
         return ", ".join(f"`{name}` {type_}" for name, type_ in self.columns.items())
 
 
-SOURCE_KEYS = ("name", "description", "table", "query", "partition_column", "window_column", "jdbc_options", "columns")
-GROUP_KEYS = ("name", "description", "schema", "tables", "partition_column", "window_column", "jdbc_options")
+SOURCE_KEYS = (
+    "name",
+    "description",
+    "table",
+    "query",
+    "partition_column",
+    "window_column",
+    "jdbc_options",
+    "columns",
+    "optional_columns",
+)
+#: dbt's keys that describe a source and change nothing about how it is read
+DBT_SOURCE_KEYS = ("database", "loader", "loaded_at_field", "freshness", "meta", "tags", "config", "quoting")
+GROUP_KEYS = (
+    "name",
+    "description",
+    "schema",
+    "tables",
+    "partition_column",
+    "window_column",
+    "jdbc_options",
+    *DBT_SOURCE_KEYS,
+)
 TABLE_KEYS = (
     "name",
     "description",
@@ -85,8 +170,14 @@ TABLE_KEYS = (
     "window_column",
     "jdbc_options",
     "columns",
+    "optional_columns",
+    "tests",
+    "data_tests",
+    "external",
+    *(k for k in DBT_SOURCE_KEYS if k not in ("database", "loader")),
 )
-COLUMN_KEYS = ("name", "data_type", "description")
+COLUMN_KEYS = ("name", "data_type", "description", "tests", "data_tests", "meta", "tags", "quote")
+OPTIONAL_COLUMN_KEYS = ("table", "type", "cost")
 
 
 def source_key(group: str | None, table: str) -> str:
@@ -110,6 +201,46 @@ def _columns(value: Any, path: Path, name: str, at: str) -> dict[str, str]:
             "(e.g. id: bigint) or a list of {name, data_type}, so models can be checked without reading data."
         )
     return {str(k): str(v) for k, v in value.items()}
+
+
+def _optional_columns(
+    value: Any, path: Path, name: str, at: str, columns: Mapping[str, str], table: str | None
+) -> dict[str, OptionalColumn]:
+    """``optional_columns: {verified_at: {table: health_records, cost: ...}}``: each a declared column; a query
+    source names the table it belongs to (a table source's is its own table)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(
+            f"{at}: 'optional_columns' of source {name!r} must be a mapping of column name to "
+            "{table, type, cost}, e.g. verified_at: {table: health_records, cost: ...}."
+        )
+    optional = {}
+    for column, spec in value.items():
+        column = str(column)
+        spec = spec or {}
+        check_keys(spec, OPTIONAL_COLUMN_KEYS, str(path), f"optional column {column!r} of source {name!r}")
+        if column not in columns:
+            raise ConfigError(
+                f"{at}: optional column {column!r} of source {name!r} is not one of its columns: "
+                f"{', '.join(columns)}. Declare it under 'columns:' too."
+            )
+        owner = spec.get("table") or table
+        if not owner:
+            raise ConfigError(
+                f"{at}: optional column {column!r} of source {name!r} needs 'table:', the table its query reads "
+                "it from (unqualified, as the query names it)."
+            )
+        if table is None:
+            _require_identifier(owner, f"the 'table' of optional column {column!r}", path)
+        spark_type = columns[column].strip().lower()
+        optional[column] = OptionalColumn(
+            name=_require_identifier(column, "an optional column's name", path),
+            table=str(owner),
+            postgres_type=str(spec.get("type") or _POSTGRES_TYPES.get(spark_type, "text")),
+            cost=str(spec.get("cost") or "the source reads NULL for it").strip(),
+        )
+    return optional
 
 
 def _source(entry: Any, path: Path, group: Any = None) -> Source:
@@ -141,6 +272,7 @@ def _source(entry: Any, path: Path, group: Any = None) -> Source:
                 f"{', '.join(columns)}."
             )
     jdbc = {**((group or {}).get("jdbc_options") or {}), **(entry.get("jdbc_options") or {})}
+    optional = _optional_columns(entry.get("optional_columns"), path, name, at, columns, table)
     return Source(
         name=name,
         path=path,
@@ -153,19 +285,64 @@ def _source(entry: Any, path: Path, group: Any = None) -> Source:
         jdbc_options={str(k): str(v) for k, v in jdbc.items()},
         group=group_name,
         table_name=table_name,
+        optional_columns=optional,
+        tests=_source_tests(entry, path),
     )
 
 
-def load_sources(project_dir: Path) -> dict[str, Source]:
-    """Read ``sources.yml``: flat sources (``source('name')``) and dbt's groups of ``tables:``
-    (``source('group', 'table')``); every error names the file, the line and the source."""
+def _source_tests(entry: Mapping[str, Any], path: Path) -> tuple[Any, ...]:
+    """The ``tests:``/``data_tests:`` of a source table and of its columns, with where each is written."""
+    from jobs.sqlproject.properties import TestSpec
+
+    found = []
+    for owner, column in [(entry, None)] + [
+        (c, str(c.get("name"))) for c in (entry.get("columns") or []) if isinstance(c, dict)
+    ]:
+        for key in ("tests", "data_tests"):
+            items = owner.get(key) or []
+            if not isinstance(items, list):
+                raise ConfigError(f"{where(str(path), owner, key)}: {key!r} must be a list. Got {items!r}.")
+            found.extend(TestSpec(spec, where(str(path), items, i), column) for i, spec in enumerate(items))
+    return tuple(found)
+
+
+def load_sources(project_dir: Path, files: Sequence[Path] | None = None) -> dict[str, Source]:
+    """Every source of the project: flat sources (``source('name')``) and dbt's groups of ``tables:``
+    (``source('group', 'table')``), from ``sources.yml`` and from the ``sources:`` of any property file (``files``,
+    default: the project's); every error names the file, the line and the source."""
+    from jobs.sqlproject.projectfile import property_files, read_project_file, skipped_folders
+
     path = project_dir / SOURCES_FILE
-    document = load_yaml(path, ConfigError)
-    check_keys(document, ("version", "sources"), str(path), "sources.yml")
-    entries = document.get("sources") if isinstance(document, dict) else None
-    if not isinstance(entries, list):
-        raise ConfigError(f"{path}: expected a top-level 'sources:' list.")
+    documents: list[tuple[Path, Any]] = []
+    if path.is_file():
+        document = load_yaml(path, ConfigError)
+        check_keys(document, ("version", "sources"), str(path), "sources.yml")
+        if not isinstance(document.get("sources") if isinstance(document, dict) else None, list):
+            raise ConfigError(f"{path}: expected a top-level 'sources:' list.")
+        documents.append((path, document))
+    if files is None:
+        project_file = read_project_file(project_dir)
+        files = property_files(project_dir, skipped_folders(project_file, _local_packages(project_file)))
+    for other in files:
+        document = load_yaml(other, ConfigError)
+        if isinstance(document, dict) and "sources" in document:
+            documents.append((other, document))
     sources: dict[str, Source] = {}
+    for file, document in documents:
+        entries = document.get("sources")
+        if not isinstance(entries, list):
+            raise ConfigError(f"{where(str(file), document, 'sources')}: 'sources:' must be a list of sources.")
+        for source in _sources_of(entries, file):
+            if source.name in sources:
+                raise ConfigError(
+                    f"{file}: the source {source.name!r} is declared twice (also in {sources[source.name].path})."
+                )
+            sources[source.name] = source
+    return sources
+
+
+def _sources_of(entries: list, path: Path) -> list[Source]:
+    found: list[Source] = []
     for entry in entries:
         if not isinstance(entry, dict):
             raise ConfigError(f"{path}: each source must be a mapping with a 'name'. Got {entry!r} instead.")
@@ -178,19 +355,30 @@ def load_sources(project_dir: Path) -> dict[str, Source]:
                     f"{where(str(path), entry, 'tables')}: 'tables' of source group "
                     f"{group_name!r} must be a non-empty list."
                 )
-            found = [_source(table, path, entry) for table in tables]
+            found.extend(_source(table, path, entry) for table in tables)
         else:
-            found = [_source(entry, path)]
-        for source in found:
-            if source.name in sources:
-                raise ConfigError(f"{where(str(path), entry)}: the source {source.name!r} is declared twice.")
-            sources[source.name] = source
-    return sources
+            found.append(_source(entry, path))
+    return found
+
+
+def _local_packages(project_file: Any) -> list[Path]:
+    """The package folders a project file names (their sources are not the project's)."""
+    declared = project_file.get("packages") or []
+    folders = []
+    for item in declared if isinstance(declared, list) else []:
+        value = item.get("local") if isinstance(item, dict) else item
+        if isinstance(value, str):
+            folder = Path(value).expanduser()
+            folders.append((folder if folder.is_absolute() else project_file.root / folder).resolve())
+    return folders
 
 
 def load_project_vars(project_dir: Path, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The project's ``vars`` (defaults from ``project.yml``) with command-line overrides applied."""
-    path = project_dir / PROJECT_FILE
+    """The project's ``vars`` (defaults from ``project.yml``, or ``dbt_project.yml`` when there is no
+    ``project.yml``) with command-line overrides applied."""
+    from jobs.sqlproject.projectfile import project_file_path
+
+    path = project_file_path(project_dir) or project_dir / PROJECT_FILE
     document = _read_yaml(path) if path.is_file() else {}
     defaults = document.get("vars") or {}
     if not isinstance(defaults, dict):

@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 BUILT_IN_TESTS = ("not_null", "unique", "accepted_values", "relationships", "row_count_min")
 _MODEL_LEVEL = ("row_count_min",)
 TEST_CONFIG_KEYS = ("severity", "where", "warn_if", "error_if")
+#: dbt's test config read for what it describes: tags select tests (``retrain test --select tag:x``)
+TEST_CONFIG_ALSO = ("tags", "meta")
 _ARGUMENTS = {
     "not_null": (),
     "unique": (),
@@ -109,6 +111,11 @@ class DataTest:
     warn_if: Threshold = ALWAYS
     error_if: Threshold = ALWAYS
     relation: str | None = None  # the view the aggregate reads
+    #: every model, seed or source view the test reads: it is skipped when one of them failed or was skipped
+    depends_on: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    #: generic (a property file's) or singular (tests/*.sql)
+    kind: str = "generic"
 
     def status(self, failures: int, rows: int | None) -> str:
         """dbt's rule: error when severity is error and error_if holds, else warn when warn_if holds, else pass."""
@@ -151,11 +158,13 @@ def _split(spec: Any, at: str, custom: Mapping[str, Any]) -> tuple[str, dict[str
         body = body if body is not None else {}
     else:
         raise SqlProjectError(f"{at}: a test is a name or a one-key mapping like {{unique: {{}}}}. Got {spec!r}.")
-    known = sorted(set(BUILT_IN_TESTS) | set(custom))
-    if kind not in known:
+    known = sorted(set(BUILT_IN_TESTS) | {name for name in custom if "." not in name})
+    if kind not in known and kind not in custom:
+        packaged = sorted(name for name in custom if "." in name)
         raise SqlProjectError(
             f"{at}: unknown test {kind!r}. Tests: {', '.join(known)} (write your own as a "
-            "{% test name(model, column_name) %} block in macros/ or tests/generic/)."
+            "{% test name(model, column_name) %} block in macros/ or tests/generic/). Packages' tests: "
+            f"{', '.join(packaged) or 'none'}."
         )
     if not isinstance(body, dict):
         raise SqlProjectError(f"{at}: the arguments of {kind!r} must be a mapping. Got {body!r}.")
@@ -165,14 +174,14 @@ def _split(spec: Any, at: str, custom: Mapping[str, Any]) -> tuple[str, dict[str
     for key, value in body.items():
         if key in ("arguments", "config"):
             continue
-        if key in TEST_CONFIG_KEYS or key == "name":
+        if key in TEST_CONFIG_KEYS or key == "name" or key in TEST_CONFIG_ALSO:
             config[key] = value
         elif key in allowed_args:
             arguments[key] = value
         else:
             raise SqlProjectError(
                 f"{at}: unknown key {key!r} for test {kind!r}. Arguments: {', '.join(allowed_args) or 'none'}; "
-                f"config: {', '.join(TEST_CONFIG_KEYS)}, name."
+                f"config: {', '.join(TEST_CONFIG_KEYS)}, name. Also: {', '.join(TEST_CONFIG_ALSO)}."
             )
     for key in arguments:
         if key not in allowed_args:
@@ -180,8 +189,16 @@ def _split(spec: Any, at: str, custom: Mapping[str, Any]) -> tuple[str, dict[str
                 f"{at}: unknown argument {key!r} of {kind!r}. Arguments: {', '.join(allowed_args) or 'none'}."
             )
     for key in config:
-        if key not in (*TEST_CONFIG_KEYS, "name"):
-            raise SqlProjectError(f"{at}: unknown config {key!r} of {kind!r}. Config: {', '.join(TEST_CONFIG_KEYS)}.")
+        if key not in (*TEST_CONFIG_KEYS, "name", *TEST_CONFIG_ALSO):
+            raise SqlProjectError(
+                f"{at}: unknown config {key!r} of {kind!r}. Config: {', '.join(TEST_CONFIG_KEYS)}. "
+                f"Also: {', '.join(TEST_CONFIG_ALSO)}."
+            )
+    tags = config.get("tags", [])
+    if isinstance(tags, str):
+        config["tags"] = [tags]
+    elif not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise SqlProjectError(f"{at}: tags of {kind!r} must be a list of names. Got {tags!r}.")
     severity = str(config.get("severity", "error")).lower()
     if severity not in SEVERITIES:
         raise SqlProjectError(f"{at}: severity must be one of {', '.join(SEVERITIES)}. Got {severity!r}.")
@@ -215,8 +232,11 @@ def _relation_of(text: Any, project: SqlProject, at: str) -> str:
     return source_view(key)
 
 
-def compile_test(project: SqlProject, renderer: Renderer, relation: str, spec: TestSpec) -> DataTest:
-    """One YAML test of ``relation`` (a model or seed) as a :class:`DataTest`; refusals name file and line."""
+def compile_test(
+    project: SqlProject, renderer: Renderer, relation: str, spec: TestSpec, owner: str | None = None
+) -> DataTest:
+    """One YAML test of ``relation`` (a model, a seed or a source's view) as a :class:`DataTest`; refusals name
+    file and line. ``owner``: what results name the relation by (a source's ``source('g', 't')``)."""
     at, column = spec.where, spec.column
     custom = renderer.generic_tests()
     kind, args, config = _split(spec.spec, at, custom)
@@ -228,13 +248,15 @@ def compile_test(project: SqlProject, renderer: Renderer, relation: str, spec: T
     source = f"(SELECT * FROM {rel} WHERE {where_sql})" if where_sql else rel
     rows = f"COUNT_IF({filt})" if where_sql else "COUNT(*)"
     common = {
-        "model": relation,
+        "model": owner or relation,
         "where": at,
         "severity": config["severity"],
         "warn_if": Threshold.parse(config.get("warn_if", "!=0"), "warn_if", at),
         "error_if": Threshold.parse(config.get("error_if", "!=0"), "error_if", at),
         "rows": rows,
         "relation": rel,
+        "depends_on": (relation,),
+        "tags": tuple(config.get("tags", ())),
     }
     if kind in _MODEL_LEVEL and column:
         raise SqlProjectError(f"{at}: {kind!r} is a model-level test; put it under the model's 'data_tests:'.")
@@ -280,6 +302,7 @@ def compile_test(project: SqlProject, renderer: Renderer, relation: str, spec: T
             f"LEFT ANTI JOIN {quote(parent)} parent ON child.{col} = parent.{quote(args['field'])}"
         )
         text = "{failures} rows whose " + column + f" is not a {args['field']} of {args['to']}"
+        common["depends_on"] = (relation, parent)
         test = DataTest(label, query=query, describe_failure=text, **common)
     else:  # row_count_min
         minimum = check_scalar(args.get("min"), f"{at}: row_count_min's 'min:'", minimum=0, error=SqlProjectError)
@@ -295,36 +318,85 @@ def compile_test(project: SqlProject, renderer: Renderer, relation: str, spec: T
 
 
 def _custom_test(renderer, macro, kind, label, source, column, args, config, at, common) -> DataTest:
-    given = {"model": source, **({"column_name": quote(column)} if column else {}), **args}
-    try:
-        sql = str(macro(**{k: v for k, v in given.items() if k in macro.arguments})).strip().rstrip(";")
-    except jinja2.UndefinedError as e:  # an argument left out is undefined inside the block
-        raise SqlProjectError(
-            f"{at}: test {kind!r} could not be rendered: {e.message}. Its arguments: "
-            f"{', '.join(_custom_arguments(macro))}."
-        ) from e
-    except Exception as e:  # an error inside the test's Jinja
-        raise CompilationError(f"{at}: test {kind!r} could not be rendered: {e}") from e
+    from jobs.sqlproject.project import Model
+
+    tested = common["depends_on"][0]
+    node = renderer.project.models.get(tested) or Model(tested, renderer.project.root / at.split(", line")[0], "")
+    with renderer.scope(node) as recorder:
+        # As in dbt, an argument written as ref('x') or source('g', 't') is that relation (and a dependency).
+        given = {
+            "model": source,
+            **({"column_name": quote(column)} if column else {}),
+            **{key: _relation_argument(value, recorder) for key, value in args.items()},
+        }
+        try:
+            sql = str(macro(**{k: v for k, v in given.items() if k in macro.arguments})).strip().rstrip(";")
+        except jinja2.UndefinedError as e:  # an argument left out is undefined inside the block
+            raise SqlProjectError(
+                f"{at}: test {kind!r} could not be rendered: {e.message}. Its arguments: "
+                f"{', '.join(_custom_arguments(macro))}."
+            ) from e
+        except Exception as e:  # an error inside the test's Jinja
+            raise CompilationError(f"{at}: test {kind!r} could not be rendered: {e}") from e
+    from jobs.sqlproject.render import source_view
+
+    reads = (*recorder.refs, *recorder.seeds, *(source_view(s) for s in recorder.sources))
+    common = {**common, "depends_on": tuple(dict.fromkeys((*common["depends_on"], *reads)))}
     test = DataTest(
         label, query=f"SELECT COUNT(*) FROM (\n{sql}\n)", describe_failure="{failures} failing rows", **common
     )
     return test
 
 
-def generic_tests(project: SqlProject, renderer: Renderer) -> list[DataTest]:
-    """Every test of the property files, for models and seeds, in file order."""
+def _relation_argument(value: Any, recorder: Any) -> Any:
+    match = _RELATION.match(value) if isinstance(value, str) else None
+    if not match:
+        return value
+    names = re.findall(r"""['"]([A-Za-z_][A-Za-z0-9_]*)['"]""", match.group(2))
+    return recorder.ref(*names) if match.group(1) == "ref" else recorder.source(*names)
+
+
+def generic_tests(
+    project: SqlProject, renderer: Renderer, errors: list[SqlProjectError] | None = None
+) -> list[DataTest]:
+    """Every test of the property files, for models, seeds and sources, in file order. With ``errors``, a test
+    that does not compile is added there and the others are compiled still (``retrain check`` reports them all)."""
+    from jobs.sqlproject.render import source_view
+
     tests: list[DataTest] = []
-    for group in (project.properties.models, project.properties.seeds):
-        for name, props in sorted(group.items()):
-            tests.extend(compile_test(project, renderer, name, spec) for spec in props.tests)
+    specs = [
+        (name, spec, None)
+        for group in (project.properties.models, project.properties.seeds)
+        for name, props in sorted(group.items())
+        for spec in props.tests
+    ]
+    specs += [(source_view(name), spec, s.call) for name, s in project.sources.items() for spec in s.tests]
+    for relation, spec, owner in specs:
+        try:
+            tests.append(compile_test(project, renderer, relation, spec, owner))
+        except SqlProjectError as e:
+            if errors is None:
+                raise
+            errors.append(e)
     return tests
 
 
-def singular_tests(project: SqlProject, renderer: Renderer) -> list[DataTest]:
-    """``tests/*.sql``: queries returning failing rows; ``config(severity='warn')`` makes one a warning."""
+def singular_tests(
+    project: SqlProject, renderer: Renderer, errors: list[SqlProjectError] | None = None
+) -> list[DataTest]:
+    """``tests/*.sql``: queries returning failing rows; ``config(severity='warn')`` makes one a warning. With
+    ``errors``, one that does not render is added there and the others are rendered still."""
+    from jobs.sqlproject.render import source_view
+
     tests = []
     for path in project.singular_tests:
-        rendered = renderer.render(Model(name=path.stem, path=path, folder="tests"))
+        try:
+            rendered = renderer.render(Model(name=path.stem, path=path, folder="tests"))
+        except SqlProjectError as e:
+            if errors is None:
+                raise
+            errors.append(e)
+            continue
         body = rendered.sql.rstrip().rstrip(";")
         tests.append(
             DataTest(
@@ -334,6 +406,9 @@ def singular_tests(project: SqlProject, renderer: Renderer) -> list[DataTest]:
                 "{failures} failing rows",
                 query=f"SELECT COUNT(*) FROM (\n{body}\n)",
                 severity=rendered.config.severity,
+                depends_on=(*rendered.refs, *rendered.seeds, *(source_view(s) for s in rendered.sources)),
+                tags=rendered.config.tags,
+                kind="singular",
             )
         )
     return tests

@@ -15,16 +15,16 @@ any other key names a subfolder or a model (file name without ``.sql``) and must
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from jobs.errors import SqlProjectError
+from jobs.sqlproject.modelconfig import NO_EFFECT
 from jobs.sqlproject.yamlfile import where
 
-MODEL_CONFIG_KEYS = ("materialized", "partition_by", "cache", "repartition", "tags", "severity")
-SEED_CONFIG_KEYS = ("column_types", "tags")
+SEED_CONFIG_KEYS = ("column_types", "tags", "docs", "meta")
 
 
 @dataclass(frozen=True)
@@ -37,15 +37,24 @@ class FolderConfig:
 
 
 def parse_folder_configs(
-    tree: Any, project_name: str | None, known_paths: set[tuple[str, ...]], allowed: Sequence[str], file: str, kind: str
+    tree: Any,
+    project_name: str | None,
+    known_paths: set[tuple[str, ...]],
+    allowed: Sequence[str],
+    file: str,
+    kind: str,
+    packages: Collection[str] = (),
+    notice: Callable[[str], None] | None = None,
 ) -> list[FolderConfig]:
-    """Flatten the nested mapping; an unknown folder or key names the file, line and what is allowed."""
+    """Flatten the nested mapping; an unknown folder or key names the file, line and what is allowed.
+
+    As in dbt, the project's name may head the tree (beside config for the whole project); config of a package's
+    models (``dbt_utils:``) changes nothing, since packages' models are not built, and is named to ``notice``.
+    """
     if tree is None:
         return []
     if not isinstance(tree, dict):
         raise SqlProjectError(f"{where(file, tree)}: '{kind}:' must be a mapping of folders. Got {tree!r} instead.")
-    if project_name and set(tree) == {project_name}:
-        tree = tree[project_name]
     found: list[FolderConfig] = []
 
     def walk(node: Mapping, parts: tuple[str, ...]) -> None:
@@ -53,6 +62,18 @@ def parse_folder_configs(
         for key, value in node.items():
             key_text = str(key)
             bare = key_text.lstrip("+")
+            if not parts and project_name and key_text == project_name and isinstance(value, dict):
+                walk(value, parts)
+                continue
+            if not parts and key_text in packages and parts + (key_text,) not in known_paths:
+                if notice is not None:
+                    notice(
+                        f"{where(file, node, key)}: config of package {key_text!r} has no effect here: only the "
+                        "project's own models and seeds are built."
+                    )
+                continue
+            if bare in NO_EFFECT and kind == "models" and notice is not None:
+                notice(f"{where(file, node, key)}: {key_text!r} has no effect here: {NO_EFFECT[bare]}.")
             if key_text.startswith("+") or (bare in allowed and parts + (bare,) not in known_paths):
                 if bare not in allowed:
                     raise SqlProjectError(

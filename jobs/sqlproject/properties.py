@@ -14,7 +14,7 @@ accepted under ``tests:`` and ``data_tests:`` (dbt >= 1.8) at model and column l
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from typing import Any
 import jinja2
 
 from jobs.errors import SqlProjectError
+from jobs.sqlproject.modelconfig import MODEL_CONFIG_KEYS as ALL_MODEL_CONFIG_KEYS
 from jobs.sqlproject.yamlfile import YamlMap, check_keys, load_yaml, where
 
 MODEL_KEYS = ("name", "description", "columns", "data_tests", "tests", "config", "meta")
@@ -31,7 +32,24 @@ UNIT_TEST_KEYS = ("name", "model", "description", "given", "expect", "vars", "ds
 GIVEN_KEYS = ("input", "rows", "format")
 EXPECT_KEYS = ("rows", "format")
 DBT_FILE_KEYS = ("version", "models", "seeds", "unit_tests")
+#: dbt's other top-level keys of a property file: sources are read by jobs/sqlproject/config.py; the rest change
+#: nothing here and are named in a notice
+DBT_FILE_ALSO = {
+    "sources": "",
+    "exposures": "exposures are not built",
+    "metrics": "the semantic layer is not built",
+    "semantic_models": "the semantic layer is not built",
+    "saved_queries": "the semantic layer is not built",
+    "macros": "macro properties only describe macros",
+    "analyses": "analyses are not built",
+    "snapshots": "snapshots are not built",
+    "groups": "groups and access are not enforced",
+    "data_tests": "properties of singular tests are not read: set config() in the test's SQL",
+}
 SHORT_FILE_KEYS = ("description", "columns", "data_tests", "tests", "config", "meta", "unit_tests")
+#: dbt's keys read for what they describe, besides those above
+MODEL_ALSO = ("docs", "constraints", "access", "group")
+COLUMN_ALSO = ("quote", "tags", "constraints")
 SKIPPED_FILES = ("project.yml", "sources.yml")
 MODEL_CONFIG_KEYS = ("materialized", "partition_by", "cache", "repartition", "tags")
 SEED_CONFIG_KEYS = ("column_types", "delimiter", "tags")
@@ -133,14 +151,14 @@ def _tests(entry: Mapping, file: str, column: str | None) -> list[TestSpec]:
 def _node(
     entry: Any, name: str, file: str, allowed: tuple[str, ...], docs: Mapping[str, str], config_keys: tuple[str, ...]
 ) -> NodeProperties:
-    check_keys(entry, allowed, file, f"the properties of {name!r}")
+    check_keys(entry, allowed, file, f"the properties of {name!r}", MODEL_ALSO)
     tests = _tests(entry, file, None)
     columns = []
     for index, column in enumerate(_list(entry.get("columns"), file, entry, "columns")):
         at = where(file, entry.get("columns"), index)
         if not isinstance(column, dict) or not isinstance(column.get("name"), str):
             raise SqlProjectError(f"{at}: each column is a mapping with a 'name'. Got {column!r} instead.")
-        check_keys(column, COLUMN_KEYS, file, f"column {column['name']!r} of {name!r}")
+        check_keys(column, COLUMN_KEYS, file, f"column {column['name']!r} of {name!r}", COLUMN_ALSO)
         data_type = column.get("data_type")
         if data_type is not None and not isinstance(data_type, str):
             raise SqlProjectError(f"{where(file, column, 'data_type')}: data_type must be a Spark type name.")
@@ -149,7 +167,9 @@ def _node(
     config = entry.get("config") or {}
     if not isinstance(config, dict):
         raise SqlProjectError(f"{where(file, entry, 'config')}: 'config' must be a mapping. Got {config!r} instead.")
-    check_keys(config, config_keys, file, f"config of {name!r}")
+    model_config = config_keys == MODEL_CONFIG_KEYS
+    also = [k for k in ALL_MODEL_CONFIG_KEYS if k not in config_keys] if model_config else ["docs", "meta"]
+    check_keys(config, config_keys, file, f"config of {name!r}", also)
     return NodeProperties(
         name=name,
         file=file,
@@ -187,8 +207,16 @@ def _unit_tests(items: list, file: str, parent: Any, model: str | None) -> dict[
     return found
 
 
-def load_properties(root: Path, model_names: set[str], seed_names: set[str], relative) -> ProjectProperties:
-    """Read every property file of the project; a model or seed described twice is an error naming both files."""
+def load_properties(
+    root: Path,
+    model_names: set[str],
+    seed_names: set[str],
+    relative,
+    files: Sequence[Path] | None = None,
+    notice: Callable[[str], None] | None = None,
+) -> ProjectProperties:
+    """Read every property file of the project (``files``, by default every ``.yml`` but the project's own files);
+    a model or seed described twice is an error naming both files."""
     docs = load_docs(root, relative)
     models: dict[str, NodeProperties] = {}
     seeds: dict[str, NodeProperties] = {}
@@ -207,10 +235,14 @@ def load_properties(root: Path, model_names: set[str], seed_names: set[str], rel
             )
         target[node.name] = node
 
-    for path in sorted([*root.rglob("*.yml"), *root.rglob("*.yaml")]):
-        relative_path = path.relative_to(root)
-        if str(relative_path) in SKIPPED_FILES or any(part.startswith(".") for part in relative_path.parts):
-            continue
+    if files is None:
+        files = [
+            path
+            for path in sorted([*root.rglob("*.yml"), *root.rglob("*.yaml")])
+            if str(path.relative_to(root)) not in SKIPPED_FILES
+            and not any(part.startswith(".") for part in path.relative_to(root).parts)
+        ]
+    for path in files:
         file = relative(path)
         document = load_yaml(path)
         if not isinstance(document, dict):
@@ -218,8 +250,12 @@ def load_properties(root: Path, model_names: set[str], seed_names: set[str], rel
                 f"{file}: a properties file is a mapping with 'models:' (dbt's shape) or the keys of the model "
                 f"named after the file ({', '.join(SHORT_FILE_KEYS)})."
             )
-        if any(key in document for key in ("version", "models", "seeds")) or path.stem not in model_names | seed_names:
-            check_keys(document, DBT_FILE_KEYS, file, "a properties file")
+        dbt_shape = any(key in document for key in ("version", "models", "seeds", *DBT_FILE_ALSO))
+        if dbt_shape or path.stem not in model_names | seed_names:
+            check_keys(document, DBT_FILE_KEYS, file, "a properties file", DBT_FILE_ALSO)
+            for key in document:
+                if DBT_FILE_ALSO.get(key) and notice is not None:
+                    notice(f"{where(file, document, key)}: {key!r} has no effect here: {DBT_FILE_ALSO[key]}.")
             for key, allowed, target, known, kind, config_keys in (
                 ("models", MODEL_KEYS, models, model_names, "model", MODEL_CONFIG_KEYS),
                 ("seeds", SEED_KEYS, seeds, seed_names, "seed", SEED_CONFIG_KEYS),

@@ -1,15 +1,23 @@
-"""Render models with Jinja: ``ref``, ``source``, ``var``, ``config``, the run's dates and the project's macros.
+"""Render models with Jinja: ``ref``, ``source``, ``var``, ``config``, the run's dates, dbt's context names, the
+project's macros and its packages' (``dbt_utils.star(...)``).
 
 One render pass is also dbt's parse phase: ``ref()`` and ``source()`` record the model's dependencies while they
-return the temp-view names the SQL reads from (``stg_predictions``, ``source__predictions``). Undefined names are
-errors (``StrictUndefined``) and every error names the model file and line.
+return the relations the SQL reads from (rendered as the temp views ``stg_predictions``, ``source__predictions``).
+Undefined names are errors (``StrictUndefined``) and every error names the model file and line.
+
+As in dbt, ``execute`` is false in that pass, and ``adapter.get_columns_in_relation`` knows no columns: a model
+whose SQL depends on them (``dbt_utils.star``, ``union_relations``) is rendered again when it runs, with Spark
+there to say what its inputs' columns are (``Renderer.render(model, columns=...)``).
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,14 +27,38 @@ import jinja2
 from jobs.errors import CompilationError, DependencyError, SqlProjectError
 from jobs.run_context import RunContext
 from jobs.sqlproject.config import source_key
+from jobs.sqlproject.dbtcontext import (
+    Adapter,
+    Column,
+    Relation,
+    env_var_function,
+    exceptions_namespace,
+    invocation_id,
+    log_message,
+    modules_namespace,
+)
 from jobs.sqlproject.folderconfig import config_for
-from jobs.sqlproject.literals import sql_literal
-from jobs.sqlproject.modelconfig import ModelConfig, parse_config
-from jobs.sqlproject.project import GENERIC_TESTS_DIR, MACROS_DIR, Model, SqlProject
+from jobs.sqlproject.jinjaenv import (
+    Dynamic,
+    MacroReturn,
+    Namespace,
+    SqlEnvironment,
+    current,
+    dynamic_function,
+    rendering,
+    return_,
+)
+from jobs.sqlproject.literals import VarValue, sql_filter
+from jobs.sqlproject.modelconfig import NO_EFFECT, ModelConfig, parse_config
+from jobs.sqlproject.project import Model, SqlProject
 from jobs.sqlproject.sourcemap import excerpt
+
+log = logging.getLogger(__name__)
 
 SOURCE_VIEW_PREFIX = "source__"
 GENERIC_TEST_PREFIX = "test_"  # a {% test name(...) %} block is the macro test_<name>
+#: the packages whose macros are also callable without their name, as dbt's own are
+GLOBAL_PACKAGES = ("dbt",)
 
 
 def source_view(name: str) -> str:
@@ -45,6 +77,8 @@ class RenderedModel:
     sources: tuple[str, ...]
     config: ModelConfig
     seeds: tuple[str, ...] = ()
+    #: the SQL depends on ``execute`` or on its inputs' columns: rendered again when it runs, with Spark at hand
+    executes: bool = False
 
     @property
     def name(self) -> str:
@@ -59,16 +93,30 @@ def _arguments(function: str, args: tuple, allowed: tuple[int, ...], usage: str,
 
 @dataclass
 class _Recorder:
-    """Collects what one render pass calls; a fresh one per model."""
+    """What one render pass of one model calls, and what it is rendered for; a fresh one per model."""
 
     project: SqlProject
     model: Model
+    warn: Callable[[str], None]
+    #: Spark's answer to "what are the columns of this view?" while the model runs; None when rendering without it
+    columns: Callable[[str], list[Column]] | None = None
     refs: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
     seeds: list[str] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
+    used_execute: bool = False
 
-    def ref(self, *args: Any) -> str:
+    @property
+    def execute(self) -> bool:
+        return self.columns is not None
+
+    @property
+    def this(self) -> Relation:
+        """The model's own relation: its temp view (see :class:`Relation` for what a later incremental needs)."""
+        target = self.project.target
+        return Relation(self.model.name, schema=target.schema, database=target.database)
+
+    def ref(self, *args: Any) -> Relation:
         project_name = self.project.name or "<the project's name>"
         _arguments(
             "ref",
@@ -83,10 +131,11 @@ class _Recorder:
                 "models of other packages are not supported."
             )
         name = args[-1]
+        target = self.project.target
         if name in self.project.seeds and name not in self.project.models:
             if name not in self.seeds:
                 self.seeds.append(name)
-            return name
+            return Relation(name, schema=target.schema, database=target.database)
         if name not in self.project.models:
             seeds = f"; seeds: {', '.join(sorted(self.project.seeds))}" if self.project.seeds else ""
             models = ", ".join(sorted(self.project.models))
@@ -95,9 +144,9 @@ class _Recorder:
             raise DependencyError(f"Model {name!r} refers to itself with ref({name!r}).")
         if name not in self.refs:
             self.refs.append(name)
-        return name
+        return Relation(name, schema=target.schema, database=target.database)
 
-    def source(self, *args: Any) -> str:
+    def source(self, *args: Any) -> Relation:
         _arguments(
             "source",
             args,
@@ -113,9 +162,12 @@ class _Recorder:
             raise DependencyError(f"{call} names no source in sources.yml. Sources: {known}.")
         if name not in self.sources:
             self.sources.append(name)
-        return source_view(name)
+        schema, _, identifier = (source.table or "").rpartition(".")
+        return Relation(
+            source_view(name), identifier=identifier or source.table_name, schema=schema or source.group or None
+        )
 
-    def var(self, *args: Any) -> str:
+    def var(self, *args: Any) -> VarValue:
         _arguments(
             "var",
             args,
@@ -125,9 +177,10 @@ class _Recorder:
         )
         name = args[0]
         if name in self.project.vars:
-            return sql_literal(self.project.vars[name], name)
+            from_command_line = name in self.project.command_line_vars
+            return VarValue(name, self.project.vars[name], from_command_line, self.warn)
         if len(args) == 2:
-            return sql_literal(args[1], name)
+            return VarValue(name, args[1], False, self.warn)
         raise CompilationError(
             f"var({name!r}) has no value and no default. Set it in project.yml 'vars:' or with "
             f"--vars '{{\"{name}\": ...}}', or give a default: var({name!r}, 30). Vars: "
@@ -142,20 +195,55 @@ class _Recorder:
         self.config.update(kwargs)
         return ""
 
+    def columns_in(self, relation: Any) -> list[Column]:
+        """``adapter.get_columns_in_relation``: the view's columns while the model runs, none before (dbt's parse)."""
+        self.used_execute = True
+        if self.columns is None:
+            return []
+        return self.columns(str(relation))
 
+
+class _Execute:
+    """dbt's ``execute``: false while models are parsed (rendered without Spark), true when one runs."""
+
+    def __bool__(self) -> bool:
+        state = current("execute")
+        state.used_execute = True
+        return state.execute
+
+    def __eq__(self, other: object) -> bool:
+        return bool(self) == other
+
+    def __hash__(self) -> int:
+        return hash(bool(self))
+
+    def __str__(self) -> str:
+        return str(bool(self))
+
+
+_COLUMNS_IN = dynamic_function("adapter.get_columns_in_relation", "columns_in")
 _TEST_BLOCK = re.compile(r"{%(-?)\s*test\s+([A-Za-z_][A-Za-z0-9_]*)\s*\(")
 _END_TEST = re.compile(r"{%(-?)\s*endtest\s*(-?)%}")
 
 
-class _ProjectLoader(jinja2.FileSystemLoader):
-    """Reads templates as dbt does: ``{% test name(...) %}`` is the macro ``test_name``, lines kept intact."""
+class _ProjectLoader(jinja2.BaseLoader):
+    """Reads templates by path (the project's, or a package's anywhere) as dbt does: ``{% test name(...) %}`` is
+    the macro ``test_name``, lines kept intact."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
 
     def get_source(self, environment: jinja2.Environment, template: str):
-        source, filename, uptodate = super().get_source(environment, template)
+        path = Path(template) if Path(template).is_absolute() else self.root / template
+        try:
+            source = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise jinja2.TemplateNotFound(template) from None
         if "test" in source:
             source = _TEST_BLOCK.sub(rf"{{%\1 macro {GENERIC_TEST_PREFIX}\2(", source)
             source = _END_TEST.sub(r"{%\1 endmacro \2%}", source)
-        return source, filename, uptodate
+        mtime = path.stat().st_mtime
+        return source, str(path), lambda: path.is_file() and path.stat().st_mtime == mtime
 
 
 class Renderer:
@@ -165,61 +253,136 @@ class Renderer:
         self.project = project
         self.ctx = ctx
         self.env = env
+        #: macros by package (None: the project's own)
+        self.scopes: dict[str | None, dict[str, Any]] = {}
+        self.macro_files: set[Path] = set()
+        #: what a render found questionable (a var that looks like quoted SQL, ``exceptions.warn``), said once each
+        self.warnings: list[str] = []
+        self.notices: list[str] = []
 
     @classmethod
-    def create(cls, project: SqlProject, ctx: RunContext) -> Renderer:
-        env = jinja2.Environment(
-            loader=_ProjectLoader(str(project.root)),
-            undefined=jinja2.StrictUndefined,
-            keep_trailing_newline=True,
-            autoescape=False,
-        )
+    def create(cls, project: SqlProject, ctx: RunContext, environ: Mapping[str, str] | None = None) -> Renderer:
+        """``environ``: what ``env_var()`` reads (default: this process's environment, which dbt's ``env_var`` is
+        for; secrets are refused)."""
+        env = SqlEnvironment(_ProjectLoader(project.root))
+        renderer = cls(project, ctx, env)
+        env.filters["sql"] = sql_filter
         env.globals.update(
             {
                 "ds": ctx.ds_str,
                 "data_interval_start": ctx.data_interval_start.isoformat(),
                 "data_interval_end": ctx.data_interval_end.isoformat(),
+                "target": project.target,
+                "env_var": env_var_function(os.environ if environ is None else environ),
+                "invocation_id": invocation_id(
+                    project.name, ctx.ds_str, (ctx.data_interval_start, ctx.data_interval_end)
+                ),
+                "run_started_at": ctx.data_interval_end,
+                "log": log_message,
+                "exceptions": exceptions_namespace(renderer.warn),
+                "modules": modules_namespace(),
+                "adapter": Adapter(
+                    renderer.scopes.get,
+                    project.dispatch,
+                    dynamic_function("adapter.get_columns_in_relation", "columns_in"),
+                ),
+                "return": return_,
+                "execute": _Execute(),
+                "ref": dynamic_function("ref", "ref"),
+                "source": dynamic_function("source", "source"),
+                "var": dynamic_function("var", "var"),
+                "config": dynamic_function("config", "set_config"),
+                "this": Dynamic("this", "this"),
             }
         )
-        renderer = cls(project, ctx, env)
         renderer._load_macros()
         return renderer
 
-    def _load_macros(self) -> None:
-        """Macros of ``macros/*.sql``, in file-name order; a macro may call macros of earlier files."""
-        for path in self.project.macro_files:
-            name = path.relative_to(self.project.root).as_posix()
-            try:
-                module = self.env.get_template(name).make_module()
-            except jinja2.TemplateError as e:
-                raise CompilationError(_jinja_message(self.project, path, e, "Macro file")) from e
-            macros = {key: getattr(module, key) for key in dir(module) if not key.startswith("_")}
-            self.env.globals.update(macros)
+    def warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)
+            log.warning("%s", message)
 
-    def render(self, model: Model) -> RenderedModel:
-        recorder = _Recorder(self.project, model)
-        name = model.path.relative_to(self.project.root).as_posix()
-        context = {
-            "ref": recorder.ref,
-            "source": recorder.source,
-            "var": recorder.var,
-            "config": recorder.set_config,
-            "this": model.name,
-        }
+    def _module_macros(self, path: Path, scope: Mapping[str, Any], what: str) -> dict[str, Any]:
+        """The macros a file defines, its names resolved in ``scope`` (filled later: any order works)."""
         try:
-            template = self.env.get_template(name)
-            sql = template.render(context)
-        except SqlProjectError as e:
-            raise type(e)(_located(self.project, model, e, str(e))) from e
+            template = self.env.get_template(str(path))
+            context = template.new_context(scope, shared=True)  # type: ignore[arg-type]
+            for _ in template.root_render_func(context):
+                pass
         except jinja2.TemplateError as e:
-            raise CompilationError(
-                _jinja_message(self.project, model.path, e, f"Compilation error in {model.name}")
-            ) from e
-        except Exception as e:  # an error inside a macro's Python-level call, e.g. a wrong argument type
-            raise CompilationError(_located(self.project, model, e, f"{type(e).__name__}: {e}")) from e
-        config = parse_config(
-            self.merged_config(model, recorder.config), f"{model.name} ({self.project.relative(model.path)})"
-        )
+            raise CompilationError(_jinja_message(self.project, path, e, what)) from e
+        return {name: value for name, value in context.vars.items() if isinstance(value, jinja2.runtime.Macro)}
+
+    def _load_macros(self) -> None:
+        """Every package's macros under its name, then the project's; a macro may call one of any file."""
+        from collections import ChainMap
+
+        packages = {p.name: p for p in self.project.packages}
+        for name, package in packages.items():
+            self.scopes[name] = {}
+            self.env.globals[name] = Namespace(name, self.scopes[name], package.where)
+        for name, package in packages.items():
+            scope = ChainMap(self.scopes[name], self.env.globals)
+            for path in package.macro_files:
+                self.macro_files.add(path)
+                self.scopes[name].update(self._module_macros(path, scope, f"Macro file of package {name}"))
+            if name in GLOBAL_PACKAGES:
+                self.env.globals.update(self.scopes[name])
+        own: dict[str, Any] = {}
+        self.scopes[None] = own
+        if self.project.name and self.project.name not in packages:
+            self.env.globals[self.project.name] = Namespace(self.project.name, own, "this project")
+            self.scopes[self.project.name] = own
+        for path in self.project.macro_files:
+            self.macro_files.add(path)
+            own.update(self._module_macros(path, self.env.globals, "Macro file"))
+        self.env.globals.update(own)
+
+    @contextmanager
+    def scope(self, model: Model, columns: Callable[[str], list[Column]] | None = None) -> Iterator[_Recorder]:
+        """Names such as ``ref`` and ``this`` are ``model``'s while the block runs (a test's macro, say)."""
+        recorder = _Recorder(self.project, model, self._warner(model), columns)
+        with rendering(recorder):
+            yield recorder
+
+    def _warner(self, model: Model) -> Callable[[str], None]:
+        where = self.project.relative(model.path)
+        return lambda message: self.warn(f"{model.name} ({where}): {message}")
+
+    def render(self, model: Model, columns: Callable[[str], list[Column]] | None = None) -> RenderedModel:
+        """Render ``model``; with ``columns`` (Spark's view of its inputs) as it runs, ``execute`` being true."""
+        with self.scope(model, columns) as recorder:
+            name = str(model.path)
+            context = {
+                "ref": recorder.ref,
+                "source": recorder.source,
+                "var": recorder.var,
+                "config": recorder.set_config,
+                "this": recorder.this,
+            }
+            try:
+                template = self.env.get_template(name)
+                sql = template.render(context)
+            except MacroReturn:
+                raise CompilationError(
+                    _located(self.project, model, MacroReturn(None), "return() is only valid inside a macro.")
+                ) from None
+            except SqlProjectError as e:
+                raise type(e)(_located(self.project, model, e, str(e))) from e
+            except jinja2.TemplateError as e:
+                raise CompilationError(
+                    _jinja_message(self.project, model.path, e, f"Compilation error in {model.name}")
+                ) from e
+            except Exception as e:  # an error inside a macro's Python-level call, e.g. a wrong argument type
+                raise CompilationError(_located(self.project, model, e, f"{type(e).__name__}: {e}")) from e
+        where = f"{model.name} ({self.project.relative(model.path)})"
+        own = dict(recorder.config)
+        props = self.project.properties.models.get(model.name)
+        for key in [*own, *(props.config if props is not None and props.config else ())]:
+            if key in NO_EFFECT:
+                self.notice(f"{where}: config {key!r} has no effect here: {NO_EFFECT[key]}.")
+        config = parse_config(self.merged_config(model, own), where)
         source_text = model.path.read_text(encoding="utf-8")
         return RenderedModel(
             model=model,
@@ -229,7 +392,13 @@ class Renderer:
             sources=tuple(recorder.sources),
             config=config,
             seeds=tuple(recorder.seeds),
+            executes=recorder.used_execute,
         )
+
+    def notice(self, message: str) -> None:
+        if message not in self.notices:
+            self.notices.append(message)
+            log.info("Notice: %s", message)
 
     def merged_config(self, model: Model, own: Mapping[str, Any]) -> dict[str, Any]:
         """Folder config of project.yml < the property file's ``config:`` < the model's ``config()``; tags add up."""
@@ -250,12 +419,15 @@ class Renderer:
         return merged
 
     def generic_tests(self) -> dict[str, jinja2.runtime.Macro]:
-        """The project's ``{% test name(...) %}`` blocks by name (Jinja registers each as the macro ``test_<name>``)."""
-        return {
-            name.removeprefix(GENERIC_TEST_PREFIX): macro
-            for name, macro in self.env.globals.items()
-            if name.startswith(GENERIC_TEST_PREFIX) and isinstance(macro, jinja2.runtime.Macro)
-        }
+        """The ``{% test name(...) %}`` blocks by name (Jinja registers each as the macro ``test_<name>``): the
+        project's own as ``name``, a package's as ``package.name`` (``dbt_utils.accepted_range``)."""
+        found = {}
+        for package in [None, *(p.name for p in self.project.packages)]:
+            for name, macro in self.scopes.get(package, {}).items():
+                if name.startswith(GENERIC_TEST_PREFIX):
+                    test = name.removeprefix(GENERIC_TEST_PREFIX)
+                    found[test if package is None else f"{package}.{test}"] = macro
+        return found
 
     def render_all(self, models: Mapping[str, Model] | None = None) -> dict[str, RenderedModel]:
         return {name: self.render(model) for name, model in (models or self.project.models).items()}
@@ -293,7 +465,9 @@ def _jinja_message(project: SqlProject, path: Path, error: jinja2.TemplateError,
     if isinstance(error, jinja2.UndefinedError):
         hint = (
             " Available in a model: ref(), source(), var(), config(), ds, data_interval_start, "
-            "data_interval_end, this, and the macros of macros/."
+            "data_interval_end, this, and the macros of macros/; dbt's target, env_var(), invocation_id, "
+            "run_started_at, log(), execute, exceptions, modules, adapter, return(); and the packages' macros "
+            "as <package>.<macro> (dbt_utils.star)."
         )
     snippet = excerpt(filename.read_text(encoding="utf-8"), line) if line and filename.is_file() else ""
     return f"{what} ({where}): {error.message or type(error).__name__}.{hint}{_in_macro(project, error)}{snippet}"
@@ -301,8 +475,8 @@ def _jinja_message(project: SqlProject, path: Path, error: jinja2.TemplateError,
 
 def _in_macro(project: SqlProject, error: BaseException) -> str:
     """Where inside a macro file the error happened, when the model's line is only the macro's call."""
-    macro_dirs = {project.root / MACROS_DIR, project.root / GENERIC_TESTS_DIR}
-    frames = [f for f in traceback.extract_tb(error.__traceback__) if Path(f.filename).parent in macro_dirs]
+    macro_files = set(project.macro_files) | {path for package in project.packages for path in package.macro_files}
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if Path(f.filename) in macro_files]
     if not frames:
         return ""
     return f" Raised inside a macro at {project.relative(Path(frames[-1].filename))}, line {frames[-1].lineno}."

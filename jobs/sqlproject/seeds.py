@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from jobs.errors import SqlProjectError
 from jobs.spark.messages import first_line
 from jobs.sqlproject.folderconfig import config_for
-from jobs.sqlproject.project import SEEDS_DIR, Seed, SqlProject
+from jobs.sqlproject.project import Seed, SqlProject
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -73,8 +73,7 @@ def unreadable_date(values: list[str]) -> int | None:
 
 
 def declared_types(project: SqlProject, seed: Seed) -> dict[str, str]:
-    relative = seed.path.relative_to(project.root / SEEDS_DIR).with_suffix("").parts
-    types = dict(config_for(relative, project.seed_folder_configs).get("column_types") or {})
+    types = dict(config_for(seed.parts, project.seed_folder_configs).get("column_types") or {})
     props = project.properties.seeds.get(seed.name)
     if props is not None:
         unknown = sorted(set(props.config) - {"column_types", "tags", "delimiter"})

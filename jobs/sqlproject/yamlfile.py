@@ -97,13 +97,15 @@ def where(file: str, value: Any = None, key: Any = None) -> str:
     return f"{file}, line {line}" if line else file
 
 
-def check_keys(mapping: Any, allowed: Iterable[str], file: str, what: str) -> None:
-    """Refuse a key that is not in ``allowed``, naming the file, the key's line and the allowed keys."""
-    allowed = tuple(allowed)
+def check_keys(mapping: Any, allowed: Iterable[str], file: str, what: str, also: Iterable[str] = ()) -> None:
+    """Refuse a key that is not in ``allowed`` (nor in ``also``: dbt's keys read for what they describe), naming the
+    file, the key's line and the allowed keys."""
+    allowed, also = tuple(allowed), tuple(also)
     if not isinstance(mapping, dict):
         raise SqlProjectError(f"{where(file, mapping)}: {what} must be a mapping. Got {mapping!r} instead.")
     for key in mapping:
-        if key not in allowed:
+        if key not in allowed and key not in also:
+            more = f" Also: {', '.join(also)}." if also else ""
             raise SqlProjectError(
-                f"{where(file, mapping, key)}: unknown key {key!r} in {what}. Allowed keys: {', '.join(allowed)}."
+                f"{where(file, mapping, key)}: unknown key {key!r} in {what}. Allowed keys: {', '.join(allowed)}.{more}"
             )
