@@ -6,7 +6,9 @@ champion trained with the same holdout settings in an earlier run; when the cham
 settings, or on records of this evaluation period, only the rows it cannot have seen are kept, and the reasons say
 so (too few left is ``inconclusive``). The pure gate :func:`decide` turns the paired scores into ``deploy``,
 ``reject`` or ``inconclusive`` with its reasons; a model that was not trained this run is ``skipped``. Writes
-``decision.json`` with both models' metrics, the comparison, the thresholds, the verdict and its reasons. A forced
+``decision.json`` with both models' metrics, the comparison, the thresholds, the verdict and its reasons, and how
+production has aged (``drift``: its metric then and now, its features' PSI since its training rows,
+:mod:`jobs.ml.production_drift`); drifted features add notes to the reasons but never change the verdict. A forced
 deployment exists only through ``force`` and is recorded as such.
 """
 
@@ -27,6 +29,7 @@ from jobs.errors import ModelStoreError, RetrainError, ValidateError
 from jobs.ml.dataset import in_holdout, read_feature_table, split
 from jobs.ml.gate import DEPLOY, Decision, decide
 from jobs.ml.metrics import classification_metrics, positive_scores, predicted_labels, threshold_of
+from jobs.ml.production_drift import production_drift
 from jobs.ml.recipes import Recipe, as_trained, features_frame, load_recipes
 from jobs.ml.store import ModelStore
 from jobs.ml.thresholds import GateThresholds
@@ -119,6 +122,33 @@ def rows_the_champion_never_saw(
     return rows.reset_index(drop=True), notes
 
 
+def _drift(
+    frame: pd.DataFrame,
+    recipe: Recipe,
+    metadata: Mapping[str, Any],
+    metrics_now: Mapping[str, Any],
+    store: ModelStore,
+    version: str,
+    ctx: RunContext,
+) -> tuple[dict[str, Any], list[str]]:
+    """Production's drift record and notes; a failure to measure it is recorded, never fails the gate (drift only
+    informs)."""
+    try:
+        return production_drift(
+            frame,
+            recipe,
+            metadata,
+            store.metrics(recipe.name, version),
+            metrics_now,
+            version=version,
+            end=ctx.data_interval_end,
+            threshold=recipe.thresholds.drift_psi,
+        )
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        log.warning("%s: drift of production %s not measured: %s: %s", recipe.name, version, type(e).__name__, e)
+        return {"production_version": version, "error": f"not measured: {type(e).__name__}: {e}"}, []
+
+
 def _skipped(model: str, reason: str, version: str | None = None) -> ModelVerdict:
     record = {
         "verdict": SKIPPED,
@@ -147,7 +177,8 @@ def validate_one(
         categorical_features=tuple(dict.fromkeys(f for r in both for f in r.categorical_features)),
     )
     table = settings.run_folder(ctx.ds_str).feature_table(recipe.feature_table)
-    evaluation = split(read_feature_table(table, reading), recipe, ctx.data_interval_end).evaluation
+    frame = read_feature_table(table, reading)
+    evaluation = split(frame, recipe, ctx.data_interval_end).evaluation
     notes: list[str] = []
     if champion_meta is not None:
         evaluation, notes = rows_the_champion_never_saw(evaluation, recipe, champion_meta)
@@ -156,12 +187,14 @@ def validate_one(
 
     new_threshold = threshold_of(challenger_meta)
     new_score = scores(store.load(recipe.name, version), challenger_recipe, evaluation)
-    old_score = old_metrics = old_threshold = None
+    old_score = old_metrics = old_threshold = drift = None
     if pointer and champion_recipe and champion_meta is not None:
         old_threshold = threshold_of(champion_meta)
         old_score = scores(store.load(recipe.name, pointer.version), champion_recipe, evaluation)
         old_pred = predicted_labels(old_score, old_threshold)
         old_metrics = classification_metrics(y, old_pred, old_score, slices, recipe.slice_column)
+        drift, drift_notes = _drift(frame, champion_recipe, champion_meta, old_metrics, store, pointer.version, ctx)
+        notes += drift_notes
     decision = decide(
         y,
         old_score,
@@ -195,8 +228,10 @@ def validate_one(
             "version": pointer.version,
             "artifact_sha256": pointer.artifact_sha256,
             "operating_threshold": old_threshold,
+            "training_window": champion_meta.get("training_window") if champion_meta else None,
             "metrics": old_metrics,
         },
+        "drift": drift,
     }
     log.info("%s: %s (%s).", recipe.name, decision.verdict, "; ".join(decision.codes))
     return ModelVerdict(

@@ -37,6 +37,10 @@ class GateThresholds:
     #: bootstrap resamples (log loss and accuracy intervals), and the seed that makes them reproducible
     n_bootstrap: int = 2_000
     bootstrap_seed: int = 0
+    #: a feature whose population stability index between production's training rows and this week's rows exceeds
+    #: this is flagged in the report and the reasons (0.2 is the usual "significant shift"); it informs, never
+    #: changes the verdict
+    drift_psi: float = 0.2
 
     def __post_init__(self) -> None:
         check_scalar(
@@ -47,6 +51,7 @@ class GateThresholds:
         for name in ("min_holdout", "min_positives", "n_bootstrap"):
             check_scalar(getattr(self, name), f"The {name!r} threshold", int, minimum=1)
         check_scalar(self.bootstrap_seed, "The 'bootstrap_seed' threshold", int, minimum=0)
+        check_scalar(self.drift_psi, "The 'drift_psi' threshold", float, minimum=0, closed="neither")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
