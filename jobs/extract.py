@@ -43,6 +43,8 @@ class SourceSnapshot:
     num_partitions: int
     fetchsize: int
     duration_seconds: float
+    #: optional columns of the source (sources.yml) that the database lacks, read as NULL
+    absent_columns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,7 @@ def snapshot_source(
             num_partitions=int(df.rdd.getNumPartitions()) if bounds.rows else 0,
             fetchsize=fetchsize,
             duration_seconds=round(time.monotonic() - started, 3),
+            absent_columns=bounds.absent_columns,
         )
         write_manifest(staging, asdict(snapshot))
     log.info("Snapshot of %s: %d rows in %.1fs -> %s", source.name, bounds.rows, snapshot.duration_seconds, target)

@@ -41,12 +41,12 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(airflow_home, pg, spark, tmp_path_factory):
+def world(airflow_home, pg, pg_admin, spark, tmp_path_factory):
     """Seeded database, empty model store, the serving backend on it, and the settings the tasks will read."""
     from jobs.demo.seed import seed_database
     from jobs.ml.tokens import mint
 
-    seed_database(pg, ROWS, 42, SEED_END)
+    seed_database(pg_admin, ROWS, 42, SEED_END)  # the tables' owner seeds; the tasks and the backend use pg
     root = tmp_path_factory.mktemp("dag_run")
     secret_key = secrets.token_urlsafe(32)
     common = {"DATABASE_URL": database_url(pg), "MODEL_STORE": str(root / "model_store")}
@@ -181,7 +181,7 @@ def test_a_failed_extract_is_reported_by_notify_and_fails_the_run(dag, world, mo
     assert_no_secrets(texts, [unreachable.split(":")[2].split("@")[0]])
 
 
-def test_a_week_of_demo_traffic_is_served_by_the_deployed_versions(first_week, world):
+def test_a_week_of_demo_traffic_is_served_by_the_deployed_versions(first_week, world, pg_admin):
     """The demo's generator: requests through /predict, logged with the answering version, outcomes verified later.
 
     Its week starts where WEEK_2's data interval ends, so no other run here reads these records.
@@ -189,26 +189,28 @@ def test_a_week_of_demo_traffic_is_served_by_the_deployed_versions(first_week, w
     import psycopg2
 
     from jobs.demo.traffic import serve_week
-    from jobs.postgres.url import DatabaseUrl
 
     _, _, xcoms = first_week
     deployed = xcom(xcoms, "deploy_models")["deployed"]
-    db = DatabaseUrl.parse(world.env["DATABASE_URL"])
+    db = pg_admin  # the outcomes are written by the tables' owner: the backend's role may only log predictions
     report = serve_week(db, world.backend.url, start=WEEK_2, requests_count=300, seed=3)
 
     assert report.served + report.rejected == 300 and report.served >= 290
     assert {m: set(v) for m, v in report.versions.items()} == {m: {deployed[m]} for m in MODELS}
     with psycopg2.connect(**db.psycopg_kwargs()) as conn, conn.cursor() as cur:
         cur.execute(
-            "SELECT record_type, model_version, count(*), count(verified_outcome), min(created_at), max(created_at) "
+            "SELECT record_type, model_version, count(*), count(verified_outcome), min(created_at), max(created_at), "
+            "count(verified_at), bool_and(verified_at >= created_at + interval '1 day' AND verified_at < %s) "
             "FROM health_records WHERE created_at >= %s GROUP BY 1, 2",
-            (WEEK_2,),
+            (WEEK_2 + timedelta(days=7), WEEK_2),
         )
         rows = cur.fetchall()
     assert {(r[0], r[1]) for r in rows} == {(m, deployed[m]) for m in MODELS}
     assert sum(r[2] for r in rows) == report.served
     assert sum(r[3] for r in rows) == report.verified > 0
     assert all(r[4] >= WEEK_2 and r[5] < WEEK_2 + timedelta(days=7) for r in rows)
+    # each outcome dated when it was confirmed: a day or more after the visit, before the week ended
+    assert all(r[6] == r[3] and r[7] for r in rows)
 
 
 def test_a_week_with_nothing_new_skips_training_and_deployment_but_reports(dag, world, monkeypatch):

@@ -107,6 +107,16 @@ def test_labels_arrive_late(data):
     assert records.loc[recent, "verified_outcome"].notna().mean() < 0.5
 
 
+def test_an_outcome_is_dated_when_it_arrived_before_the_end_date(data):
+    records = data.records
+    labelled = records["verified_outcome"].notna()
+    assert (records["verified_at"].notna() == labelled).all()
+    delay = (records.loc[labelled, "verified_at"] - records.loc[labelled, "created_at"]).dt.total_seconds() / 86_400
+    # 2 days + Exp(mean 12 days); the late ones are cut off by the end date, so the mean seen is lower
+    assert delay.min() >= 2 - 1 / 86_400 and 8 < delay.mean() - 2 < 12
+    assert (records.loc[labelled, "verified_at"] < pd.Timestamp("2026-11-22", tz="UTC")).all()
+
+
 def test_same_seed_same_data_other_seed_other_data(data):
     again = generate(ROWS, SEED)
     pd.testing.assert_frame_equal(again.records, data.records)
@@ -214,9 +224,9 @@ def fingerprint(db) -> tuple:
 
 
 @pytest.fixture(scope="module")
-def seeded(pg):
-    report, loaded = seed_database(pg, ROWS, SEED)
-    return pg, report, loaded
+def seeded(pg_admin):
+    report, loaded = seed_database(pg_admin, ROWS, SEED)  # the tables' owner: the pipeline's role cannot replace rows
+    return pg_admin, report, loaded
 
 
 def test_seeded_database_holds_the_generated_rows(seeded, data):
@@ -243,6 +253,10 @@ def test_seeded_database_holds_the_generated_rows(seeded, data):
                 first["created_at"],
                 first["confidence"],
             )
+            cur.execute("SELECT id, verified_at FROM health_records ORDER BY id")
+            stored = pd.Series([pd.Timestamp(v) if v else pd.NaT for _, v in cur.fetchall()], dtype=object)
+            expected = data.records["verified_at"].astype(object)
+            assert all((a is pd.NaT and b is pd.NaT) or a == b for a, b in zip(stored, expected, strict=True))
             cur.execute("SELECT nextval(pg_get_serial_sequence('health_records', 'id'))")
             assert cur.fetchone()[0] == ROWS + 1
     finally:
@@ -281,14 +295,14 @@ def test_cli_seed_on_the_embedded_database_logs_which_first(pg_cluster, monkeypa
 PASSWORD = "s3cr@t:pa%ss/wörd"
 
 
-def test_no_password_in_logs_or_output(pg, monkeypatch, caplog, capsys):
-    conn = psycopg2.connect(**pg.psycopg_kwargs())
+def test_no_password_in_logs_or_output(pg_admin, monkeypatch, caplog, capsys):
+    conn = psycopg2.connect(**pg_admin.psycopg_kwargs())  # seeding replaces rows: the tables' owner's work
     conn.autocommit = True
     with conn.cursor() as cur:
-        cur.execute("ALTER ROLE retrain PASSWORD %s", (PASSWORD,))
+        cur.execute("ALTER ROLE postgres PASSWORD %s", (PASSWORD,))
     try:
         caplog.set_level(logging.DEBUG)
-        url = f"postgresql://retrain:{quote(PASSWORD, safe='')}@127.0.0.1:{pg.port}/retrain"
+        url = f"postgresql://postgres:{quote(PASSWORD, safe='')}@127.0.0.1:{pg_admin.port}/retrain"
         monkeypatch.setenv("DATABASE_URL", url)
         # Not the embedded database and not empty: refused without --force.
         assert main(["db", "seed", "--rows", "500"]) == 2
@@ -297,10 +311,10 @@ def test_no_password_in_logs_or_output(pg, monkeypatch, caplog, capsys):
         assert main(["-v", "db", "seed", "--rows", "500", "--force"]) == 1
         out, err = capsys.readouterr()
         text = "\n".join([out, err, caplog.text])
-        assert "retrain:***@127.0.0.1" in text and "no_such_db" in text
+        assert "postgres:***@127.0.0.1" in text and "no_such_db" in text
         for secret in (PASSWORD, quote(PASSWORD, safe=""), quote(PASSWORD), "s3cr@t", "pa%ss"):
             assert secret not in text
     finally:
         with conn.cursor() as cur:
-            cur.execute("ALTER ROLE retrain PASSWORD %s", (pg.password,))
+            cur.execute("ALTER ROLE postgres PASSWORD %s", (pg_admin.password,))
         conn.close()

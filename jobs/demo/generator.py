@@ -8,7 +8,7 @@ The demo data contract (shared by this generator and the SQL models)
 Tables (docs/architecture.md): ``users(id bigint primary key, allow_data_collection boolean not null)``;
 ``health_records(id bigserial primary key, user_id bigint references users, record_type text not null, data text,
 prediction text, confidence double precision, model_version text, verified_outcome text null,
-created_at timestamptz)``; indexes on ``created_at`` and ``record_type``.
+created_at timestamptz, verified_at timestamptz null)``; indexes on ``created_at`` and ``record_type``.
 
 ``data`` is the JSON the backend received. Keys per ``record_type``:
 
@@ -20,7 +20,8 @@ created_at timestamptz)``; indexes on ``created_at`` and ``record_type``.
   "heavy")
 
 ``prediction`` is 'High Risk' / 'Low Risk' (what the deployed model said), ``confidence`` in [0.5, 1],
-``model_version`` like 'v1'. ``verified_outcome`` is 'positive' / 'negative' or NULL (not yet confirmed).
+``model_version`` like 'v1'. ``verified_outcome`` is 'positive' / 'negative' or NULL (not yet confirmed), and
+``verified_at`` when it was written (NULL with it).
 
 Dirty-input mix (rates are per record, approximate, deterministic for a seed):
 
@@ -58,7 +59,8 @@ How this generator honours it
   Volume grows by half over the span; ids increase with ``created_at``, as a backend assigns them.
 - The outcome's logistic coefficients drift from the first day to the last (see :mod:`jobs.demo.clinical`).
 - Labels: 20% of records are never verified; the others are verified 2 days + Exp(mean 12 days) after they were
-  made, and only labels that arrived before ``end_date`` are present.
+  made, and only labels that arrived before ``end_date`` are present, with ``verified_at`` the moment they arrived
+  (whole seconds), as the demo's traffic writes them.
 """
 
 from __future__ import annotations
@@ -113,6 +115,7 @@ RECORD_COLUMNS = (
     "model_version",
     "verified_outcome",
     "created_at",
+    "verified_at",
 )
 USER_COLUMNS = ("id", "allow_data_collection")
 
@@ -166,7 +169,8 @@ class SeedData:
     ``users``: columns ``id`` (int64), ``allow_data_collection`` (bool).
     ``records``: the ``health_records`` columns ``id`` (int64, 1..n in ``created_at`` order), ``user_id`` (int64),
     ``record_type``, ``data``, ``prediction`` (str), ``confidence`` (float64), ``model_version`` (str),
-    ``verified_outcome`` (str or None), ``created_at`` (datetime64[ns, UTC], whole seconds).
+    ``verified_outcome`` (str or None), ``created_at`` (datetime64[ns, UTC], whole seconds), ``verified_at``
+    (datetime64[ns, UTC], whole seconds; NaT where ``verified_outcome`` is None).
     ``truth``: per record (same row order), ``id``, ``injected`` (a defect kind or 'clean'), ``outcome`` (the true
     outcome, 'positive'/'negative', also for unlabelled records) and ``allow_data_collection`` (the user's consent).
     """
@@ -235,6 +239,7 @@ def generate(rows: int, seed: int, end_date: date = DEFAULT_END_DATE) -> SeedDat
     # Labels arrive with a delay; some never do.
     delay = (2.0 + rng.exponential(12.0, n_base)) * 86_400
     labelled = (rng.random(n_base) >= NEVER_VERIFIED_RATE) & (secs + delay < end)
+    verified_secs = (secs + delay).astype(np.int64)  # floored: an outcome that arrived before end stays before it
     outcome = np.where(positive, "positive", "negative").astype(object)
 
     # Duplicates: a copy right after its original (same user, type, data and time; the next id).
@@ -260,6 +265,7 @@ def generate(rows: int, seed: int, end_date: date = DEFAULT_END_DATE) -> SeedDat
             "model_version": MODEL_VERSION,
             "verified_outcome": np.where(rec_labelled, outcome[pos], None),
             "created_at": pd.to_datetime(secs[pos], unit="s", utc=True),
+            "verified_at": pd.to_datetime(np.where(rec_labelled, verified_secs[pos], np.nan), unit="s", utc=True),
         }
     )
     hostile = _hostile_outcomes(records, injected, seed)

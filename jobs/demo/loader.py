@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 CHUNK_ROWS = 50_000
 _RECORDS_COPY = (
     "COPY health_records (id, user_id, record_type, data, prediction, confidence, model_version, verified_outcome, "
-    "created_at) FROM STDIN"
+    "created_at, verified_at) FROM STDIN"
 )
 _USERS_COPY = "COPY users (id, allow_data_collection) FROM STDIN"
 
@@ -75,11 +75,16 @@ def _nullable(values: list) -> list[str]:
     return ["\\N" if v is None else _escape(v) for v in values]
 
 
+def _timestamps(column: pd.Series) -> list[str]:
+    """UTC timestamps in COPY text format (whole seconds), ``\\N`` for NaT."""
+    text = np.datetime_as_string(column.dt.tz_convert(None).to_numpy().astype("datetime64[s]"))
+    return ["\\N" if t == "NaT" else f"{t}+00" for t in text.tolist()]
+
+
 def record_chunks(records: pd.DataFrame, chunk_rows: int = CHUNK_ROWS) -> Iterator[bytes]:
     """``health_records`` rows in COPY text format, ``chunk_rows`` at a time."""
     for start in range(0, len(records), chunk_rows):
         part = records.iloc[start : start + chunk_rows]
-        created = np.datetime_as_string(part["created_at"].dt.tz_convert(None).to_numpy().astype("datetime64[s]"))
         columns = zip(
             part["id"].tolist(),
             part["user_id"].tolist(),
@@ -89,10 +94,11 @@ def record_chunks(records: pd.DataFrame, chunk_rows: int = CHUNK_ROWS) -> Iterat
             [repr(v) for v in part["confidence"].tolist()],
             _nullable(part["model_version"].tolist()),
             _nullable(part["verified_outcome"].tolist()),
-            created.tolist(),
+            _timestamps(part["created_at"]),
+            _timestamps(part["verified_at"]),
             strict=True,
         )
-        lines = (f"{a}\t{b}\t{c}\t{d}\t{e}\t{f}\t{g}\t{h}\t{i}+00\n" for a, b, c, d, e, f, g, h, i in columns)
+        lines = (f"{a}\t{b}\t{c}\t{d}\t{e}\t{f}\t{g}\t{h}\t{i}\t{j}\n" for a, b, c, d, e, f, g, h, i, j in columns)
         yield "".join(lines).encode()
 
 

@@ -11,8 +11,9 @@ would do:
    the ``model_version`` that answered;
 3. gives each served record its time in the simulated week (the backend stamps ``now()``; the demo's clock runs
    faster), in the order served;
-4. sets ``verified_outcome`` for the records whose outcome was confirmed before the week ends: confirmation comes
-   1 + Exp(2) days after the visit, and 20% are never confirmed.
+4. sets ``verified_outcome`` for the records whose outcome was confirmed before the week ends, and
+   ``verified_at`` to the moment it was confirmed: confirmation comes 1 + Exp(2) days after the visit, and 20% are
+   never confirmed.
 
 Deterministic for a seed, apart from the versions that answer (those are the point).
 """
@@ -158,24 +159,25 @@ def _post(session: Any, backend_url: str, request: Request) -> dict[str, Any] | 
 
 
 def _record(db: DatabaseUrl, served: list[tuple[int, Request]], end: datetime) -> int:
-    """Put each served record at its visit time and set the outcomes confirmed before ``end``; returns those."""
+    """Put each served record at its visit time and set the outcomes confirmed before ``end``, with the moment each
+    was confirmed (``verified_at``); returns how many."""
     import psycopg2
     import psycopg2.extras
 
-    rows = [
-        (record_id, r.at, r.outcome if r.confirmed_at is not None and r.confirmed_at < end else None)
-        for record_id, r in served
-    ]
+    rows = []
+    for record_id, r in served:
+        confirmed = r.confirmed_at is not None and r.confirmed_at < end
+        rows.append((record_id, r.at, r.outcome if confirmed else None, r.confirmed_at if confirmed else None))
     with psycopg2.connect(**db.psycopg_kwargs()) as conn, conn.cursor() as cur:
         psycopg2.extras.execute_values(
             cur,
-            "UPDATE health_records AS h SET created_at = v.at, verified_outcome = v.outcome "
-            "FROM (VALUES %s) AS v(id, at, outcome) WHERE h.id = v.id",
+            "UPDATE health_records AS h SET created_at = v.at, verified_outcome = v.outcome, verified_at = v.verified "
+            "FROM (VALUES %s) AS v(id, at, outcome, verified) WHERE h.id = v.id",
             rows,
-            template="(%s::bigint, %s::timestamptz, %s::text)",
+            template="(%s::bigint, %s::timestamptz, %s::text, %s::timestamptz)",
             page_size=2000,
         )
-    return sum(1 for _, _, outcome in rows if outcome is not None)
+    return sum(1 for row in rows if row[2] is not None)
 
 
 def serve_week(

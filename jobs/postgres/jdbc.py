@@ -11,7 +11,7 @@ import logging
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from jobs.postgres.classify import classify
 from jobs.postgres.url import DatabaseUrl
@@ -32,29 +32,62 @@ BINARY_TRANSFER = {"prepareThreshold": "-1"}
 
 @dataclass(frozen=True)
 class Bounds:
-    """What one ``min/max/count`` query says about a source's rows inside a window."""
+    """What one ``min/max/count`` query says about a source's rows inside a window, and which of the source's
+    optional columns the database lacks (read as NULL)."""
 
     rows: int
     id_min: int | None
     id_max: int | None
+    absent_columns: tuple[str, ...] = ()
 
 
 def _timestamp_literal(value: datetime) -> str:
     return f"TIMESTAMPTZ '{value.isoformat()}'"
 
 
-def windowed_relation(source: Source, window: tuple[datetime, datetime]) -> str:
-    """The source restricted to ``[start, end)`` on its window column, as a PostgreSQL subquery."""
+def windowed_relation(source: Source, window: tuple[datetime, datetime], absent: tuple[str, ...] = ()) -> str:
+    """The source restricted to ``[start, end)`` on its window column, as a PostgreSQL subquery; NULL in place of
+    the optional columns ``absent``."""
     start, end = window
     column = source.window_column
     return (
-        f"(SELECT * FROM {source.relation_sql} "
+        f"(SELECT * FROM {source.relation(absent)} "
         f"WHERE {column} >= {_timestamp_literal(start)} AND {column} < {_timestamp_literal(end)}) AS {source.name}"
     )
 
 
+# Whether a table exists and has a column, resolved on the search_path as the source's query resolves it (an
+# information_schema lookup would have to guess the schema).
+_HAS_COLUMN = (
+    "SELECT to_regclass(%(table)s) IS NOT NULL, EXISTS (SELECT 1 FROM pg_attribute "
+    "WHERE attrelid = to_regclass(%(table)s) AND attname = %(column)s AND attnum > 0 AND NOT attisdropped)"
+)
+
+
+def absent_columns(cursor: Any, source: Source) -> tuple[str, ...]:
+    """The source's optional columns that the database lacks, each reported in one warning saying what that costs.
+
+    A missing *table* is not an absent column: the source is read as declared, and the read names the table.
+    """
+    absent = []
+    for column in source.optional_columns.values():
+        cursor.execute(_HAS_COLUMN, {"table": column.table, "column": column.name})
+        table_exists, has_column = cursor.fetchone()
+        if table_exists and not has_column:
+            absent.append(column.name)
+            log.warning(
+                "Source %s: table %s has no column %s, so it is read as NULL: %s.",
+                source.name,
+                column.table,
+                column.name,
+                column.cost.rstrip("."),
+            )
+    return tuple(absent)
+
+
 def probe_bounds(db: DatabaseUrl, source: Source, window: tuple[datetime, datetime]) -> Bounds:
-    """One query for the partition column's range and the row count inside the window.
+    """One query for the partition column's range and the row count inside the window, after looking up the
+    source's optional columns (:func:`absent_columns`).
 
     It runs through psycopg2 before Spark starts reading, so an unreachable server, bad credentials or a missing
     table fail fast with a distinct error instead of a JVM stack trace.
@@ -62,16 +95,17 @@ def probe_bounds(db: DatabaseUrl, source: Source, window: tuple[datetime, dateti
     import psycopg2
 
     column = source.partition_column
-    sql = f"SELECT count(*), min({column}), max({column}) FROM {windowed_relation(source, window)}"
     try:
         with closing(psycopg2.connect(**db.psycopg_kwargs(), connect_timeout=CONNECT_TIMEOUT_SECONDS)) as conn:
             with conn.cursor() as cur:
-                cur.execute(sql)
+                absent = absent_columns(cur, source)
+                relation = windowed_relation(source, window, absent)
+                cur.execute(f"SELECT count(*), min({column}), max({column}) FROM {relation}")
                 rows, id_min, id_max = cur.fetchone()
             conn.rollback()
     except psycopg2.Error as e:
         raise classify(e, db, f"probing source {source.name!r}") from None
-    return Bounds(rows=int(rows), id_min=id_min, id_max=id_max)
+    return Bounds(rows=int(rows), id_min=id_min, id_max=id_max, absent_columns=absent)
 
 
 def default_num_partitions(spark: SparkSession) -> int:
@@ -88,7 +122,8 @@ def read_source(
     num_partitions: int,
     fetchsize: int,
 ) -> DataFrame:
-    """A lazy DataFrame over the source's window, split into ``num_partitions`` ranges of the partition column.
+    """A lazy DataFrame over the source's window, split into ``num_partitions`` ranges of the partition column;
+    NULL in place of the optional columns that ``bounds`` found absent.
 
     Credentials travel as JDBC properties, never in the URL; Spark redacts the ``password`` option in plans and in
     the UI (``spark.redaction.regex``).
@@ -98,7 +133,7 @@ def read_source(
         **BINARY_TRANSFER,
         **dict(source.jdbc_options),
         "url": db.jdbc_url,
-        "dbtable": windowed_relation(source, window),
+        "dbtable": windowed_relation(source, window, bounds.absent_columns),
         "sessionInitStatement": "SET TIME ZONE 'UTC'",
         **db.jdbc_properties(),
     }

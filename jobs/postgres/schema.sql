@@ -18,6 +18,10 @@ CREATE TABLE IF NOT EXISTS health_records (
     created_at timestamptz
 );
 
+-- When the outcome was written: the pipeline uses an outcome only in runs whose interval ends after it, so
+-- re-running an old date trains on the outcomes known then. Added by ALTER for databases created before it.
+ALTER TABLE health_records ADD COLUMN IF NOT EXISTS verified_at timestamptz NULL;
+
 -- Extraction bounds each run's window on created_at; analysts filter by model.
 CREATE INDEX IF NOT EXISTS health_records_created_at_idx ON health_records (created_at);
 CREATE INDEX IF NOT EXISTS health_records_record_type_idx ON health_records (record_type);

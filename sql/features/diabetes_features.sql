@@ -2,7 +2,11 @@
 -- Diabetes screening features, one row per usable record. label: 1 positive, 0 negative, NULL not verified yet.
 SELECT
   record_id,
+  -- The patient: the grouping key of the holdout, never a feature.
+  user_id,
   created_at,
+  -- When the label's outcome was written (NULL while unverified, or when the database cannot date it).
+  verified_at,
   DATE_FORMAT(created_at, 'yyyy-MM') AS created_month,
   model_version,
   prediction,

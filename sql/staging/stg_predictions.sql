@@ -30,7 +30,13 @@ parsed AS (
     prediction,
     confidence,
     model_version,
-    LOWER(TRIM(verified_outcome)) AS verified_outcome,
+    -- Labels as of the run: an outcome verified at or after the run's data_interval_end was not known then, so it
+    -- is NULL here and re-running an old ds sees the same labels. An outcome without verified_at (a database
+    -- without the column) cannot be dated and counts as known.
+    CASE WHEN verified_at IS NULL OR verified_at < TIMESTAMP '{{ data_interval_end }}'
+      THEN LOWER(TRIM(verified_outcome)) END AS verified_outcome,
+    CASE WHEN verified_outcome IS NOT NULL AND verified_at < TIMESTAMP '{{ data_interval_end }}'
+      THEN verified_at END AS verified_at,
     created_at,
     {{ is_json_object('doc') }} AS is_json,
     {%- for key in numbers %}

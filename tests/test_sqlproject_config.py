@@ -1,0 +1,79 @@
+"""sources.yml's optional columns: how a source reads a database that lacks one (no services needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from jobs.errors import ConfigError, SqlProjectError
+from jobs.sqlproject.config import load_sources
+from tests.conftest import REPO_ROOT
+
+QUERY_SOURCE = """
+sources:
+  - name: predictions
+    query: SELECT r.id, r.verified_at, r.created_at FROM health_records r JOIN users u ON u.id = r.user_id
+    partition_column: id
+    window_column: created_at
+    columns: {{id: bigint, verified_at: timestamp, created_at: timestamp}}
+    optional_columns:
+{optional}
+"""
+
+
+def sources(tmp_path: Path, text: str):
+    (tmp_path / "sources.yml").write_text(text)
+    return load_sources(tmp_path)
+
+
+def test_the_projects_predictions_read_null_for_a_missing_verified_at() -> None:
+    source = load_sources(REPO_ROOT / "sql")["predictions"]
+    column = source.optional_columns["verified_at"]
+    assert (column.table, column.postgres_type) == ("health_records", "timestamptz")
+    assert "outcomes cannot be dated" in column.cost
+    assert source.relation() == source.relation_sql and "WITH" not in source.relation()
+    relation = source.relation(("verified_at",))
+    # The query is kept as written; a CTE of the table's name supplies the column.
+    assert relation.startswith(
+        "(WITH health_records AS (SELECT *, NULL::timestamptz AS verified_at FROM health_records) SELECT r.id,"
+    )
+    assert source.query.strip() in relation and relation.endswith(") AS predictions_query")
+
+
+def test_a_table_source_reads_its_own_table_with_a_null_column(tmp_path: Path) -> None:
+    source = sources(
+        tmp_path,
+        """
+sources:
+  - name: outcomes
+    table: raw.outcomes
+    partition_column: id
+    window_column: created_at
+    columns: {id: bigint, created_at: timestamp, verified_at: timestamp, score: double}
+    optional_columns:
+      verified_at: {cost: "outcomes cannot be dated"}
+      score: {}
+""",
+    )["outcomes"]
+    assert source.optional_columns["verified_at"].table == "raw.outcomes"
+    assert source.relation(("verified_at", "score")) == (
+        "(SELECT *, NULL::timestamptz AS verified_at, NULL::double precision AS score FROM raw.outcomes) "
+        "AS outcomes_table"
+    )
+    assert source.relation() == "raw.outcomes"
+
+
+@pytest.mark.parametrize(
+    ("optional", "error"),
+    [
+        ("      nope: {table: health_records}", "optional column 'nope' of source 'predictions' is not one of its"),
+        ("      verified_at: {}", "needs 'table:', the table its query reads it from"),
+        ("      verified_at: {table: public.health_records}", "must be a lower-case identifier"),
+        ("      verified_at: {table: health_records, typo: 1}", "unknown key 'typo'"),
+        ("      - verified_at", "must be a mapping of column name to"),
+    ],
+)
+def test_a_wrong_optional_column_is_refused_with_the_reason(tmp_path: Path, optional: str, error: str) -> None:
+    with pytest.raises((ConfigError, SqlProjectError), match=error):
+        sources(tmp_path, QUERY_SOURCE.format(optional=optional))
