@@ -2,31 +2,36 @@
 
 It reads whatever the upstream steps left in ``runs/ds=<ds>/`` (raw manifests, transform.json, train.json,
 decision.json, deploy.json) and the failures the DAG passes, so it also runs after a failure and reports how far
-the run got. It writes ``report.md`` (with a PNG plot of champion vs challenger accuracy) and ``report.json``, and
-posts a short summary to ``NOTIFY_WEBHOOK_URL`` (Slack-compatible ``{"text": ...}``) when it is set; a webhook that
-fails is recorded in the report, not raised. Every text it writes has the run's secrets masked, as a last guard.
+the run got. Per model it shows what the gate judged (decision.json): the gate's metric for production and the new
+model with the interval of the difference, the p-value and the test; recall at each one's operating threshold; the
+evaluation period and rows; the training window chosen; the verdict and its reasons; and how production has aged:
+its metric now against when it was trained, and each feature's drift since its training rows (validate measures it;
+notify only reads it). It writes ``report.md`` (with a PNG of the gate's metric, and one of small multiples of each
+model's feature drift) and ``report.json``, and posts a short summary to ``NOTIFY_WEBHOOK_URL`` (Slack-compatible
+``{"text": ...}``) when it is set; a webhook that fails is recorded in the report, not raised. Every text it writes
+has the run's secrets masked, as a last guard.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from jobs.report_plots import drift_plot, metric_plot
 from jobs.run_context import RunContext, RunFolder
 from jobs.settings import Settings
 
 log = logging.getLogger(__name__)
 
 WEBHOOK_TIMEOUT_SECONDS = 10
-_Z95 = 1.959964
-#: the holdout scores the report compares side by side (as jobs.ml.metrics computes them)
-METRICS = ("accuracy", "balanced_accuracy", "roc_auc", "f1", "log_loss", "majority_class_accuracy")
+#: the evaluation scores the report compares side by side, each model at its own operating threshold (as
+#: jobs.ml.metrics computes them)
+METRICS = ("roc_auc", "log_loss", "recall", "precision", "accuracy", "balanced_accuracy", "f1")
 
 
 @dataclass(frozen=True)
@@ -56,8 +61,9 @@ def notify(settings: Settings, ctx: RunContext, *, failures: Mapping[str, str] |
     folder = settings.run_folder(ctx.ds_str)
     folder.path.mkdir(parents=True, exist_ok=True)
     report = gather(folder, ctx.ds_str, failures or {})
-    plot = accuracy_plot(report["models"], folder.report_plot, ctx.ds_str)
+    plot = metric_plot(report["models"], folder.report_plot, ctx.ds_str)
     report["plot"] = plot.name if plot else None
+    _drift_plots(folder, report["models"])
     summary = settings.redact(summary_text(report))
     report["summary"] = summary
     report["webhook"] = (
@@ -150,28 +156,41 @@ def _transform(summary: dict[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
-def wilson_interval(accuracy: float, rows: int, z: float = _Z95) -> list[float]:
-    """The 95% Wilson score interval of an accuracy measured on ``rows`` holdout rows."""
-    if rows <= 0:
-        return [0.0, 1.0]
-    denominator = 1 + z * z / rows
-    centre = (accuracy + z * z / (2 * rows)) / denominator
-    half = z * math.sqrt(accuracy * (1 - accuracy) / rows + z * z / (4 * rows * rows)) / denominator
-    return [round(max(0.0, centre - half), 6), round(min(1.0, centre + half), 6)]
-
-
-def _side(entry: Any) -> dict[str, Any] | None:
-    """One side (champion or challenger) of a decision: version, accuracy and its interval."""
+def _side(entry: Any, metric: str, value: Any) -> dict[str, Any] | None:
+    """One side (champion or challenger) of a decision: version, the gate's metric, recall at its operating
+    threshold, the threshold, its training window and its other evaluation scores."""
     if not isinstance(entry, dict):
         return None
-    metrics = entry.get("metrics") if isinstance(entry.get("metrics"), dict) else entry
-    scores = {name: metrics[name] for name in METRICS if metrics.get(name) is not None}
-    accuracy = metrics.get("accuracy")
-    if accuracy is None:
-        return {"version": entry.get("version"), "accuracy": None, "ci": None, "rows": None, "metrics": scores}
-    rows = metrics.get("rows") or entry.get("rows") or 0
-    ci = metrics.get("accuracy_ci") or entry.get("accuracy_ci") or wilson_interval(float(accuracy), int(rows))
-    return {"version": entry.get("version"), "accuracy": accuracy, "ci": list(ci), "rows": rows, "metrics": scores}
+    metrics = entry.get("metrics") if isinstance(entry.get("metrics"), dict) else {}
+    return {
+        "version": entry.get("version"),
+        "value": value if value is not None else metrics.get(metric),
+        "recall": metrics.get("recall"),
+        "threshold": entry.get("operating_threshold"),
+        "training_window": entry.get("training_window"),
+        "metrics": {name: metrics[name] for name in METRICS if metrics.get(name) is not None},
+    }
+
+
+def _comparison(entry: Mapping[str, Any]) -> dict[str, Any] | None:
+    c = entry.get("comparison")
+    if not isinstance(c, dict) or c.get("difference") is None or not c.get("interval"):
+        return None
+    keys = ("test", "challenger", "champion", "difference", "interval", "confidence", "p_value")
+    return {key: c.get(key) for key in keys}
+
+
+def _drift(entry: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Production's drift as validate measured it: the metric then and now, each feature's PSI, the flagged ones."""
+    d = entry.get("drift")
+    if not isinstance(d, dict):
+        return None
+    keys = ("production_version", "metric", "metric_rows", "threshold", "reference", "current", "flagged", "note")
+    summary = {key: d.get(key) for key in keys}
+    summary["psi"] = {name: f.get("psi") for name, f in (d.get("features") or {}).items() if isinstance(f, dict)}
+    summary["error"] = d.get("error")
+    summary["plot"] = None
+    return summary
 
 
 def _models(train: dict[str, Any] | None, decision: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
@@ -183,12 +202,42 @@ def _models(train: dict[str, Any] | None, decision: dict[str, Any] | None) -> di
             if entry.get(key) is not None
         }
     for name, entry in ((decision or {}).get("models") or {}).items():
+        if not isinstance(entry, dict):
+            continue
         model = models.setdefault(name, {})
-        model["verdict"] = entry.get("verdict")
-        model["reasons"] = list(entry.get("reasons") or [])
-        model["champion"] = _side(entry.get("champion"))
-        model["challenger"] = _side(entry.get("challenger"))
+        comparison = _comparison(entry)
+        metric = entry.get("metric") or "accuracy"  # a decision written before the gate named its metric
+        model.update(
+            verdict=entry.get("verdict"),
+            forced=bool(entry.get("forced")),
+            reasons=list(entry.get("reasons") or []),
+            metric=metric,
+            evaluation_period=entry.get("evaluation_period"),
+            evaluation_rows=entry.get("evaluation_rows"),
+            positives=entry.get("positives"),
+            comparison=comparison,
+            champion=_side(entry.get("champion"), metric, (comparison or {}).get("champion")),
+            challenger=_side(entry.get("challenger"), metric, (comparison or {}).get("challenger")),
+            drift=_drift(entry),
+        )
+        if model["challenger"] and model["challenger"]["value"] is None and metric == "roc_auc":
+            model["challenger"]["value"] = entry.get("challenger_auc")
     return dict(sorted(models.items()))
+
+
+def _drift_plots(folder: RunFolder, models: Mapping[str, dict[str, Any]]) -> None:
+    """Draw each model's drift plot from decision.json's full figures (the report keeps only the PSI)."""
+    decision = _read(folder.decision) or {}
+    for name, model in models.items():
+        full = ((decision.get("models") or {}).get(name) or {}).get("drift")
+        if not model.get("drift") or not isinstance(full, dict):
+            continue
+        try:
+            path = drift_plot(name, full, folder.drift_plot(name))
+        except (KeyError, TypeError, ValueError) as e:  # a malformed record must not cost the whole report
+            log.warning("Could not draw the drift plot of %s: %s: %s", name, type(e).__name__, e)
+            continue
+        model["drift"]["plot"] = path.name if path else None
 
 
 def _durations(*summaries: Any) -> dict[str, float]:
@@ -211,44 +260,52 @@ def _durations(*summaries: Any) -> dict[str, float]:
 # -- rendering ----------------------------------------------------------------------------------------------------
 
 
-def accuracy_plot(models: Mapping[str, dict[str, Any]], path: Path, ds: str) -> Path | None:
-    """Champion vs challenger holdout accuracy with 95% intervals, per model (Agg backend, no display needed)."""
-    rows = [(name, m.get("champion"), m.get("challenger")) for name, m in models.items()]
-    rows = [(n, c, h) for n, c, h in rows if (c and c["accuracy"] is not None) or (h and h["accuracy"] is not None)]
-    if not rows:
-        return None
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(1.8 + 1.6 * len(rows), 3.6), layout="constrained")
-    FigureCanvasAgg(figure)
-    ax = figure.add_subplot()
-    for offset, role, colour in ((-0.15, "champion", "tab:gray"), (0.15, "challenger", "tab:blue")):
-        xs, ys, low, high = [], [], [], []
-        for i, row in enumerate(rows):
-            side = row[1] if role == "champion" else row[2]
-            if side and side["accuracy"] is not None:
-                xs.append(i + offset)
-                ys.append(side["accuracy"])
-                low.append(side["accuracy"] - side["ci"][0])
-                high.append(side["ci"][1] - side["accuracy"])
-        if xs:
-            ax.errorbar(xs, ys, yerr=[low, high], fmt="o", capsize=4, color=colour, label=role)
-    ax.set_xticks(range(len(rows)), [f"{name}\n{models[name].get('verdict') or ''}" for name, _, _ in rows])
-    ax.set_xlim(-0.6, len(rows) - 0.4)
-    ax.set_ylabel("holdout accuracy (95% CI)")
-    ax.set_title(f"Champion vs challenger, ds={ds}")
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(loc="lower right", fontsize="small")
-    figure.savefig(path, dpi=110)
-    return path
+def _num(value: Any, digits: int = 4) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, int | float) else "-"
 
 
-def _accuracy(side: dict[str, Any] | None) -> str:
-    if not side or side.get("accuracy") is None:
+def _day(value: Any) -> str:
+    return str(value)[:10] if value else "?"
+
+
+def _window(window: Any) -> str:
+    """A training window in words: its length, how it was chosen, its rows."""
+    if not isinstance(window, dict):
         return "-"
-    ci = side.get("ci") or [None, None]
-    return f"{side['accuracy']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}] ({side.get('version') or '?'})"
+    weeks = window.get("weeks")
+    parts = ["all history" if weeks is None else f"{weeks} weeks"]
+    scores = window.get("validation_scores") or {}
+    if window.get("validated") and scores:
+        parts.append("chosen on validation (" + ", ".join(f"{k} {_num(v)}" for k, v in scores.items()) + ")")
+    elif "validated" in window:
+        parts.append("not ranked on validation")
+    if window.get("rows") is not None:
+        parts.append(f"{window['rows']:,} rows from {_day(window.get('from'))}")
+    if window.get("recency_half_life_weeks"):
+        parts.append(f"weights halving every {window['recency_half_life_weeks']} weeks of age")
+    return ", ".join(parts)
+
+
+def _difference(comparison: Mapping[str, Any] | None) -> str:
+    if not comparison:
+        return "-"
+    low, high = comparison["interval"]
+    level = f"{comparison.get('confidence') or 0.95:.0%}"
+    return f"{comparison['difference']:+.4f} ({level} interval {low:+.4f} to {high:+.4f})"
+
+
+def _p_value(comparison: Mapping[str, Any] | None) -> str:
+    if not comparison or comparison.get("p_value") is None:
+        return "-"
+    return f"{comparison['p_value']:.2g} ({comparison.get('test') or '?'})"
+
+
+def _recall(side: Mapping[str, Any] | None) -> str:
+    if not side or side.get("recall") is None:
+        return "-"
+    threshold = side.get("threshold")
+    at = f" at {threshold:.4f}" if isinstance(threshold, int | float) else ""
+    return f"{_num(side.get('recall'), 3)}{at}"
 
 
 def render_markdown(report: dict[str, Any]) -> str:
@@ -279,25 +336,13 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += ["## Models", ""]
     models = report["models"]
     if models:
-        header = (
-            "model | rows (labelled) | label coverage | champion accuracy | challenger accuracy | verdict | reasons"
-        )
-        lines += [f"| {header} |", "| --- | ---: | ---: | --- | --- | --- | --- |"]
-        for name, m in models.items():
-            train = m.get("train") or {}
-            coverage = train.get("label_coverage")
-            verdict = m.get("verdict") or ("skipped: " + str(train.get("reason")) if train.get("skipped") else "-")
-            rows = f"{train['rows']:,} ({train.get('labelled_rows', 0):,})" if "rows" in train else "-"
-            lines.append(
-                f"| {name} | {rows} | {f'{coverage:.1%}' if coverage is not None else '-'} | "
-                f"{_accuracy(m.get('champion'))} | {_accuracy(m.get('challenger'))} | {verdict} | "
-                f"{' '.join(m.get('reasons') or []) or '-'} |"
-            )
-        lines.append("")
+        lines += _models_table(models)
     else:
         lines += ["No model was trained.", ""]
     if report.get("plot"):
-        lines += [f"![Champion vs challenger accuracy]({report['plot']})", ""]
+        lines += [f"![The gate's metric, production vs new model]({report['plot']})", ""]
+    for name, m in models.items():
+        lines += _model_section(name, m)
     lines += _metrics_table(models)
     lines += ["## Deployment", "", _deploy_line(report["deploy"]), ""]
     if report["durations"]:
@@ -307,8 +352,105 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _models_table(models: Mapping[str, dict[str, Any]]) -> list[str]:
+    """One line per model: rows, the verdict, the gate's metric for both sides with the difference and p-value,
+    recall at each one's threshold, and the drifted features."""
+    header = (
+        "| model | rows (labelled) | label coverage | verdict | metric | production | new model | difference | "
+        "p-value (test) | recall production | recall new model | drifted features |"
+    )
+    lines = [header, "| --- | ---: | ---: | --- | --- | ---: | ---: | --- | --- | ---: | ---: | --- |"]
+    for name, m in models.items():
+        train = m.get("train") or {}
+        coverage = train.get("label_coverage")
+        verdict = m.get("verdict") or ("skipped: " + str(train.get("reason")) if train.get("skipped") else "-")
+        rows = f"{train['rows']:,} ({train.get('labelled_rows', 0):,})" if "rows" in train else "-"
+        drift = m.get("drift") or {}
+        drifted = ", ".join(drift.get("flagged") or []) or ("none" if drift.get("psi") else "-")
+        lines.append(
+            f"| {name} | {rows} | {f'{coverage:.1%}' if coverage is not None else '-'} | {verdict} | "
+            f"{m.get('metric') or '-'} | {_num(_value(m.get('champion')))} | {_num(_value(m.get('challenger')))} | "
+            f"{_difference(m.get('comparison'))} | {_p_value(m.get('comparison'))} | {_recall(m.get('champion'))} | "
+            f"{_recall(m.get('challenger'))} | {drifted} |"
+        )
+    return [*lines, ""]
+
+
+def _value(side: Any) -> Any:
+    return side.get("value") if isinstance(side, dict) else None
+
+
+def _model_section(name: str, m: Mapping[str, Any]) -> list[str]:
+    """What the gate judged for one model, in full, with the reasons and production's drift."""
+    if not m.get("verdict"):
+        return []
+    lines = [f"### {name}: {m['verdict']}" + (" (forced)" if m.get("forced") else ""), ""]
+    period = m.get("evaluation_period") or [None, None]
+    if m.get("evaluation_rows") is not None:
+        created = f", created {_day(period[0])} to {_day(period[1])}" if period[0] else ""
+        lines.append(
+            f"- Evaluation: {m['evaluation_rows']:,} rows ({m.get('positives') or 0:,} positive) of held-out "
+            f"patients{created}."
+        )
+    metric, champion, challenger = m.get("metric"), m.get("champion"), m.get("challenger")
+    comparison = m.get("comparison")
+    if comparison:
+        lines.append(
+            f"- {metric}: new model {_num(_value(challenger))} vs production {_num(_value(champion))}, difference "
+            f"{_difference(comparison)}; {comparison.get('test') or 'the test'} gives p = {comparison['p_value']:.2g}."
+        )
+    elif challenger and _value(challenger) is not None:
+        lines.append(f"- {metric}: new model {_num(_value(challenger))}; no model in production to compare with.")
+    if challenger:
+        lines.append(
+            f"- Recall at each one's operating threshold: new model {_recall(challenger)}"
+            + (f", production {_recall(champion)}." if champion else ".")
+        )
+        if challenger.get("training_window"):
+            lines.append(f"- Training window of the new model: {_window(challenger['training_window'])}.")
+    drift = m.get("drift") or {}
+    lines += _drift_lines(drift)
+    if m.get("reasons"):
+        lines += ["- Reasons:"] + [f"  - {reason}" for reason in m["reasons"]]
+    if drift.get("plot"):
+        lines += ["", f"![Feature drift of {name}: production's training rows vs this week]({drift['plot']})"]
+    return [*lines, ""]
+
+
+def _drift_lines(drift: Mapping[str, Any]) -> list[str]:
+    if not drift:
+        return []
+    version = drift.get("production_version") or "?"
+    if drift.get("error"):
+        return [f"- Drift of production {version}: {drift['error']}."]
+    lines = []
+    change = drift.get("metric") or {}
+    if change.get("lost") is not None:
+        lost = change["lost"]
+        verb = f"has lost {lost:.4f}" if lost > 0 else f"has gained {-lost:.4f}" if lost < 0 else "has kept its"
+        lines.append(
+            f"- Production {version} {verb} of {change['metric']} since it was trained: {_num(change['now'])} on the "
+            f"newest weeks ({drift.get('metric_rows') or '?'} rows), {_num(change['at_training'])} when trained."
+        )
+    if drift.get("note"):
+        lines.append(f"- Feature drift: {drift['note']}")
+    psi = drift.get("psi") or {}
+    if psi:
+        flagged = set(drift.get("flagged") or [])
+        reference, current = drift.get("reference") or {}, drift.get("current") or {}
+        shown = ", ".join(
+            f"**{f} {v:.3f} (drifted)**" if f in flagged else f"{f} {v:.3f}"
+            for f, v in sorted(psi.items(), key=lambda item: -(item[1] or 0))
+        )
+        lines.append(
+            f"- Feature drift (PSI) from production's {reference.get('rows', 0):,} training rows to this week's "
+            f"{current.get('rows', 0):,} records, flagged above {drift.get('threshold')}: {shown}."
+        )
+    return lines
+
+
 def _metrics_table(models: Mapping[str, dict[str, Any]]) -> list[str]:
-    """Every holdout score of champion and challenger, per model (both scored on the same holdout rows)."""
+    """Every evaluation score of champion and challenger, per model (same rows, each at its own threshold)."""
     rows = []
     for name, m in models.items():
         for role in ("champion", "challenger"):
@@ -320,7 +462,9 @@ def _metrics_table(models: Mapping[str, dict[str, Any]]) -> list[str]:
     if not rows:
         return []
     return [
-        "### Holdout scores",
+        "### Evaluation scores",
+        "",
+        "Both models on the same evaluation rows, each cut at its own operating threshold.",
         "",
         f"| model | version | {' | '.join(METRICS)} |",
         "| --- | --- |" + " ---: |" * len(METRICS),
@@ -340,12 +484,22 @@ def _deploy_line(deploy: dict[str, Any] | None) -> str:
 
 
 def summary_text(report: dict[str, Any]) -> str:
-    """The webhook's few lines: outcome, each model's verdict, what was deployed, failures."""
+    """The webhook's few lines: outcome, each model's verdict with the gate's figures and drifted features, what
+    was deployed, failures."""
     lines = [f"Retraining ds={report['ds']}: {report['status']}."]
     for name, m in report["models"].items():
-        challenger = m.get("challenger") or {}
-        accuracy = f" (challenger accuracy {challenger['accuracy']:.3f})" if challenger.get("accuracy") else ""
-        lines.append(f"- {name}: {m.get('verdict') or 'not validated'}{accuracy}")
+        comparison, challenger = m.get("comparison"), m.get("challenger") or {}
+        figures = ""
+        if comparison:
+            figures = (
+                f" ({m.get('metric')} {_num(comparison.get('challenger'))} vs production "
+                f"{_num(comparison.get('champion'))}, {_difference(comparison)}, p = {comparison['p_value']:.2g})"
+            )
+        elif challenger.get("value") is not None:
+            figures = f" ({m.get('metric')} {_num(challenger['value'])}, nothing in production)"
+        flagged = (m.get("drift") or {}).get("flagged")
+        drifted = f"; drifted: {', '.join(flagged)}" if flagged else ""
+        lines.append(f"- {name}: {m.get('verdict') or 'not validated'}{figures}{drifted}")
     lines.append(_deploy_line(report["deploy"]))
     lines += [f"Failed: {step}: {msg}" for step, msg in report["failures"].items()]
     return "\n".join(lines)

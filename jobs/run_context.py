@@ -112,8 +112,12 @@ class RunFolder:
 
     @property
     def report_plot(self) -> Path:
-        """The report's champion-vs-challenger accuracy plot, referenced from ``report.md`` by its file name."""
-        return self.path / "report_accuracy.png"
+        """The report's plot of the gate's metric, champion vs challenger, referenced from ``report.md`` by name."""
+        return self.path / "report_metric.png"
+
+    def drift_plot(self, model: str) -> Path:
+        """The report's small multiples of ``model``'s feature drift (production's training rows vs this week)."""
+        return self.path / f"report_drift_{model}.png"
 
     @property
     def docs(self) -> Path:

@@ -4,8 +4,9 @@ The population stability index compares the share of rows in each bin of a featu
 ``PSI = sum((current - reference) * ln(current / reference))``. It is 0 for identical shares and grows with the
 shift; the usual reading is below 0.1 no meaningful shift, 0.1 to 0.2 moderate, above 0.2 significant.
 
-- **Numeric features** are cut at the deciles of the reference (the training rows), so each bin holds about a tenth
-  of them; a feature with few distinct values gets fewer bins.
+- **Numeric features** are cut at the deciles of the reference (the training rows; observed values, so the bins of a
+  count read ``[1, 2)``), so each bin holds about a tenth of them; a feature with few distinct values gets fewer
+  bins, and a bin empty on both sides is dropped.
 - **Categorical features** are binned by category; a category the training rows never had is a bin of its own
   (its reference share is 0, so a visible share of it this week weighs heavily, as it should: the model learnt
   nothing about it).
@@ -84,16 +85,23 @@ def numeric_drift(feature: str, reference: Any, current: Any, bins: int = DEFAUL
     """PSI of a numeric feature over the reference's quantile bins (deciles by default), plus a missing bin."""
     ref, cur = _numbers(reference), _numbers(current)
     ref_known, cur_known = ref[~np.isnan(ref)], cur[~np.isnan(cur)]
-    edges = np.unique(np.quantile(ref_known, np.arange(1, bins) / bins)) if len(ref_known) else np.array([])
+    edges = (
+        np.unique(np.quantile(ref_known, np.arange(1, bins) / bins, method="inverted_cdf"))
+        if len(ref_known)
+        else np.array([])
+    )
     if len(edges):
         labels = [f"< {_edge(edges[0])}"]
-        labels += [f"{_edge(low)} to {_edge(high)}" for low, high in zip(edges[:-1], edges[1:], strict=True)]
+        labels += [f"[{_edge(low)}, {_edge(high)})" for low, high in zip(edges[:-1], edges[1:], strict=True)]
         labels.append(f">= {_edge(edges[-1])}")
     else:
         labels = ["all values"]
     ref_counts = np.bincount(np.searchsorted(edges, ref_known, side="right"), minlength=len(labels))
     cur_counts = np.bincount(np.searchsorted(edges, cur_known, side="right"), minlength=len(labels))
     ref_missing, cur_missing = int(np.isnan(ref).sum()), int(np.isnan(cur).sum())
+    used = (ref_counts + cur_counts) > 0  # a bin empty on both sides (below a minimum that is a decile) says nothing
+    labels = [label for label, keep in zip(labels, used, strict=True) if keep]
+    ref_counts, cur_counts = ref_counts[used], cur_counts[used]
     unseen: tuple[str, ...] = ()
     if ref_missing or cur_missing:
         labels.append(MISSING)
