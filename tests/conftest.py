@@ -1,8 +1,9 @@
 """Session-wide fixtures: one real Spark session and one real PostgreSQL cluster per test run.
 
-Tests are marked by what they need, ``postgres``, ``spark`` or ``airflow``: automatically when they use (even through
-another fixture) a fixture that starts one, explicitly when they start one themselves. ``make test-fast`` runs the
-others. A test that starts a program of a service it is not marked for fails at once (see ``only_marked_services``).
+Tests are marked by what they need, ``postgres``, ``spark``, ``airflow`` or ``browser``: automatically when they use
+(even through another fixture) a fixture that starts one, explicitly when they start one themselves. ``make
+test-fast`` runs the others. A test that starts a program of a service it is not marked for fails at once (see
+``only_marked_services``).
 """
 
 from __future__ import annotations
@@ -21,14 +22,41 @@ from jobs.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+#: the ``browser`` and ``page`` fixtures (a headless Chromium), shared by every test that looks at a page
+pytest_plugins = ["tests.browser"]
+
 #: fixture -> the marker of every test that uses it
-NEEDS = {"pg_cluster": "postgres", "spark": "spark", "class_archive": "spark", "airflow_home": "airflow"}
+NEEDS = {
+    "pg_cluster": "postgres",
+    "spark": "spark",
+    "class_archive": "spark",
+    "airflow_home": "airflow",
+    "browser": "browser",
+}
 #: marker -> the programs that start its service (EmbeddedPostgres runs its binaries through runuser as root)
 PROGRAMS = {
     "postgres": {"initdb", "pg_ctl", "postgres"},
     "spark": {"java", "spark-submit", "spark-class"},
     "airflow": {"airflow"},
+    "browser": {"chromium", "node"},  # Playwright's driver is a node program; it starts Chromium
 }
+
+
+#: text a test module leaves for the end of the run: the SQL unit tests' CASE WHEN coverage table
+SUMMARY = pytest.StashKey[dict[str, str]]()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    for title, text in config.stash.get(SUMMARY, {}).items():
+        terminalreporter.section(title)
+        terminalreporter.write_line(text)
+
+
+@pytest.fixture(scope="session")
+def run_summary(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Title -> text, printed after the run's results (pytest imports this file under its own name, so tests reach
+    the stash through this fixture rather than by importing ``SUMMARY``)."""
+    return request.config.stash.setdefault(SUMMARY, {})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -163,18 +191,24 @@ def pg_cluster(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="session")
 def pg(pg_cluster) -> DatabaseUrl:
-    """The test cluster's database URL."""
+    """The test cluster's database URL, as the application role: what the pipeline and the backend may do."""
     return pg_cluster.database_url()
 
 
+@pytest.fixture(scope="session")
+def pg_admin(pg_cluster) -> DatabaseUrl:
+    """The test database as the cluster's superuser, which owns the tables: for arranging rows and the schema."""
+    return pg_cluster.admin_url()
+
+
 @pytest.fixture
-def empty_db(pg: DatabaseUrl) -> Iterator[DatabaseUrl]:
-    """The test database with its tables emptied before the test."""
+def empty_db(pg_admin: DatabaseUrl) -> Iterator[DatabaseUrl]:
+    """The test database with its tables emptied before the test, as the superuser (tests arrange rows with it)."""
     import psycopg2
 
-    with psycopg2.connect(**pg.psycopg_kwargs()) as conn, conn.cursor() as cur:
+    with psycopg2.connect(**pg_admin.psycopg_kwargs()) as conn, conn.cursor() as cur:
         cur.execute("TRUNCATE health_records, users RESTART IDENTITY CASCADE")
-    yield pg
+    yield pg_admin
 
 
 AIRFLOW_HOME_KEY = pytest.StashKey[Path]()

@@ -1,0 +1,94 @@
+"""``retrain docs``: the site of the SQL project, written for a real run and looked at in a real browser (headless
+Chromium): the graph's boxes, a model's page with its SQL and tests, no console errors, a screenshot in the run
+folder. The graph's layout is checked without a browser."""
+
+from __future__ import annotations
+
+import re
+
+from jobs import cli
+from jobs.demo.generator import generate
+from jobs.demo.loader import load
+from jobs.run_context import RunFolder
+from jobs.sqlproject.docsite.catalog import Node
+from jobs.sqlproject.docsite.graph import BOX_WIDTH, layout
+from jobs.sqlproject.unittests import collect_cases
+
+DS = "2026-11-22"
+
+
+def test_the_graph_reads_left_to_right() -> None:
+    nodes = [
+        Node("source:s", "source", "s", "#"),
+        Node("model:a", "model", "a", "#"),
+        Node("model:b", "model", "b", "#"),
+        Node("model:c", "model", "c", "#"),
+        Node("recipe:r", "recipe", "r", "#"),
+        Node("deployed:r", "deployed", "v1", "#"),
+    ]
+    edges = [("source:s", "model:a"), ("model:a", "model:b"), ("model:a", "model:c"), ("model:b", "recipe:r")]
+    edges.append(("recipe:r", "deployed:r"))
+    x = {node: position[0] for node, position in layout(nodes, edges).items()}
+    assert x["source:s"] < x["model:a"] < x["model:b"] == x["model:c"] < x["recipe:r"] < x["deployed:r"]
+    assert x["model:a"] - x["source:s"] > BOX_WIDTH  # boxes do not overlap
+
+
+def test_retrain_docs_on_a_run_in_a_browser(spark, settings, empty_db, tmp_path, monkeypatch, capsys, page) -> None:
+    from sklearn.dummy import DummyClassifier
+
+    from jobs.ml.store import ModelStore
+
+    load(empty_db, generate(4_000, 11))
+    monkeypatch.setenv("RETRAIN_HOME", str(settings.root))
+    monkeypatch.setenv("DATABASE_URL", empty_db.full_url())
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("MODEL_STORE", str(tmp_path / "store"))
+    assert cli.main(["extract", "--ds", DS]) == 0
+    assert cli.main(["transform", "--ds", DS]) == 0
+    store = ModelStore(tmp_path / "store")
+    version, _ = store.write("heart", DS, DummyClassifier(), {}, {})
+    store.promote("heart", version, reason="deployed for the test", actor="tests")
+    capsys.readouterr()
+
+    assert cli.main(["docs", "--ds", DS]) == 0
+    folder = RunFolder.under(tmp_path / "data", DS)
+    site = folder.docs
+    assert f"Wrote the documentation of 5 model(s) to {site}" in capsys.readouterr().out
+    models = ["stg_predictions", "diabetes_features", "heart_features", "liver_features", "quarantine"]
+    assert sorted(p.stem for p in (site / "models").glob("*.html")) == sorted(models)
+
+    page.goto((site / "index.html").as_uri())
+    boxes = page.locator("svg.graph .node")
+    shown = {boxes.nth(i).get_attribute("data-node") for i in range(boxes.count())}
+    recipes = {f"recipe:{name}" for name in ("diabetes", "heart", "liver")}
+    assert shown == {"source:predictions", *(f"model:{m}" for m in models), *recipes, "deployed:heart"}
+    box = page.locator('svg.graph [data-node="model:heart_features"]').bounding_box()
+    assert box and box["width"] > 100 and box["height"] > 30  # drawn, not just present
+    assert page.locator("svg.graph .edge").count() >= 10
+    assert page.locator("#quarantine td").count() > 0
+    health = page.locator("#json-health").inner_text()
+    assert "predictions.data, by record_type" in health and "never present" not in health
+    page.screenshot(path=str(folder.path / "docs-index.png"), full_page=True)
+
+    page.locator('svg.graph [data-node="model:heart_features"]').click()
+    page.wait_for_url(re.compile(r".*/models/heart_features\.html$"))
+    assert page.locator("#model-name").inner_text() == "heart_features"
+    assert "FROM stg_predictions" in page.locator("#sql").inner_text()
+    tests = page.locator("#data-tests").inner_text()
+    assert "not_null(record_id)" in tests and "pass" in tests  # the run's result beside each test
+    unit_tests = page.locator("#unit-tests").inner_text()
+    for case in collect_cases(page_project()):
+        if case.model.name == "heart_features":
+            assert case.name in unit_tests
+    assert "branches reached by the unit tests" in page.locator("#coverage").inner_text()
+    assert "label" in page.locator("#columns").inner_text() and "int" in page.locator("#columns").inner_text()
+    page.screenshot(path=str(folder.path / "docs-heart_features.png"), full_page=True)
+    assert page.errors == [], page.errors
+    assert (folder.path / "docs-index.png").stat().st_size > 10_000
+
+
+def page_project():
+    from jobs.sqlproject.project import load_project
+    from tests.conftest import REPO_ROOT
+
+    return load_project(REPO_ROOT / "sql")
