@@ -101,3 +101,35 @@ def test_a_misspelt_key_is_missing_from_every_row(spark, compiled, tmp_path) -> 
     assert keys["address.city"].groups["a"].missing == 2
     assert keys["bmi"].groups["a"].unusable == 0 and keys["bmi"].groups["a"].missing == 1
     assert column.unread == {"cholesterol": {"a": 3}}  # the key the data holds under its right name
+
+
+GATED = """
+    SELECT id, data, TRY_CAST(get_json_object(data, '$.age') AS DOUBLE) AS age,
+           get_json_object(data, '$.cholestrol') AS cholesterol
+    FROM {{ source('events') }}
+"""
+GATED_YML = """
+    columns:
+      - name: data
+        data_tests: [json_keys_present]
+"""
+
+
+def test_the_data_tests_fail_on_a_key_no_row_holds(spark, tmp_path) -> None:
+    from jobs.sqlproject.datatests import run_tests
+
+    root = write_project(tmp_path / "sql", {"staging/gated.sql": GATED, "staging/gated.yml": GATED_YML})
+    (root / "sources.yml").write_text(SOURCES)
+    compiled = CompiledProject.build(load_project(root), RunContext.for_ds("2026-11-22"))
+    (test,) = [t for t in compiled.tests if t.name == "json_keys_present(data)"]
+    rows = [(1, '{"age": 50, "cholesterol": 190}'), (2, '{"age": 61}')]
+    spark.createDataFrame(rows, "id bigint, data string").createOrReplaceTempView("gated")
+    (result,) = run_tests(spark, [test])
+    assert (result.status, result.failures) == ("error", 1)
+    assert "1 of the 2 JSON keys gated reads from data appear in none of its rows (age, cholestrol" in result.message
+
+    spark.createDataFrame([(1, '{"age": 50, "cholestrol": 190}')], "id bigint, data string").createOrReplaceTempView(
+        "gated"
+    )
+    (result,) = run_tests(spark, [test])
+    assert result.status == "pass"

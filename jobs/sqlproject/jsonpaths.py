@@ -247,3 +247,8 @@ def project_json_reads(models: Iterable[RenderedModel]) -> tuple[list[JsonRead],
         except SqlProjectError as e:
             skipped[rendered.name] = str(e)
     return reads, skipped
+
+
+def keys_read_from(rendered: RenderedModel, column: str) -> list[str]:
+    """The top-level keys the model reads from ``column``, sorted (what ``json_keys_present`` looks for)."""
+    return sorted({read.key.split(".", 1)[0] for read in json_reads(rendered) if read.column == column})
