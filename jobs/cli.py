@@ -1,6 +1,6 @@
 """The ``retrain`` command line: parses arguments, sets up logging, maps errors to exit codes.
 
-Each command lives in ``jobs/commands/<command>.py`` (``retrain test-data`` in ``test_data.py``) and exposes
+Each command lives in ``jobs/commands/<command>.py`` (``retrain class-archive`` in ``class_archive.py``) and exposes
 ``register(subparsers)``; a handler takes
 ``(settings, args)`` and returns an exit code. Heavy imports (PySpark, scikit-learn) happen inside handlers so
 that ``retrain --help`` and ``retrain db status`` stay instant.
@@ -28,7 +28,7 @@ from jobs.commands import (
     ls,
     models,
     notify,
-    test_data,
+    test,
     token,
     train,
     transform,
@@ -52,7 +52,7 @@ COMMANDS = (
     ls,
     check,
     docs,
-    test_data,
+    test,
     models,
     backtest,
     token,

@@ -78,6 +78,10 @@ class DataTestError(RetrainError):
     """A data test of error severity failed; the pipeline stops before training."""
 
 
+class UnitTestError(RetrainError):
+    """An SQL unit test's model returned other rows than the test expects, or the test could not run."""
+
+
 class DeployError(RetrainError):
     """Deployment failed; the production pointers were put back as they were before the step."""
 
@@ -105,6 +109,10 @@ class ReloadMismatchError(DeployError):
 
 class AirflowApiError(RetrainError):
     """Airflow's REST API could not be reached, refused the credentials, or refused a run (``retrain airflow``)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status  # the HTTP status of the answer, when there was one
 
 
 class AirflowStartError(RetrainError):

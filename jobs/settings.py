@@ -31,6 +31,14 @@ def _int(env: Mapping[str, str], name: str, default: int | None, minimum: int = 
     return check_scalar(raw, f"The {name} setting", int, minimum=minimum, from_text=True)
 
 
+def _airflow_port(env: Mapping[str, str]) -> int:
+    """``AIRFLOW_PORT``: the API server's port; the two log servers take the next two, so it leaves room for them."""
+    raw = env.get("AIRFLOW_PORT", "").strip()
+    if not raw:
+        return 8080
+    return check_scalar(raw, "The AIRFLOW_PORT setting", int, minimum=1024, maximum=65533, from_text=True)
+
+
 def schedule_timezone(env: Mapping[str, str] | None = None) -> str:
     """The ``SCHEDULE_TIMEZONE`` setting alone, checked: all a DAG file needs when it is parsed.
 
@@ -76,6 +84,9 @@ class Settings:
     jdbc_num_partitions: int | None = None
     jdbc_fetchsize: int = 10_000
     sql_threads: int = 4
+    #: dbt's ``target.name`` in the SQL project; production unless said otherwise, so a forgotten setting never
+    #: gives a production run a development shortcut (``{% if target.name == 'dev' %} LIMIT 1000``)
+    sql_target: str = "prod"
     embedded_pg_dir: Path = Path(".local/pg")
     embedded_pg_port: int = 54329
     notify_webhook_url: str | None = field(default=None, repr=False)
@@ -83,6 +94,11 @@ class Settings:
     reload_timeout_seconds: int = 60
     reload_attempts: int = 4
     schedule_timezone: str = "UTC"
+    airflow_home: Path = Path(".local/airflow")  # `make airflow`'s home (retrain airflow start)
+    airflow_port: int = 8080  # its API server; the log servers take the next two ports
+    airflow_api_url: str | None = None  # retrain airflow trigger's Airflow; default http://localhost:<airflow_port>
+    airflow_username: str = "admin"
+    airflow_password: str | None = field(default=None, repr=False)
     serving_max_body_bytes: int = 65_536
     serving_max_header_bytes: int = 16_384
     serving_max_json_depth: int = 16
@@ -118,6 +134,7 @@ class Settings:
             jdbc_num_partitions=_int(env, "JDBC_NUM_PARTITIONS", None),
             jdbc_fetchsize=_int(env, "JDBC_FETCHSIZE", 10_000),  # type: ignore[arg-type]
             sql_threads=_int(env, "SQL_THREADS", 4),  # type: ignore[arg-type]
+            sql_target=(env.get("SQL_TARGET") or "prod").strip(),
             embedded_pg_dir=path("RETRAIN_PG_DIR", ".local/pg"),
             embedded_pg_port=_int(env, "RETRAIN_PG_PORT", 54329),  # type: ignore[arg-type]
             notify_webhook_url=env.get("NOTIFY_WEBHOOK_URL") or None,
@@ -125,6 +142,11 @@ class Settings:
             reload_timeout_seconds=_int(env, "RELOAD_TIMEOUT_SECONDS", 60),  # type: ignore[arg-type]
             reload_attempts=_int(env, "RELOAD_ATTEMPTS", 4),  # type: ignore[arg-type]
             schedule_timezone=schedule_timezone(env),
+            airflow_home=path("AIRFLOW_HOME", ".local/airflow"),
+            airflow_port=_airflow_port(env),
+            airflow_api_url=(env.get("AIRFLOW_API_URL") or "").rstrip("/") or None,
+            airflow_username=env.get("AIRFLOW_USERNAME") or "admin",
+            airflow_password=env.get("AIRFLOW_PASSWORD") or None,
             serving_max_body_bytes=_int(env, "SERVING_MAX_BODY_BYTES", 65_536, minimum=1024),  # type: ignore[arg-type]
             serving_max_header_bytes=_int(env, "SERVING_MAX_HEADER_BYTES", 16_384, minimum=1024),  # type: ignore[arg-type]
             serving_max_json_depth=_int(env, "SERVING_MAX_JSON_DEPTH", 16, minimum=2),  # type: ignore[arg-type]
@@ -166,7 +188,7 @@ class Settings:
 
     def secrets(self) -> list[str]:
         """Every secret value of these settings, as :meth:`redact` masks them."""
-        secrets = [self.admin_jwt_token, self.secret_key, self.notify_webhook_url]
+        secrets = [self.admin_jwt_token, self.secret_key, self.notify_webhook_url, self.airflow_password]
         if self.database_url:
             secrets += secrets_of(self.database_url)
         else:
@@ -185,6 +207,11 @@ class Settings:
         """The embedded cluster's URL with the password from its file (empty before the cluster exists)."""
         embedded = DatabaseUrl.parse(self.embedded_database_url)
         return replace(embedded, password=read_secret(self.embedded_pg_secret_file) or "")
+
+    @property
+    def airflow_url(self) -> str:
+        """The Airflow API server ``retrain airflow trigger`` talks to: ``AIRFLOW_API_URL``, else the local one."""
+        return self.airflow_api_url or f"http://localhost:{self.airflow_port}"
 
     def run_folder(self, ds: str) -> RunFolder:
         """Where one logical date's snapshots, features, decisions and reports live."""

@@ -1,6 +1,7 @@
 """transform_data: run the SQL project over the run's raw snapshots, then its data tests.
 
-A data test of error severity that fails stops here, before any training, with every failure listed.
+A model that fails, or a data test of error severity that fails, stops the pipeline here, before any training,
+once every model and test that could run has run: ``transform.json`` says what was built, failed or skipped.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,14 +18,17 @@ from jobs.run_context import RunContext
 from jobs.settings import Settings
 from jobs.sqlproject.compiled import CompiledProject
 from jobs.sqlproject.datatests import (
+    DataTest,
     DataTestResult,
     observed_metrics,
+    raise_broken,
     raise_on_errors,
     results_to_dicts,
     run_tests,
 )
+from jobs.sqlproject.dbtcontext import Target
 from jobs.sqlproject.project import SqlProject, load_project
-from jobs.sqlproject.runner import ModelRuns, SqlRunner
+from jobs.sqlproject.runner import SUCCESS, ModelRuns, SqlRunner
 from jobs.sqlproject.sources import SourceReader, snapshot_reader
 
 if TYPE_CHECKING:
@@ -37,7 +41,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TransformResult(ModelRuns):
-    """The models built and the data tests run; ``to_dict()`` is what XCom and ``transform.json`` carry.
+    """The models built, failed or skipped and the data tests run; ``to_dict()`` is what XCom and
+    ``transform.json`` carry.
 
     ``duration_seconds`` is the step's wall-clock time: models run side by side (``SQL_THREADS``), so the sum of
     their times overstates it.
@@ -46,13 +51,51 @@ class TransformResult(ModelRuns):
     tests: tuple[DataTestResult, ...]
     data_tests_ran: bool
     duration_seconds: float | None = None
+    #: the errors behind the failed models, first in run order, raised once everything that could run has run
+    errors: tuple[Exception, ...] = field(default=(), compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             **super().to_dict(),
             "data_tests": results_to_dicts(self.tests) if self.data_tests_ran else None,
             "duration_seconds": self.duration_seconds,
+            "summary": self.summary(),
         }
+
+    def summary(self) -> dict[str, int]:
+        """dbt's closing line, as counts: models and data tests that passed, warned, errored or were skipped."""
+        return summary_counts(
+            [m.status for m in self.models] + ([t.status for t in self.tests] if self.data_tests_ran else [])
+        )
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.errors) or any(t.status == "error" for t in self.tests)
+
+    def raise_for_failures(self) -> None:
+        """Raise what went wrong, if anything: the first model that failed (its own error, with the run's summary),
+        else the first data test that could not run, else the data tests that failed with severity error."""
+        if self.errors:
+            first = self.errors[0]
+            failed = [m for m in self.models if m.status != SUCCESS]
+            lines = "\n".join(f"  {m.status.upper()} {m.name}: {m.message}" for m in failed)
+            raise type(first)(f"{first}\n{summary_line(self.summary())}\n{lines}") from first
+        raise_broken(self.tests)
+        raise_on_errors(self.tests)
+
+
+def summary_counts(statuses: Sequence[str]) -> dict[str, int]:
+    """PASS / WARN / ERROR / SKIP counts of results' statuses (a model's success is a PASS)."""
+    labels = {"success": "PASS", "pass": "PASS", "warn": "WARN", "error": "ERROR", "skipped": "SKIP"}
+    counts = dict.fromkeys(("PASS", "WARN", "ERROR", "SKIP"), 0)
+    for status in statuses:
+        counts[labels.get(status, "ERROR")] += 1
+    return {**counts, "TOTAL": len(statuses)}
+
+
+def summary_line(counts: Mapping[str, int]) -> str:
+    """``Done. PASS=5 WARN=1 ERROR=1 SKIP=2 TOTAL=9``, as dbt ends a run."""
+    return "Done. " + " ".join(f"{key}={value}" for key, value in counts.items())
 
 
 def database_reader(settings: Settings, ctx: RunContext, project: SqlProject) -> SourceReader:
@@ -75,10 +118,31 @@ def data_tests(
     compiled: CompiledProject,
     threads: int = 1,
     observed: Mapping[str, Mapping[str, Any]] | None = None,
+    unavailable: Mapping[str, str] | None = None,
+    tests: Sequence[DataTest] | None = None,
 ) -> list[DataTestResult]:
-    """Run every data test against the models currently registered in ``spark`` (at most one query per model);
-    ``observed``: the counts the runner took while writing tables (see :func:`observed_metrics`)."""
-    return run_tests(spark, compiled.tests, threads, start_order=compiled.order, observed=observed)
+    """Run the data tests (default: every one) against the models currently registered in ``spark`` (at most one
+    query per model); ``observed``: the counts the runner took while writing tables (see
+    :func:`observed_metrics`); ``unavailable``: the models that failed or were skipped, whose tests are skipped."""
+    return run_tests(
+        spark,
+        compiled.tests if tests is None else tests,
+        threads,
+        start_order=compiled.order,
+        observed=observed,
+        unavailable=unavailable,
+        keep_going=True,
+    )
+
+
+def unavailable_models(runner: SqlRunner) -> dict[str, str]:
+    """The models the runner could not make available, with why: ``failed`` or ``was skipped``."""
+    return {name: ("failed" if name in runner.failures else "was skipped") for name in runner.unavailable}
+
+
+def sql_target(settings: Settings, name: str | None = None) -> Target:
+    """dbt's ``target`` for a run: ``name`` (``--target``), else the ``SQL_TARGET`` setting, with its threads."""
+    return Target(name=name or settings.sql_target, threads=settings.sql_threads)
 
 
 def transform(
@@ -92,15 +156,21 @@ def transform(
     exclude: Sequence[str] | None = None,
     from_database: bool = False,
     run_data_tests: bool = True,
+    target: str | None = None,
+    raise_failures: bool = True,
 ) -> TransformResult:
-    """Build the selected models for ``ctx``'s run and test the result; raises DataTestError on failure.
+    """Build the selected models for ``ctx``'s run and test the result.
 
+    As in dbt, a model that fails does not stop the run: what reads it (and its tests) is skipped, the rest is
+    built and tested, and ``transform.json`` says which models were built, failed or skipped. Then, with
+    ``raise_failures``, the failure is raised (:meth:`TransformResult.raise_for_failures`): the first failed model,
+    else a data test that could not run, else ``DataTestError`` for the tests of severity error that failed.
     A partial build (``select`` or ``exclude``) skips the data tests, which read every model, and leaves
-    ``transform.json`` alone.
+    ``transform.json`` alone. ``target``: dbt's ``target.name`` (default: the ``SQL_TARGET`` setting).
     """
     started = time.monotonic()
-    project = load_project(project_dir or settings.sql_project_dir, vars_overrides)
-    compiled = CompiledProject.build(project, ctx)
+    project = load_project(project_dir or settings.sql_project_dir, vars_overrides, target=sql_target(settings, target))
+    compiled = CompiledProject.build(project, ctx, keep_going=True)
     folder = settings.run_folder(ctx.ds_str)
     reader = database_reader(settings, ctx, project) if from_database else snapshot_reader(folder.raw)
     runner = SqlRunner(spark, compiled, folder.features)
@@ -110,16 +180,27 @@ def transform(
         partitions = {name: r.config.partition_by for name, r in compiled.rendered.items()}
         observe = observed_metrics(compiled.tests, partitions) if testing else None
         runs = runner.run(
-            reader, select, keep_cache=testing, exclude=exclude, threads=settings.sql_threads, observe=observe
+            reader,
+            select,
+            keep_cache=testing,
+            exclude=exclude,
+            threads=settings.sql_threads,
+            observe=observe,
+            raise_failures=False,
         )
-        tests = data_tests(spark, compiled, settings.sql_threads, runner.observed) if testing else []
+        unavailable = unavailable_models(runner)
+        tests = data_tests(spark, compiled, settings.sql_threads, runner.observed, unavailable) if testing else []
     finally:
         runner.release_cache()
     seconds = round(time.monotonic() - started, 3)
-    result = TransformResult(ctx.ds_str, runs.models, tuple(tests), data_tests_ran=testing, duration_seconds=seconds)
+    errors = tuple(runner.failures[name] for name in compiled.order if name in runner.failures)
+    result = TransformResult(
+        ctx.ds_str, runs.models, tuple(tests), data_tests_ran=testing, duration_seconds=seconds, errors=errors
+    )
     if not partial:
         folder.transform_summary.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
-    raise_on_errors(tests)
+    if raise_failures:
+        result.raise_for_failures()
     return result
 
 
@@ -130,9 +211,15 @@ def rerun_data_tests(
     *,
     project_dir: Path | None = None,
     vars_overrides: Mapping[str, Any] | None = None,
+    tests: Sequence[DataTest] | None = None,
+    compiled: CompiledProject | None = None,
 ) -> list[DataTestResult]:
-    """``retrain test-data``: the data tests against what ``transform`` wrote for this run."""
-    compiled = CompiledProject.build(load_project(project_dir or settings.sql_project_dir, vars_overrides), ctx)
+    """``retrain test``'s data tests: against what ``transform`` wrote for this run (the models it could not
+    build are unavailable, and their tests skipped)."""
+    if compiled is None:
+        project = load_project(project_dir or settings.sql_project_dir, vars_overrides, target=sql_target(settings))
+        compiled = CompiledProject.build(project, ctx, keep_going=True)
     folder = settings.run_folder(ctx.ds_str)
-    SqlRunner(spark, compiled, folder.features).register_outputs(snapshot_reader(folder.raw))
-    return data_tests(spark, compiled, settings.sql_threads)
+    runner = SqlRunner(spark, compiled, folder.features)
+    runner.register_outputs(snapshot_reader(folder.raw), raise_failures=False)
+    return data_tests(spark, compiled, settings.sql_threads, unavailable=unavailable_models(runner), tests=tests)

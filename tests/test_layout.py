@@ -148,8 +148,8 @@ def test_no_module_uses_another_packages_private_names() -> None:
 
 
 def test_each_command_lives_in_the_module_named_after_it() -> None:
-    """``retrain notify`` is in jobs/commands/notify.py, ``retrain test-data`` in test_data.py: the command tells
-    you the file."""
+    """``retrain notify`` is in jobs/commands/notify.py, ``retrain class-archive`` in class_archive.py: the command
+    tells you the file."""
     import argparse
 
     from jobs.cli import COMMANDS

@@ -26,13 +26,33 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     project = compiled.project
     spark = spark_session(settings, "retrain-check", require_jdbc=False)
     partial = bool(args.select or args.exclude)
-    checked = SqlRunner(spark, compiled).check(args.select, args.exclude)
+    runner = SqlRunner(spark, compiled)
+    checked = runner.check(args.select, args.exclude, raise_failures=False)
+    errors: list[Exception] = []
     for rendered, df in checked:
         columns = ", ".join(f"{f.name} {f.dataType.simpleString()}" for f in df.schema.fields)
         print(f"OK {rendered.name} ({project.relative(rendered.model.path)}): {columns}")
+    for name in compiled.order:  # every failure, not only the first: each one is fixed independently
+        if name in runner.failures:
+            errors.append(runner.failures[name])
+            print(f"ERROR {name} ({project.relative(project.models[name].path)}): see below")
+        elif name in runner.skipped:
+            print(f"SKIP {name}: reads {runner.skipped[name]}, which has an error")
     if not partial:
-        analyse(spark, compiled.tests)
-        cases = check_unit_tests(spark, compiled)
-        print(f"{len(compiled.tests)} data test(s) and {cases} unit test(s) compiled and analysed.")
+        errors.extend(compiled.test_errors)
+        unavailable = runner.unavailable
+        analyse(spark, [t for t in compiled.tests if not set(t.depends_on) & unavailable], errors)
+        cases = check_unit_tests(spark, compiled, errors)
+        print(
+            f"{len(compiled.tests)} data test(s) and {cases} unit test(s) compiled and analysed (not run: "
+            "`retrain test` runs them)."
+        )
+    for warning in compiled.warnings:
+        print(f"WARN {warning}")
     print(f"{len(checked)} model(s) analysed against the declared source schemas; no data was read.")
+    errors = list({str(e): e for e in errors}.values())  # a broken model also fails its unit tests: said once
+    if errors:
+        first = errors[0]
+        listed = "\n\n".join(str(e) for e in errors)
+        raise type(first)(f"{len(errors)} error(s) in the SQL project; each is below.\n\n{listed}") from first
     return 0

@@ -11,14 +11,14 @@ from jobs.settings import Settings
 
 if TYPE_CHECKING:
     from jobs.sqlproject.compiled import CompiledProject
-    from jobs.sqlproject.project import SqlProject
-    from jobs.sqlproject.render import RenderedModel
 
 
-def add_run_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
+def add_run_arguments(parser: argparse.ArgumentParser, required: bool = True, ds_help: str | None = None) -> None:
     """``--ds`` and the data interval, as Airflow passes them; optional (default: today, UTC) for previews."""
     parser.add_argument(
-        "--ds", required=required, help="the run's logical date, YYYY-MM-DD" + ("" if required else " (default: today)")
+        "--ds",
+        required=required,
+        help=ds_help or "the run's logical date, YYYY-MM-DD" + ("" if required else " (default: today)"),
     )
     parser.add_argument(
         "--data-interval-end",
@@ -27,11 +27,15 @@ def add_run_arguments(parser: argparse.ArgumentParser, required: bool = True) ->
     parser.add_argument("--data-interval-start", help="start of the data interval (default: 7 days before its end)")
 
 
-def add_project_arguments(parser: argparse.ArgumentParser, selectable: bool = False) -> None:
-    """``--project-dir`` and ``--vars`` (and ``--select``) for every command that reads the SQL project."""
+def add_project_arguments(parser: argparse.ArgumentParser, selectable: bool = False, tests: bool = False) -> None:
+    """``--project-dir``, ``--vars`` and ``--target`` (and ``--select``) for every command that reads the SQL
+    project; ``tests``: the selectors also pick tests (``test_type:unit``)."""
     parser.add_argument("--project-dir", help="the SQL project (default: SQL_PROJECT_DIR or ./sql)")
     parser.add_argument("--vars", help="""override var() values, e.g. '{"lookback_days": 30}'""")
+    parser.add_argument("--target", help="dbt's target.name in the SQL (default: SQL_TARGET, else prod)")
     if selectable:
+        what = "tests of the models (or the tests) to run" if tests else "models to use"
+        extra = "; test_type:unit|data, or a unit or singular test's name" if tests else ""
         # dbt's spelling: several selectors after one option (--select a b), the option repeated, or one quoted
         # argument with spaces all mean the union.
         parser.add_argument(
@@ -40,7 +44,7 @@ def add_project_arguments(parser: argparse.ArgumentParser, selectable: bool = Fa
             action="extend",
             nargs="+",
             metavar="SELECTOR",
-            help="models to use: a name, path:FOLDER, tag:TAG, config.materialized:table; +X (with what it reads), "
+            help=f"{what}: a name, path:FOLDER, tag:TAG, config.materialized:table{extra}; +X (with what it reads), "
             "X+ (with what reads it); several (--select a b) are a union, 'a,b' an intersection; repeatable",
         )
         parser.add_argument(
@@ -48,7 +52,7 @@ def add_project_arguments(parser: argparse.ArgumentParser, selectable: bool = Fa
             action="extend",
             nargs="+",
             metavar="SELECTOR",
-            help="models to leave out (same selectors as --select)",
+            help="what to leave out (same selectors as --select)",
         )
 
 
@@ -86,16 +90,58 @@ def run_context(args: argparse.Namespace) -> RunContext:
     return RunContext.for_ds(args.ds, ts(args.data_interval_end), ts(args.data_interval_start))
 
 
-def compiled_project(settings: Settings, args: argparse.Namespace) -> CompiledProject:
-    """The project built once (rendered models, graph, run order, data tests): no Spark needed."""
+def compiled_project(settings: Settings, args: argparse.Namespace, keep_going: bool = True) -> CompiledProject:
+    """The project built once (rendered models, graph, run order, data tests): no Spark needed. With
+    ``keep_going``, a model that does not render is set aside (``CompiledProject.problems``) and the rest is built."""
     from jobs.sqlproject.compiled import CompiledProject
+    from jobs.sqlproject.dbtcontext import Target
     from jobs.sqlproject.project import load_project
 
-    project = load_project(project_dir(args) or settings.sql_project_dir, vars_overrides(args))
-    return CompiledProject.build(project, run_context(args))
+    target = Target(name=getattr(args, "target", None) or settings.sql_target, threads=settings.sql_threads)
+    project = load_project(project_dir(args) or settings.sql_project_dir, vars_overrides(args), target=target)
+    return CompiledProject.build(project, run_context(args), keep_going=keep_going)
 
 
-def selected_models(settings: Settings, args: argparse.Namespace) -> tuple[SqlProject, list[RenderedModel]]:
-    """The project and its selected models, rendered, in run order (no Spark needed)."""
-    compiled = compiled_project(settings, args)
-    return compiled.project, compiled.selected(args.select, args.exclude)
+def raise_broken(compiled: CompiledProject, names: set[str]) -> None:
+    """After printing what rendered: the models of ``names`` that did not, each with its error (all of them),
+    as one error of the first one's kind; the unselected ones are only warned about."""
+    import logging
+
+    broken = compiled.broken(names)
+    others = [name for name, _ in compiled.broken() if name not in names]
+    if others:
+        logging.getLogger("retrain").warning(
+            "%d model(s) not selected could not be rendered: %s (retrain check says why).",
+            len(others),
+            ", ".join(others),
+        )
+    if broken:
+        first = broken[0][1]
+        more = "".join(f"\n\n{error}" for _, error in broken[1:])
+        raise type(first)(f"{first}{more}") from first
+
+
+def print_models(models) -> None:  # noqa: ANN001 - ModelRun, imported with Spark's modules
+    """One line per model, dbt's way: PASS, ERROR or SKIP, then what was built or why not."""
+    labels = {"success": "PASS", "error": "ERROR", "skipped": "SKIP"}
+    for run in models:
+        status = labels.get(run.status, run.status.upper())
+        if run.status != "success":
+            reason = (run.message or "").splitlines()[0] if run.message else ""
+            print(f"{status:<5} {run.name:<24} {run.materialized:<9} {reason}")
+            continue
+        rows = f"{run.rows:>10,} rows" if run.rows is not None else f"{'':>15}"
+        print(f"{status:<5} {run.name:<24} {run.materialized:<9} {rows} {run.seconds:>7.1f}s  {run.path or ''}")
+
+
+def print_data_tests(tests) -> None:  # noqa: ANN001 - DataTestResult, imported with Spark's modules
+    """The data tests' counts, then each one that did not pass."""
+    counts = {status: sum(1 for t in tests if t.status == status) for status in ("pass", "warn", "error", "skipped")}
+    print(
+        f"Data tests: {counts['pass']} passed, {counts['warn']} warning(s), {counts['error']} error(s), "
+        f"{counts['skipped']} skipped."
+    )
+    for test in tests:
+        if test.status != "pass":
+            label = {"skipped": "SKIP"}.get(test.status, test.status.upper())
+            print(f"  {label} {test.model}: {test.name}: {test.message.splitlines()[0]}")

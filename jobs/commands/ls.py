@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from jobs.commands.common import add_preview_arguments, selected_models
+from jobs.commands.common import add_preview_arguments, compiled_project, raise_broken
 from jobs.settings import Settings
 
 
@@ -15,7 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    project, models = selected_models(settings, args)
+    compiled = compiled_project(settings, args)  # a model that does not render is set aside, not in the way
+    project, models = compiled.project, compiled.selected(args.select, args.exclude)
     for model in models:
         config = model.config
         details = [config.materialized]
@@ -31,4 +32,5 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         names = [f"source:{s.group}.{s.table_name}" if s.group else f"source:{s.name}" for s in sources]
         reads = names + [f"seed:{s}" for s in model.seeds] + list(model.refs)
         print(f"{model.name:<24} {' '.join(details):<52} <- {', '.join(reads) or '-'}")
+    raise_broken(compiled, compiled.selected_names(args.select, args.exclude))
     return 0

@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 
-from jobs.commands.common import add_project_arguments, add_run_arguments, project_dir, run_context, vars_overrides
+from jobs.commands.common import (
+    add_project_arguments,
+    add_run_arguments,
+    print_data_tests,
+    print_models,
+    project_dir,
+    run_context,
+    vars_overrides,
+)
 from jobs.settings import Settings
 
 
@@ -27,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
     from jobs.spark.session import spark_session
-    from jobs.transform import transform
+    from jobs.transform import summary_line, transform
 
     ctx = run_context(args)
     spark = spark_session(
@@ -46,19 +54,19 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         exclude=args.exclude,
         from_database=args.from_database,
         run_data_tests=not args.skip_data_tests,
+        target=args.target,
+        raise_failures=False,
     )
     if args.json:
         print(json.dumps(outcome.to_dict(), indent=2))
+        outcome.raise_for_failures()
         return 0
-    for run in outcome.models:
-        rows = f"{run.rows:>10,} rows" if run.rows is not None else f"{'':>15}"
-        print(f"{run.name:<24} {run.materialized:<6} {rows} {run.seconds:>7.1f}s  {run.path or ''}")
+    print_models(outcome.models)
     if not outcome.data_tests_ran:
         reason = "--skip-data-tests" if args.skip_data_tests else "a --select build does not run them"
         print(f"Data tests: not run ({reason}).")
-        return 0
-    failed = [t for t in outcome.tests if not t.passed]
-    print(f"Data tests: {len(outcome.tests) - len(failed)} passed, {len(failed)} warning(s).")
-    for test in failed:
-        print(f"  WARN {test.model}: {test.name}: {test.message}")
+    else:
+        print_data_tests(outcome.tests)
+    print(summary_line(outcome.summary()))
+    outcome.raise_for_failures()  # a model or an error-severity test failed: the command fails, saying which
     return 0

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import jinja2
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-BUILT_IN_TESTS = ("not_null", "unique", "accepted_values", "relationships", "row_count_min")
+BUILT_IN_TESTS = ("not_null", "unique", "accepted_values", "relationships", "row_count_min", "json_keys_present")
 _MODEL_LEVEL = ("row_count_min",)
 TEST_CONFIG_KEYS = ("severity", "where", "warn_if", "error_if")
 #: dbt's test config read for what it describes: tags select tests (``retrain test --select tag:x``)
@@ -52,6 +52,7 @@ _ARGUMENTS = {
     "accepted_values": ("values", "quote"),
     "relationships": ("to", "field"),
     "row_count_min": ("min",),
+    "json_keys_present": (),
 }
 _CONDITION = re.compile(r"^\s*(!=|<>|>=|<=|==|=|>|<)\s*(\d+(?:\.\d+)?)\s*(%?)\s*$")
 _RELATION = re.compile(r"""^\s*(ref|source)\(\s*((?:['"][A-Za-z_][A-Za-z0-9_]*['"]\s*,?\s*){1,2})\)\s*$""")
@@ -134,8 +135,11 @@ class DataTestResult:
     severity: str
     failures: int
     message: str
+    #: pass, warn, error (failed, or could not run: see ``error``) or skipped (a model it reads did not run)
     status: str = "pass"
     rows: int | None = None
+    #: why the test could not run at all (its SQL broke), kept to be raised once every test has run
+    error: SqlProjectError | None = field(default=None, compare=False, repr=False)
 
     @property
     def passed(self) -> bool:
@@ -304,6 +308,8 @@ def compile_test(
         text = "{failures} rows whose " + column + f" is not a {args['field']} of {args['to']}"
         common["depends_on"] = (relation, parent)
         test = DataTest(label, query=query, describe_failure=text, **common)
+    elif kind == "json_keys_present":
+        test = _json_keys_present(project, renderer, relation, column, filt, label, common, at)
     else:  # row_count_min
         minimum = check_scalar(args.get("min"), f"{at}: row_count_min's 'min:'", minimum=0, error=SqlProjectError)
         test = DataTest(
@@ -315,6 +321,34 @@ def compile_test(
     if config.get("name"):
         test = DataTest(**{**test.__dict__, "name": str(config["name"])})
     return test
+
+
+def _json_keys_present(project, renderer, relation, column, filt, label, common, at) -> DataTest:
+    """Every JSON key the model's SQL reads from ``column`` appears in at least one tested row: a misspelt key, or
+    one the backend no longer sends, fails instead of leaving a column of NULLs. Failures count keys, not rows;
+    ``retrain docs`` names them, with each key's share of missing, null and unusable values."""
+    from jobs.sqlproject.jsonpaths import keys_read_from
+
+    if relation not in project.models:
+        raise SqlProjectError(f"{at}: json_keys_present tests a model's column of JSON text; {relation!r} is no model.")
+    keys = keys_read_from(renderer.render(project.models[relation]), column)
+    if not keys:
+        raise SqlProjectError(
+            f"{at}: {relation} reads no JSON key from {column!r} (no from_json, get_json_object or json_tuple of "
+            "that column in its SQL), so json_keys_present has nothing to check. Remove the test or name the column "
+            "that holds the JSON."
+        )
+    col = quote(column)
+    # A key's quoted name anywhere in the text: one cheap INSTR per key, counted as the table is written.
+    absent = " + ".join(
+        f"IF(COUNT_IF({filt} AND INSTR({col}, {sql_literal(chr(34) + key + chr(34))}) > 0) > 0 "
+        f"OR COUNT_IF({filt}) = 0, 0, 1)"
+        for key in keys
+    )
+    text = "{failures} of the " + f"{len(keys)} JSON keys {relation} reads from {column} appear in none of its rows"
+    shown = ", ".join(keys) if len(keys) <= 6 else f"{', '.join(keys[:6])}, ..."
+    text += f" ({shown}; `retrain docs --ds` names the missing ones)"
+    return DataTest(label, aggregate=f"({absent})", describe_failure=text, **{**common, "rows": None})
 
 
 def _custom_test(renderer, macro, kind, label, source, column, args, config, at, common) -> DataTest:
@@ -459,8 +493,9 @@ def statement(tests: Sequence[DataTest], known: Collection[str] = ()) -> str | N
     return f"SELECT\n  {select}\nFROM {relation}" if relation and reads_model else f"SELECT\n  {select}"
 
 
-def analyse(spark: SparkSession, tests: Sequence[DataTest]) -> None:
-    """Analyse (not run) every model's test statement: a misspelt column in a test fails here, naming the test."""
+def analyse(spark: SparkSession, tests: Sequence[DataTest], errors: list[SqlProjectError] | None = None) -> None:
+    """Analyse (not run) every model's test statement: a misspelt column in a test fails here, naming the test.
+    With ``errors``, every broken test is added there instead of the first being raised."""
     from pyspark.errors import PySparkException
 
     for group in _by_model(tests).values():
@@ -471,11 +506,13 @@ def analyse(spark: SparkSession, tests: Sequence[DataTest]) -> None:
                 try:
                     spark.sql(statement([test]))
                 except PySparkException as e:
-                    raise SqlProjectError(
+                    error = SqlProjectError(
                         f"Data test {test.name} on {test.model} ({test.where}) is not valid SQL "
                         f"for that model: {first_line(e)}"
-                    ) from None
-            raise
+                    )
+                    if errors is None:
+                        raise error from None
+                    errors.append(error)
 
 
 def _by_model(tests: Sequence[DataTest]) -> dict[str, list[DataTest]]:
@@ -491,6 +528,8 @@ def run_tests(
     threads: int = 1,
     start_order: Sequence[str] = (),
     observed: Mapping[str, Mapping[str, Any]] | None = None,
+    unavailable: Mapping[str, str] | None = None,
+    keep_going: bool = False,
 ) -> list[DataTestResult]:
     """Every test, at most one Spark query per model (up to ``threads`` models at once); results in the order of
     ``tests``.
@@ -499,12 +538,20 @@ def run_tests(
     table, the largest and slowest to test, first, so that the small ones fill the cores around it).
     ``observed``: per model, the values of its :func:`observed_metrics` taken while it was written; its tests use
     them, and the query counts only the rest.
+    ``unavailable``: models that failed or were skipped, with why: a test reading one is skipped, as in dbt.
+    ``keep_going``: a test that cannot run is an ``error`` result (its error in ``DataTestResult.error``) and the
+    others still run; without it, that error is raised.
     """
     observed = observed or {}
+    unavailable = unavailable or {}
+    skipped = {id(t): next((d for d in t.depends_on if d in unavailable), None) for t in tests}
+    runnable = [t for t in tests if skipped[id(t)] is None]
     rank = {name: index for index, name in enumerate(start_order)}
-    groups = sorted(_by_model(tests).values(), key=lambda group: rank.get(group[0].model, len(rank)))
+    groups = sorted(_by_model(runnable).values(), key=lambda group: rank.get(group[0].model, len(rank)))
     counted = run_concurrently(
-        lambda group: _count_failures(spark, group, observed.get(group[0].model) if group[0].relation else None),
+        lambda group: _count_failures(
+            spark, group, observed.get(group[0].model) if group[0].relation else None, keep_going
+        ),
         groups,
         threads,
         key=id,
@@ -512,16 +559,28 @@ def run_tests(
     found: dict[int, DataTestResult] = {}
     positions = {id(t): i for i, t in enumerate(tests)}
     for group in groups:  # logged in a fixed order, whatever order the queries finished in
-        for test, (failures, rows) in zip(group, counted[id(group)], strict=True):
+        for test, value in zip(group, counted[id(group)], strict=True):
+            if isinstance(value, SqlProjectError):
+                found[positions[id(test)]] = _broken(test, value)
+                continue
+            failures, rows = value
             found[positions[id(test)]] = _result(test, int(failures or 0), None if rows is None else int(rows))
+    for test in tests:
+        blocker = skipped[id(test)]
+        if blocker is not None:
+            message = f"skipped: reads {blocker}, which {unavailable[blocker]}"
+            log.warning("SKIP %s on %s: %s", test.name, test.model, message)
+            found[positions[id(test)]] = DataTestResult(
+                test.name, test.model, test.where, test.severity, 0, message, "skipped"
+            )
     return [found[i] for i in range(len(tests))]
 
 
 def _count_failures(
-    spark: SparkSession, group: Sequence[DataTest], observed: Mapping[str, Any] | None = None
-) -> list[tuple[Any, Any]]:
+    spark: SparkSession, group: Sequence[DataTest], observed: Mapping[str, Any] | None = None, keep_going: bool = False
+) -> list[Any]:
     """(failures, tested rows) of each test of one model, from what was observed and at most one query; a broken
-    test is named on its own."""
+    test is named on its own (raised, or with ``keep_going`` given in its place)."""
     from pyspark.errors import PySparkException
 
     observed = observed or {}
@@ -530,16 +589,25 @@ def _count_failures(
         row = {**observed, **(spark.sql(query).collect()[0].asDict() if query else {})}
         return [(row[f"f{i}"], row.get(f"r{i}")) for i in range(len(group))]
     except PySparkException:
-        values = []
+        values: list[Any] = []
         for test in group:  # find the test that broke
             try:
                 one = spark.sql(statement([test])).collect()[0].asDict()
             except PySparkException as e:
-                raise SqlProjectError(
+                error = SqlProjectError(
                     f"Data test {test.name} on {test.model} ({test.where}) could not run: {first_line(e)}"
-                ) from None
+                )
+                if not keep_going:
+                    raise error from None
+                values.append(error)
+                continue
             values.append((one["f0"], one.get("r0")))
         return values
+
+
+def _broken(test: DataTest, error: SqlProjectError) -> DataTestResult:
+    log.error("ERROR %s on %s: %s", test.name, test.model, error)
+    return DataTestResult(test.name, test.model, test.where, test.severity, 0, str(error), "error", error=error)
 
 
 def _result(test: DataTest, failures: int, rows: int | None) -> DataTestResult:
@@ -563,7 +631,7 @@ def _result(test: DataTest, failures: int, rows: int | None) -> DataTestResult:
 
 def raise_on_errors(results: Sequence[DataTestResult]) -> None:
     """Stop the pipeline when a test failed with status error; warnings only get reported."""
-    failed = [r for r in results if r.status == "error"]
+    failed = [r for r in results if r.status == "error" and r.error is None]
     if failed:
         lines = "\n".join(f"  {r.model}: {r.name}: {r.message} ({r.where})" for r in failed)
         raise DataTestError(
@@ -573,4 +641,11 @@ def raise_on_errors(results: Sequence[DataTestResult]) -> None:
 
 
 def results_to_dicts(results: Sequence[DataTestResult]) -> list[dict[str, Any]]:
-    return [{**asdict(r), "passed": r.passed} for r in results]
+    return [{**{k: v for k, v in asdict(r).items() if k != "error"}, "passed": r.passed} for r in results]
+
+
+def raise_broken(results: Sequence[DataTestResult]) -> None:
+    """Raise the error of the first test that could not run, if any."""
+    for result in results:
+        if result.error is not None:
+            raise result.error

@@ -117,6 +117,13 @@ def _union(graph, selectors: Sequence[str], nodes, option: str) -> set[str]:
     return chosen
 
 
+def select_one(
+    graph: Mapping[str, Sequence[str]], selector: str, nodes: Mapping[str, NodeInfo], option: str = "--select"
+) -> set[str]:
+    """The models one selector (no spaces, no commas) matches; one that matches nothing is an error."""
+    return _one(graph, selector, nodes, option)
+
+
 def _one(graph, selector: str, nodes, option: str) -> set[str]:
     core = selector.strip("+")
     base = _method(graph, core, nodes, option, selector)

@@ -3,8 +3,8 @@
 The format is dbt's (``given: - input: ref('x') rows: [...]``, ``expect: rows: [...]``). Values are written as
 YAML scalars and cast to the input's real column types, so an analyst writes ``created_at: 2026-11-01 10:00:00``
 or ``data: {"age": "42"}`` (a mapping becomes its JSON text). Columns left out of a given row are NULL; only the
-columns named in the expected rows are compared. This module builds the DataFrames; the pytest harness
-(``tests/test_sql_models.py``) compares them with chispa.
+columns named in the expected rows are compared. This module builds the DataFrames and compares them with chispa
+(:func:`run_unit_tests`): ``retrain test`` and the pytest harness (``tests/test_sql_models.py``) run cases here.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from jobs.errors import SqlProjectError
+from jobs.errors import RetrainError, SqlProjectError
 from jobs.run_context import RunContext
 from jobs.sqlproject.compiled import CompiledProject
 from jobs.sqlproject.config import source_key
@@ -25,6 +25,7 @@ from jobs.sqlproject.project import Model, SqlProject
 from jobs.sqlproject.render import RenderedModel, Renderer, source_view
 from jobs.sqlproject.runner import SqlRunner
 from jobs.sqlproject.seeds import register_seeds
+from jobs.sqlproject.sparkerrors import model_error
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -64,13 +65,78 @@ def models_without_unit_tests(project: SqlProject) -> list[str]:
     return sorted(set(project.models) - with_tests)
 
 
-def check_unit_tests(spark: SparkSession, compiled: CompiledProject) -> int:
-    """Build every case's given and expected frames (not the comparison): wrong inputs or columns fail here."""
+def check_unit_tests(spark: SparkSession, compiled: CompiledProject, errors: list[RetrainError] | None = None) -> int:
+    """Build every case's given and expected frames (not the comparison): wrong inputs or columns fail here. With
+    ``errors``, each case that fails is added there and the others are built still."""
     runner = UnitTestRunner(spark, compiled)
     cases = collect_cases(compiled.project)
     for case in cases:
-        runner.run(case)
+        try:
+            runner.run(case)
+        except RetrainError as e:
+            if errors is None:
+                raise
+            errors.append(e)
     return len(cases)
+
+
+@dataclass(frozen=True)
+class UnitTestResult:
+    """One case's outcome: ``pass``, ``fail`` (other rows than expected: ``message`` is chispa's diff) or ``error``
+    (the case or its model could not run: ``message`` says why)."""
+
+    id: str
+    model: str
+    where: str
+    status: str
+    message: str = ""
+    #: the model's file, and the lines computing the columns that differ
+    model_file: str = ""
+    differing: tuple[tuple[str, int | None], ...] = ()
+
+
+def run_unit_tests(
+    spark: SparkSession, compiled: CompiledProject, cases: Sequence[UnitTestCase] | None = None
+) -> list[UnitTestResult]:
+    """Run ``cases`` (default: every one) and compare each with chispa; a case that fails or cannot run does not
+    stop the others."""
+    runner = UnitTestRunner(spark, compiled)
+    return [runner.result(case) for case in (collect_cases(compiled.project) if cases is None else cases)]
+
+
+def compare(actual: DataFrame, expected: DataFrame) -> str | None:
+    """chispa's diff of the two frames (rows in any order), or None when they are equal."""
+    from chispa import assert_df_equality
+    from chispa.dataframe_comparer import DataFramesNotEqualError
+    from chispa.schema_comparer import SchemasNotEqualError
+
+    try:
+        assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
+    except (DataFramesNotEqualError, SchemasNotEqualError) as e:
+        return str(e)
+    return None
+
+
+def differing_columns(actual: DataFrame, expected: DataFrame) -> list[str]:
+    """The expected columns whose values (in any row order) are not those the model returned."""
+    from collections import Counter
+
+    got, want = actual.collect(), expected.collect()
+    return [
+        column
+        for column in expected.columns
+        if Counter(repr(row[column]) for row in got) != Counter(repr(row[column]) for row in want)
+    ]
+
+
+def column_line(template: str, column: str) -> int | None:
+    """The model file's line that names ``column`` as an output (``... AS column``, or a line starting with it)."""
+    patterns = (rf"\bAS\s+`?{re.escape(column)}`?\b", rf"^\s*,?\s*(\w+\.)?`?{re.escape(column)}`?\s*,?\s*$")
+    for pattern in patterns:
+        for number, line in enumerate(template.splitlines(), start=1):
+            if re.search(pattern, line, re.IGNORECASE):
+                return number
+    return None
 
 
 def _text(value: Any) -> str | None:
@@ -106,9 +172,36 @@ class UnitTestRunner:
         self.spark = spark
         self.project = compiled.project
         self.compiled = compiled
-        checked = SqlRunner(spark, compiled).check()
+        self.runner = SqlRunner(spark, compiled)
+        checked = self.runner.check(raise_failures=False)  # a broken model fails its own cases, not the others'
         self.schemas: dict[str, StructType] = {rendered.name: df.schema for rendered, df in checked}
         self.schemas.update({name: spark.table(name).schema for name in self.project.seeds})
+
+    def result(self, case: UnitTestCase) -> UnitTestResult:
+        """Run one case and compare it with chispa: pass, fail (with the diff) or error (with why)."""
+        from pyspark.errors import PySparkException
+
+        model_file = self.project.relative(case.model.path)
+        common = {"id": case.id, "model": case.model.name, "where": case.where, "model_file": model_file}
+        try:
+            actual, expected = self.run(case)
+            diff = compare(actual, expected)
+        except RetrainError as e:
+            return UnitTestResult(status="error", message=str(e), **common)
+        except PySparkException as e:
+            rendered = self.compiled.rendered.get(case.model.name)
+            message = str(model_error(self.project, rendered, e, "failed while running")) if rendered else str(e)
+            return UnitTestResult(status="error", message=message, **common)
+        if diff is None:
+            return UnitTestResult(status="pass", **common)
+        template = case.model.path.read_text(encoding="utf-8")
+        columns = differing_columns(actual, expected)
+        return UnitTestResult(
+            status="fail",
+            message=diff,
+            differing=tuple((column, column_line(template, column)) for column in columns),
+            **common,
+        )
 
     @classmethod
     def for_project(cls, spark: SparkSession, project: SqlProject) -> UnitTestRunner:
@@ -146,13 +239,24 @@ class UnitTestRunner:
         """Register the case's given rows as the views its model reads; the model as rendered for the case (its
         own ``vars:`` and ``ds:``). CASE coverage (:mod:`jobs.sqlproject.coverage`) runs its probes over them."""
         spec, where = case.spec, f"{case.where} (unit test {case.name!r})"
+        name = case.model.name
+        if name in self.runner.failures:
+            raise self.runner.failures[name]
+        if name in self.runner.unavailable:
+            failed = next((d for d in self.compiled.graph.get(name, ()) if d in self.runner.unavailable), "?")
+            raise SqlProjectError(
+                f"{where}: {name} reads {failed}, which could not be analysed (retrain check says why); its unit "
+                "tests cannot run until it is fixed."
+            )
         project = self.project
         if spec.get("vars"):
             project = dataclasses.replace(project, vars={**project.vars, **spec["vars"]})
+        renderer = self.compiled.renderer
         if spec.get("vars") or "ds" in spec:
-            rendered = Renderer.create(project, RunContext.for_ds(str(spec.get("ds", DEFAULT_DS)))).render(case.model)
+            renderer = Renderer.create(project, RunContext.for_ds(str(spec.get("ds", DEFAULT_DS))))
+            rendered = renderer.render(case.model)
         else:
-            rendered = self.compiled.rendered[case.model.name]
+            rendered = self.compiled.rendered[name]
         if project.seeds:  # a case may have replaced a seed's rows with its own
             register_seeds(self.spark, project)
         given = spec.get("given") or []
@@ -174,4 +278,6 @@ class UnitTestRunner:
         if missing:
             calls = [f"ref('{m[4:]}')" if m.startswith("ref:") else self.project.sources[m[7:]].call for m in missing]
             raise SqlProjectError(f"{where}: give rows for {', '.join(calls)} (may be rows: []).")
+        if rendered.executes:  # its SQL needs its inputs' columns (dbt_utils.star): the given rows' now
+            rendered = renderer.render(case.model, columns=self.runner.columns_of)
         return rendered
