@@ -32,7 +32,8 @@ $(STAMP): pyproject.toml
 system-deps:  ## check Java 17, PostgreSQL server binaries, the JDBC driver and Chromium; install them with apt as root
 	@bash scripts/system-deps.sh
 
-test: lint  ## run the tests (a real PostgreSQL and Spark are started by the tests themselves)
+test: lint  ## the SQL project's unit tests (retrain test, as an analyst runs them), then pytest (real PostgreSQL and Spark)
+	$(BIN)/retrain test --select test_type:unit
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-fast: lint  ## ruff, then the tests that need no PostgreSQL, Spark (JVM), Airflow or browser (about 30 s)
@@ -50,7 +51,7 @@ docs: setup  ## the documentation site in site/ (mkdocs build --strict: a broken
 demo: setup  ## seed the embedded PostgreSQL, start the backend, run the DAG for two Sundays with a week of traffic between
 	$(BIN)/retrain demo run --rows $(DEMO_ROWS) --requests $(DEMO_REQUESTS)
 
-airflow: setup  ## run a local Airflow (standalone) with the project's DAG; prints how to log in
+airflow: setup  ## a local Airflow (API server, scheduler, DAG processor, triggerer) on AIRFLOW_PORT (8080) and the next two ports
 	@bash scripts/airflow.sh
 
 bench: setup  ## the pipeline vs the COPY floor, pandas, DuckDB, naive Spark (BENCH_ROWS="200000 1000000 5000000")
