@@ -364,9 +364,9 @@ class Renderer:
             try:
                 template = self.env.get_template(name)
                 sql = template.render(context)
-            except MacroReturn:
+            except MacroReturn as e:
                 raise CompilationError(
-                    _located(self.project, model, MacroReturn(None), "return() is only valid inside a macro.")
+                    _located(self.project, model, e, "return() is only valid inside a macro.")
                 ) from None
             except SqlProjectError as e:
                 raise type(e)(_located(self.project, model, e, str(e))) from e
