@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from jobs.report_plots import drift_plot, metric_plot
+from jobs.ml.report_plots import drift_plot, metric_plot
 from jobs.run_context import RunContext, RunFolder
 from jobs.settings import Settings
 
