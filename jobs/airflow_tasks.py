@@ -22,6 +22,7 @@ from airflow.sdk import RetryAction, RetryDecision, RetryPolicy, get_current_con
 from jobs import errors
 from jobs.errors import ConfigError
 from jobs.run_context import RunContext
+from jobs.scheduling.api import TOKEN_VARIABLE
 from jobs.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,6 @@ class StepRetryPolicy(RetryPolicy):
 
 
 RETRY_POLICY = StepRetryPolicy()
-TOKEN_VARIABLE = "ADMIN_JWT_TOKEN"  # the Airflow Variable (or secrets backend key) read before the environment
 ERROR_KEY = "error"  # XCom key under which a failed task leaves its error message for notify
 MESSAGE_LIMIT = 500  # characters of an error kept for the report
 

@@ -97,6 +97,9 @@ def test_the_preflights_advice_mints_a_token_that_passes(tmp_path: Path) -> None
     with pytest.raises(AdminTokenError, match="--ttl 5h") as caught:
         check_admin_token(Settings.from_env(env={"ADMIN_JWT_TOKEN": short}, root=tmp_path), valid_for=TOKEN_VALID_FOR)
     assert "Airflow Variable ADMIN_JWT_TOKEN" in str(caught.value)
+    from jobs.commands.token import DEFAULT_TTL
+
+    assert ttl_that_passes(TOKEN_VALID_FOR) == DEFAULT_TTL  # `retrain token` alone mints one that passes
     advised = mint(key, role="admin", ttl=parse_ttl(ttl_that_passes(TOKEN_VALID_FOR)))
     check_admin_token(Settings.from_env(env={"ADMIN_JWT_TOKEN": advised}, root=tmp_path), valid_for=TOKEN_VALID_FOR)
 

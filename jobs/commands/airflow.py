@@ -1,0 +1,246 @@
+"""``retrain airflow start|trigger|set-token``: a local Airflow, a given week's run, and the deploy token."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from jobs.settings import Settings
+
+if TYPE_CHECKING:
+    from jobs.scheduling.api import AirflowApi, DagRun
+
+DEFAULT_WAIT_SECONDS = 4 * 3600  # longer than a run's tasks may take (their time limits add up to about 4 h)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "airflow", help="run a local Airflow (make airflow), trigger a given week, store the deploy token"
+    )
+    parser.set_defaults(handler=lambda settings, args: parser.print_help() or 2)
+    commands = parser.add_subparsers(dest="airflow_command", metavar="SUBCOMMAND")
+
+    start = commands.add_parser(
+        "start",
+        help="start Airflow's API server, scheduler, DAG processor and triggerer on AIRFLOW_PORT (make airflow)",
+        description="Runs a local Airflow (LocalExecutor, SQLite in AIRFLOW_HOME, default .local/airflow) with this "
+        "project's DAG until Ctrl-C. The API server listens on AIRFLOW_PORT (default 8080) and the log servers on "
+        "the next two ports; each is checked free first. A component that exits stops the others.",
+    )
+    start.add_argument(
+        "--ready-timeout", type=float, default=300.0, help="seconds to wait for every component (default 300)"
+    )
+    start.set_defaults(handler=run_start)
+
+    trigger = commands.add_parser(
+        "trigger",
+        help="run the DAG for the week ending on a given Sunday, through Airflow's REST API",
+        description="Creates the run of the week [D - 7 days, D) at 02:00 in the DAG's time zone, with that exact "
+        "data interval: the run the schedule would have made for it, writing data/runs/ds=D/. Talks to "
+        "AIRFLOW_API_URL (default http://localhost:AIRFLOW_PORT) as AIRFLOW_USERNAME (default admin) with "
+        "AIRFLOW_PASSWORD (default: the password `make airflow` generated in AIRFLOW_HOME).",
+    )
+    trigger.add_argument("--ds", required=True, help="the Sunday the week ends, YYYY-MM-DD (the run's ds)")
+    again = trigger.add_mutually_exclusive_group()
+    again.add_argument(
+        "--rerun", action="store_true", help="when the week has a finished run, clear it so that it runs again"
+    )
+    again.add_argument(
+        "--rerun-failed",
+        action="store_true",
+        help="when the week has a finished run, run again only its failed tasks and those they held back "
+        "(e.g. deploy_models and notify after rotating a refused token)",
+    )
+    trigger.add_argument(
+        "--unpause",
+        action="store_true",
+        help="unpause the DAG if it is paused (which also runs the latest complete week, unless it has a run)",
+    )
+    trigger.add_argument("--wait", action="store_true", help="wait for the run to finish; exit 1 if it failed")
+    trigger.add_argument(
+        "--timeout", type=float, default=DEFAULT_WAIT_SECONDS, help="seconds --wait waits (default 4 h)"
+    )
+    trigger.add_argument("--json", action="store_true", help="print the run (and its tasks' states) as JSON")
+    trigger.set_defaults(handler=run_trigger)
+
+    set_token = commands.add_parser(
+        "set-token",
+        help="store the deploy token (read from standard input) in the Airflow Variable ADMIN_JWT_TOKEN",
+        description="Reads an admin JWT from standard input, checks its claims as the DAG's preflight does, and "
+        "stores it in the Airflow Variable ADMIN_JWT_TOKEN, which each task reads when it runs: rotating the "
+        "token needs no restart. E.g.: retrain token --role admin --ttl 8d | retrain airflow set-token",
+    )
+    set_token.set_defaults(handler=run_set_token)
+
+
+# -- start ------------------------------------------------------------------------------------------------------
+
+
+def run_start(settings: Settings, args: argparse.Namespace) -> int:
+    import os
+
+    from jobs.errors import AirflowStartError
+    from jobs.scheduling.local import LocalAirflow
+
+    airflow = Path(sys.executable).with_name("airflow")
+    if not airflow.is_file():
+        raise AirflowStartError(
+            f"No airflow command beside {sys.executable}: install the project's airflow extra "
+            "(`pip install '.[airflow]'`; `make setup` does)."
+        )
+    local = LocalAirflow.from_settings(settings, airflow)
+    signal.signal(signal.SIGTERM, _interrupt)  # stopped like Ctrl-C, so the components are stopped too
+    print(f"Starting Airflow in {local.home} (its components' logs: {local.home / 'logs'}) ...", flush=True)
+    try:
+        local.start(os.environ, ready_timeout=args.ready_timeout)
+        print(_banner(local, settings), flush=True)
+        local.supervise()
+    except KeyboardInterrupt:
+        print("Stopped.", flush=True)
+    finally:
+        local.stop()
+    return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _banner(local, settings: Settings) -> str:
+    ports = local.ports
+    return f"""
+Airflow is up: API server, scheduler (LocalExecutor), DAG processor and triggerer.
+  Web UI and API:  {local.url}
+  Log in as:       {settings.airflow_username}, password in {local.passwords_file}
+  Ports:           {ports.api} API server, {ports.task_logs} task logs, {ports.triggerer_logs} triggerer logs \
+(AIRFLOW_PORT and the next two)
+  Logs:            {local.home / "logs"}/<component>.log; task logs in the UI
+  DAG:             model_retraining, paused until unpaused; unpausing also runs the latest complete week at once
+  Run a week:      retrain airflow trigger --ds 2026-11-22 --unpause --wait
+  Deploy token:    retrain token --role admin --ttl 8d | retrain airflow set-token   (on the backend's machine)
+Stop with Ctrl-C.""".lstrip("\n")
+
+
+# -- trigger ----------------------------------------------------------------------------------------------------
+
+
+def _api(settings: Settings) -> AirflowApi:
+    from jobs.errors import AirflowApiError
+    from jobs.scheduling.api import AirflowApi
+    from jobs.scheduling.local import PASSWORDS_FILE, generated_password
+
+    password = settings.airflow_password or generated_password(settings.airflow_home, settings.airflow_username)
+    if not password:
+        raise AirflowApiError(
+            f"No password for Airflow user {settings.airflow_username!r}: AIRFLOW_PASSWORD is not set and "
+            f"{settings.airflow_home / PASSWORDS_FILE} (where `make airflow` keeps the one it generated) has none. "
+            "Set AIRFLOW_PASSWORD, or AIRFLOW_HOME to the home of the Airflow you started."
+        )
+    return AirflowApi.login(settings.airflow_url, settings.airflow_username, password)
+
+
+def run_trigger(settings: Settings, args: argparse.Namespace) -> int:
+    from jobs.scheduling.api import WeekHasRun
+    from jobs.scheduling.week import week_ending
+
+    week_ending(args.ds, settings.schedule_timezone)  # a date that is no Sunday fails before anything is asked
+    api = _api(settings)
+    dag = api.dag()
+    week = week_ending(args.ds, _zone(dag.get("timezone"), settings.schedule_timezone))
+    try:
+        run = api.trigger(week, note=f"retrain airflow trigger --ds {week.ds_str}")
+        _say(args, f"Triggered {run.run_id}: the week [{week.start:%Y-%m-%d %H:%M}, {week.end:%Y-%m-%d %H:%M}) UTC.")
+    except WeekHasRun as e:
+        if not e.run.finished:  # queued or running: that is the week's run, followed instead of a second one
+            run = e.run
+            _say(args, f"The week ending {week.ds_str} already has run {run.run_id} ({run.state}): following it.")
+        elif args.rerun or args.rerun_failed:
+            run = api.rerun(e.run, only_failed=args.rerun_failed)
+            what = "its failed tasks run" if args.rerun_failed else "it runs"
+            _say(args, f"Cleared {run.run_id} (was {e.run.state}): {what} again for the week ending {week.ds_str}.")
+        else:
+            raise
+    if dag.get("is_paused"):
+        if args.unpause:
+            api.unpause()
+            _say(
+                args,
+                "Unpaused model_retraining (the schedule also runs the latest complete week, unless it has a run).",
+            )
+        else:
+            _say(
+                args,
+                "model_retraining is paused: this run starts when it is unpaused (in the UI, or with --unpause; "
+                "unpausing also runs the latest complete week at once).",
+            )
+    if not args.wait:
+        if args.json:
+            print(json.dumps(run.to_dict(), indent=2))
+        return 0
+    final = api.wait(run.run_id, timeout=args.timeout, on_change=_progress(args))
+    if args.json:
+        print(json.dumps(final.to_dict(), indent=2))
+    else:
+        for task, info in final.tasks.items():
+            print(f"  {task:<16} {info['state']}  (tries: {info['try_number']})")
+        print(f"{final.run_id}: {final.state}. Its report: runs/ds={week.ds_str}/report.md under the tasks' DATA_DIR.")
+    return 0 if final.state == "success" else 1
+
+
+def _zone(reported: object, fallback: str) -> str:
+    """The DAG's time zone as the API reports it, if it is an IANA name; else the local SCHEDULE_TIMEZONE."""
+    from zoneinfo import ZoneInfo
+
+    try:
+        ZoneInfo(str(reported))
+    except (ValueError, KeyError, TypeError, OSError):
+        return fallback
+    return str(reported)
+
+
+def _say(args: argparse.Namespace, line: str) -> None:
+    print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
+
+
+def _progress(args: argparse.Namespace):
+    seen: dict[str, str] = {}
+
+    def show(run: DagRun) -> None:
+        for task, info in run.tasks.items():
+            state = str(info.get("state"))
+            if seen.get(task) != state and state not in ("None", "scheduled", "queued"):
+                _say(args, f"  {task}: {state}")
+            seen[task] = state
+
+    return show
+
+
+# -- set-token --------------------------------------------------------------------------------------------------
+
+
+def run_set_token(settings: Settings, args: argparse.Namespace) -> int:
+    import getpass
+    from dataclasses import replace
+    from datetime import UTC, datetime
+
+    import jwt
+
+    from jobs.airflow_tasks import TOKEN_VALID_FOR
+    from jobs.deploy import check_admin_token
+    from jobs.scheduling.api import TOKEN_VARIABLE
+
+    token = (getpass.getpass("Admin JWT: ") if sys.stdin.isatty() else sys.stdin.read()).strip()
+    check_admin_token(replace(settings, admin_jwt_token=token), valid_for=TOKEN_VALID_FOR)
+    expires = datetime.fromtimestamp(jwt.decode(token, options={"verify_signature": False})["exp"], UTC)
+    _api(settings).set_variable(
+        TOKEN_VARIABLE, token, description=f"the deploy token (admin JWT), expires {expires:%Y-%m-%d %H:%M} UTC"
+    )
+    print(
+        f"Stored in the Airflow Variable {TOKEN_VARIABLE} (expires {expires:%Y-%m-%d %H:%M} UTC); "
+        "the next task that runs reads it."
+    )
+    return 0

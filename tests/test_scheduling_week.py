@@ -1,0 +1,54 @@
+"""The week a run covers, computed without Airflow for `retrain airflow trigger`, is the DAG timetable's week."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from jobs.errors import ConfigError
+from jobs.scheduling.week import SCHEDULE, week_ending
+
+
+def test_the_week_ending_on_a_sunday_is_the_seven_days_before_it_at_2am() -> None:
+    week = week_ending("2026-11-22")
+    assert (week.start, week.end) == (datetime(2026, 11, 15, 2, tzinfo=UTC), datetime(2026, 11, 22, 2, tzinfo=UTC))
+    assert week.ds_str == "2026-11-22"
+
+
+def test_another_day_is_refused_with_the_sundays_around_it() -> None:
+    with pytest.raises(ConfigError, match="is a Monday") as caught:
+        week_ending("2026-11-23")
+    assert "2026-11-29 (the week 2026-11-23 falls in) or 2026-11-22 (the week before)" in str(caught.value)
+    with pytest.raises(ConfigError, match="YYYY-MM-DD"):
+        week_ending("22/11/2026")
+
+
+def test_days_the_clocks_change_read_02_00_as_airflow_does() -> None:
+    """Paris: 02:00 happens twice on 2026-10-25 (the later one counts) and not at all on 2026-03-29."""
+    assert week_ending("2026-10-25", "Europe/Paris").end == datetime(2026, 10, 25, 1, tzinfo=UTC)
+    assert week_ending("2026-11-01", "Europe/Paris").start == datetime(2026, 10, 25, 1, tzinfo=UTC)
+    assert week_ending("2026-03-29", "Europe/Paris").end == datetime(2026, 3, 29, 1, tzinfo=UTC)
+    assert week_ending("2026-07-05", "Europe/Paris").end == datetime(2026, 7, 5, 0, tzinfo=UTC)
+
+
+SUNDAYS = [date(2026, 1, 4) + timedelta(weeks=n) for n in range(52)]
+
+
+@pytest.mark.parametrize("timezone", ["UTC", "Europe/Paris", "America/New_York"])
+def test_every_sunday_of_2026_gives_the_interval_of_the_dags_timetable(airflow_home, timezone: str) -> None:
+    from airflow.sdk import CronDataIntervalTimetable
+    from airflow.serialization.encoders import coerce_to_core_timetable
+
+    timetable = coerce_to_core_timetable(CronDataIntervalTimetable(SCHEDULE, timezone=timezone))
+    differ, empty = [], []
+    for sunday in SUNDAYS:
+        week = week_ending(sunday, timezone)
+        interval = timetable.infer_manual_data_interval(run_after=week.end)
+        # Airflow's timetable gives the Sunday whose 02:00 the clocks skip an empty interval; ours keeps the week.
+        if interval.start == interval.end:
+            empty.append(sunday)
+        elif (interval.start, interval.end) != (week.start, week.end):
+            differ.append(f"{sunday}: ours {week.start}..{week.end}, Airflow's {interval.start}..{interval.end}")
+    assert differ == []
+    assert len(empty) == (0 if timezone == "UTC" else 1), empty  # the one spring-forward Sunday
