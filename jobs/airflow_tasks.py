@@ -23,7 +23,7 @@ from jobs import errors
 from jobs.errors import ConfigError
 from jobs.run_context import RunContext
 from jobs.scheduling.api import TOKEN_VARIABLE
-from jobs.settings import Settings
+from jobs.settings import Settings, redact_logs
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,21 @@ def plain_utc(moment: datetime) -> datetime:
     return datetime.fromtimestamp(moment.timestamp(), UTC)
 
 
+def mask_in_task_log(settings: Settings) -> None:
+    """Hide the settings' secrets in the task's log: Airflow's masker gets each in the spellings a URL gives it, and
+    the log handlers of the task's process pass every line through ``Settings.redact`` too."""
+    from urllib.parse import quote, quote_plus
+
+    from airflow.sdk.log import mask_secret
+
+    redact_logs(settings)
+    for secret in settings.secrets():
+        encoded = quote(secret, safe="")
+        lower_hex = re.sub(r"%[0-9A-F]{2}", lambda m: m.group().lower(), encoded)
+        for spelling in {secret, encoded, lower_hex, quote(secret), quote_plus(secret)}:
+            mask_secret(spelling)
+
+
 def error_message(error: BaseException, settings: Settings | None = None) -> str:
     """One line for the report: the error's own message (ours are written for people), secrets masked."""
     text = str(error).strip().splitlines()[0] if str(error).strip() else ""
@@ -168,7 +183,9 @@ class StepTasks:
         when one is set (the ``ADMIN_JWT_TOKEN`` environment variable otherwise)."""
         settings = Settings.from_env(root=self.project_root)
         token = self.token_lookup()
-        return replace(settings, admin_jwt_token=token) if token else settings
+        settings = replace(settings, admin_jwt_token=token) if token else settings
+        mask_in_task_log(settings)
+        return settings
 
     def token_source(self) -> str:
         """Where the deploy token comes from, for the task log (never the token itself)."""

@@ -150,3 +150,19 @@ def test_the_console_of_retrain_shows_no_form_of_the_password(probe_role, tmp_pa
     outputs |= written_files(tmp_path / "data")
     assert found(outputs) == []
     assert b"'ss'" not in run.stderr and b"'w'" not in run.stderr  # no piece of the URL is quoted
+
+
+def test_an_airflow_task_log_masks_every_spelling_of_the_password(airflow_home, tmp_path, monkeypatch) -> None:
+    """A task reads its settings through ``StepTasks.settings``, which gives Airflow's masker each secret in the
+    spellings a URL gives it; what the task logs passes through that masker."""
+    from airflow.sdk.log import redact
+
+    from jobs.airflow_tasks import StepTasks
+
+    url = urls(5432)["query"]
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    StepTasks(REPO_ROOT, "UTC", token_lookup=lambda: None).settings()
+    line = f"connecting to {url} with {PASSWORD} (p%40ss%3Aw%2Frd%231, p%40ss%3aw%2frd%231) failed"
+    masked = redact(line)
+    assert found({"task log": masked.encode()}) == [] and "connecting to" in masked
