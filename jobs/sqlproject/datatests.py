@@ -268,8 +268,8 @@ def compile_test(
         raise SqlProjectError(f"{at}: {kind!r} applies to a column; put it under 'columns: - name: ... data_tests:'.")
     label = f"{kind}({column})" if column else kind
     if kind in custom:
-        return _custom_test(renderer, custom[kind], kind, label, source, column, args, config, at, common)
-    if kind == "not_null":
+        test = _custom_test(renderer, custom[kind], kind, label, source, column, args, config, at, common)
+    elif kind == "not_null":
         test = DataTest(
             label,
             aggregate=f"COUNT_IF({filt} AND {col} IS NULL)",

@@ -250,7 +250,9 @@ def load_properties(
                 f"{file}: a properties file is a mapping with 'models:' (dbt's shape) or the keys of the model "
                 f"named after the file ({', '.join(SHORT_FILE_KEYS)})."
             )
-        dbt_shape = any(key in document for key in ("version", "models", "seeds", *DBT_FILE_ALSO))
+        # (a short form's own data_tests: are the model's; dbt's top-level ones describe singular tests)
+        shape_keys = ("version", "models", "seeds", *(key for key in DBT_FILE_ALSO if key != "data_tests"))
+        dbt_shape = any(key in document for key in shape_keys)
         if dbt_shape or path.stem not in model_names | seed_names:
             check_keys(document, DBT_FILE_KEYS, file, "a properties file", DBT_FILE_ALSO)
             for key in document:
