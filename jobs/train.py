@@ -23,9 +23,11 @@ import pandas as pd
 from jobs.errors import RecipeError, TrainError
 from jobs.ml.dataset import read_feature_table, split
 from jobs.ml.fitting import choose_threshold, choose_window, fit, window_label
+from jobs.ml.json_inputs import ServingInputs
 from jobs.ml.metrics import classification_metrics, positive_scores, predicted_labels
 from jobs.ml.provenance import code_revision, file_sha256, library_versions, sql_lineage
 from jobs.ml.recipes import Recipe, features_frame, load_recipes
+from jobs.ml.skew import check_servable
 from jobs.ml.store import ModelStore
 from jobs.run_context import RunContext
 from jobs.settings import Settings
@@ -127,8 +129,10 @@ def train_one(
     ctx: RunContext,
     provenance: dict[str, Any],
     recipe_file: Path | None = None,
+    inputs: ServingInputs | None = None,
 ) -> ModelTraining:
-    """Choose the window, fit, choose the threshold, score and store one recipe's model on ``frame``."""
+    """Choose the window, fit, choose the threshold, score and store one recipe's model on ``frame``; ``inputs``
+    (how serving reads each feature, :func:`jobs.ml.skew.check_servable`) is stored with it."""
     started = time.perf_counter()
     parts = split(frame, recipe, ctx.data_interval_end)
     counts = parts.class_counts(recipe.label)
@@ -180,6 +184,7 @@ def train_one(
         "metric": recipe.metric,
         "target_recall": recipe.target_recall,
         "operating_threshold": threshold,
+        "inputs": inputs.to_dict() if inputs else None,
         "threshold_chosen_on": chosen_on,
         "rows": parts.rows,
         "labelled_rows": parts.labelled,
@@ -252,7 +257,12 @@ def train(
             outcomes.append(ModelTraining(recipe.name, None, str(e)))
             continue
         recipe_file = settings.models_dir / f"{recipe.name}.py"
-        outcomes.append(train_one(recipe, frame, store=store, ctx=ctx, provenance=provenance, recipe_file=recipe_file))
+        inputs = check_servable(recipe, path, folder.snapshot("predictions"))  # RecipeError: a feature serving lacks
+        outcomes.append(
+            train_one(
+                recipe, frame, store=store, ctx=ctx, provenance=provenance, recipe_file=recipe_file, inputs=inputs
+            )
+        )
     result = TrainResult(ctx.ds_str, tuple(outcomes), round(time.perf_counter() - started, 3))
     folder.train_summary.write_text(json.dumps(result.to_dict(), indent=2, default=str) + "\n", encoding="utf-8")
     return result

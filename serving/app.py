@@ -107,7 +107,7 @@ def _predict(
         return _error(422, e.detail, **({"field": e.field} if e.field else {}))
     user_id, inputs, text = request.user_id, request.inputs, request.text
     try:
-        coerced = coerce_inputs(loaded.recipe, inputs)
+        coerced = coerce_inputs(loaded.recipe, inputs, loaded.inputs)
     except RetrainError as e:
         return _error(422, str(e))  # the message names the field
     prediction, confidence = score(loaded.estimator, loaded.recipe, coerced, loaded.threshold)

@@ -38,6 +38,9 @@ class LoadedModel:
     loaded_at: str
     #: the operating threshold stored with the version: a score at or above it is "High Risk"
     threshold: float
+    #: how the version reads each feature from a request's JSON, as the SQL did for its training rows
+    #: (``jobs.ml.json_inputs.ServingInputs``); None for a version stored before they were recorded
+    inputs: Any = None
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -111,6 +114,7 @@ def load_production_set(model_store: Path, models_dir: Path) -> dict[str, Loaded
 
 
 def _load_one(store: Any, name: str, recipe: Any, pointer: Any) -> LoadedModel:
+    from jobs.ml.json_inputs import ServingInputs
     from jobs.ml.metrics import threshold_of
     from jobs.ml.names import check_version_name
     from jobs.ml.recipes import as_trained
@@ -121,6 +125,7 @@ def _load_one(store: Any, name: str, recipe: Any, pointer: Any) -> LoadedModel:
         artifact = store.artifact(name, version)
         metadata = store.metadata(name, version)
         recipe = as_trained(recipe, metadata)
+        inputs = ServingInputs.from_metadata(metadata)
     except (OSError, ValueError, RetrainError) as e:
         raise ModelLoadError(name, f"Could not read {name} {version} from the model store: {e}") from e
     path, sha = artifact.path, artifact.sha256
@@ -137,7 +142,7 @@ def _load_one(store: Any, name: str, recipe: Any, pointer: Any) -> LoadedModel:
         raise ModelLoadError(name, f"Could not load {name} {version} ({path}): {type(e).__name__}: {e}") from e
     if not hasattr(estimator, "predict_proba"):
         raise ModelLoadError(name, f"{name} {version} ({path}) is a {type(estimator).__name__}, not a classifier.")
-    return LoadedModel(name, version, sha, recipe, estimator, _now(), threshold_of(metadata))
+    return LoadedModel(name, version, sha, recipe, estimator, _now(), threshold_of(metadata), inputs)
 
 
 def _now() -> str:

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from sklearn.pipeline import Pipeline
 
+    from jobs.ml.json_inputs import ServingInputs
+
 __all__ = [
     "GateThresholds",
     "Recipe",
@@ -273,8 +275,12 @@ def _number(recipe: Recipe, key: str, value: Any) -> float | None:
         )
     if not math.isfinite(number):
         raise ModelInputError(f"Input {key!r} of model {recipe.name!r} must be a finite number. Got {_shown(value)}.")
+    return _plausible(recipe, key, number, value)
+
+
+def _plausible(recipe: Recipe, key: str, number: float | None, value: Any) -> float | None:
     low, high = recipe.plausible_ranges.get(key, DEFAULT_RANGE)
-    if not low <= number <= high:
+    if number is not None and not low <= number <= high:
         raise ModelInputError(
             f"Input {key!r} of model {recipe.name!r} must be from {low:g} to {high:g}, its plausible range. "
             f"Got {_shown(value)} instead."
@@ -311,17 +317,25 @@ def _category(recipe: Recipe, key: str, value: Any) -> str:
     return text or UNKNOWN_CATEGORY
 
 
-def coerce_inputs(recipe: Recipe, payload: Mapping[str, Any]) -> dict[str, Any]:
+def coerce_inputs(recipe: Recipe, payload: Mapping[str, Any], inputs: ServingInputs | None = None) -> dict[str, Any]:
     """A request's JSON inputs as the recipe's features, read like the SQL models read the logged JSON.
 
-    Numbers given as strings become floats, booleans 1.0/0.0, missing keys and nulls ``None`` (imputed by the
-    pipeline); categories are trimmed and lower-cased, a missing one is ``'unknown'``, and an unknown value is kept
-    for the encoder to ignore. Keys that are not features are ignored. Raises ModelInputError naming the field.
+    ``inputs``: how the version was trained to read each feature (its metadata's ``inputs``): the SQL's own
+    definitions, a category outside its known values read as ``'unknown'`` (:mod:`jobs.ml.json_inputs`). Without
+    them (a version stored before they were recorded): numbers given as strings become floats, booleans 1.0/0.0,
+    missing keys and nulls ``None`` (imputed by the pipeline); categories are trimmed and lower-cased, a missing one
+    is ``'unknown'``, and an unknown value is kept for the encoder to ignore. Keys that are not features are ignored;
+    a number outside the recipe's plausible range is refused. Raises ModelInputError naming the field.
     """
     if not isinstance(payload, Mapping):
         raise ModelInputError(
             f"The inputs of model {recipe.name!r} must be a JSON object. Got a {type(payload).__name__} instead."
         )
+    if inputs is not None:
+        coerced = inputs.read(recipe.name, payload)
+        for key in recipe.numeric_features:
+            _plausible(recipe, key, coerced.get(key), payload.get(key))
+        return coerced
     coerced: dict[str, Any] = {key: _number(recipe, key, payload.get(key)) for key in recipe.numeric_features}
     coerced.update({key: _category(recipe, key, payload.get(key)) for key in recipe.categorical_features})
     return coerced

@@ -24,8 +24,10 @@ from_json({{ column }}, '{% for key in keys %}`{{ key }}` STRING, {% endfor %}`_
 get_json_object({{ column }}, '$.{{ key }}')
 {%- endmacro %}
 
+{#- A number, or NULL: text that is no number, and "NaN" or "Infinity" (no measurement; a model cannot train on
+    it). The serving backend reads a request's value the same way (jobs/ml/json_inputs.py). -#}
 {% macro to_double(text) -%}
-TRY_CAST(TRIM({{ text }}) AS DOUBLE)
+CASE WHEN ABS(TRY_CAST(TRIM({{ text }}) AS DOUBLE)) < DOUBLE('Infinity') THEN TRY_CAST(TRIM({{ text }}) AS DOUBLE) END
 {%- endmacro %}
 
 {% macro to_category(text) -%}
