@@ -33,7 +33,7 @@ def coverage(unit_runner, run_summary) -> Iterator[Tally]:
     yield tally
     ran = {name for name, coverage in tally.result().items() if coverage.unit_tests}
     if ran:
-        run_summary["CASE WHEN coverage of the SQL unit tests"] = format_table(tally.result(ran))
+        run_summary["SQL unit tests"] = format_table(tally.result(ran))
 
 
 def test_every_model_has_unit_tests() -> None:

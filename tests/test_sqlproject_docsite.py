@@ -64,7 +64,7 @@ def test_retrain_docs_on_a_run_in_a_browser(spark, settings, empty_db, tmp_path,
     assert shown == {"source:predictions", *(f"model:{m}" for m in models), *recipes, "deployed:heart"}
     box = page.locator('svg.graph [data-node="model:heart_features"]').bounding_box()
     assert box and box["width"] > 100 and box["height"] > 30  # drawn, not just present
-    assert page.locator("svg.graph .edge").count() >= 10
+    assert page.locator("svg.graph .edge").count() == 9  # 1 source, 4 refs, 3 recipes, 1 deployed version
     assert page.locator("#quarantine td").count() > 0
     health = page.locator("#json-health").inner_text()
     assert "predictions.data, by record_type" in health and "never present" not in health
