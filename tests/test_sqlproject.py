@@ -141,8 +141,8 @@ def test_a_failing_model_skips_what_reads_it_and_the_rest_is_built(built) -> Non
     ]
     assert summary["summary"] == {"PASS": 36, "WARN": 4, "ERROR": 1, "SKIP": 3, "TOTAL": 44}
     lines = out.splitlines()
-    assert any(line.startswith("ERROR risky_orders") for line in lines)
-    assert "SKIP  risky_order_summary      table     reads risky_orders, which failed" in lines
+    assert any(line.startswith("risky_orders             table  ERROR Spark failed while running") for line in lines)
+    assert "risky_order_summary      table  SKIP  reads risky_orders, which failed" in lines
     assert lines[-1] == "Done. PASS=36 WARN=4 ERROR=1 SKIP=3 TOTAL=44"
 
 

@@ -122,16 +122,15 @@ def raise_broken(compiled: CompiledProject, names: set[str]) -> None:
 
 
 def print_models(models) -> None:  # noqa: ANN001 - ModelRun, imported with Spark's modules
-    """One line per model, dbt's way: PASS, ERROR or SKIP, then what was built or why not."""
-    labels = {"success": "PASS", "error": "ERROR", "skipped": "SKIP"}
+    """One line per model: what was built, or ERROR (why) or SKIP (which model it reads failed), as dbt says."""
+    labels = {"error": "ERROR", "skipped": "SKIP"}
     for run in models:
-        status = labels.get(run.status, run.status.upper())
-        if run.status != "success":
+        if run.status in labels:
             reason = (run.message or "").splitlines()[0] if run.message else ""
-            print(f"{status:<5} {run.name:<24} {run.materialized:<9} {reason}")
+            print(f"{run.name:<24} {run.materialized:<6} {labels[run.status]:<5} {reason}")
             continue
         rows = f"{run.rows:>10,} rows" if run.rows is not None else f"{'':>15}"
-        print(f"{status:<5} {run.name:<24} {run.materialized:<9} {rows} {run.seconds:>7.1f}s  {run.path or ''}")
+        print(f"{run.name:<24} {run.materialized:<6} {rows} {run.seconds:>7.1f}s  {run.path or ''}")
 
 
 def print_data_tests(tests) -> None:  # noqa: ANN001 - DataTestResult, imported with Spark's modules
