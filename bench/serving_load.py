@@ -339,7 +339,10 @@ def report(args: argparse.Namespace, baseline: dict, during: dict, records: dict
         records[k] for k in ("missing", "duplicated", "not_answered_but_stored", "differ_from_answer")
     )
     failed_actions = [a for a in actions if not a["ok"]]
-    print(f"{args.clients} clients, {args.seconds:g} s per phase, model {MODEL}, {os.cpu_count()} CPUs")
+    print(
+        f"{args.clients} clients, {args.seconds:g} s per phase, model {MODEL}, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
     print(f"{'phase':<10} {'requests':>9} {'failed':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
     for name, r in (("baseline", baseline), ("faults", during)):
         print(
@@ -360,6 +363,7 @@ def report(args: argparse.Namespace, baseline: dict, during: dict, records: dict
     payload = {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "cpus": os.cpu_count(),
+        "load_average_1min_at_end": round(os.getloadavg()[0], 1),  # the machine is shared: other work counts
         "clients": args.clients,
         "seconds": args.seconds,
         "max_requests": args.max_requests,
