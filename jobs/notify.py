@@ -399,6 +399,11 @@ def _model_section(name: str, m: Mapping[str, Any]) -> list[str]:
             f"- {metric}: new model {_num(_value(challenger))} vs production {_num(_value(champion))}, difference "
             f"{_difference(comparison)}; {comparison.get('test') or 'the test'} gives p = {comparison['p_value']:.2g}."
         )
+    elif champion and _value(challenger) is not None:
+        lines.append(
+            f"- {metric}: new model {_num(_value(challenger))} vs production {_num(_value(champion))}; not compared "
+            "(the reasons say why)."
+        )
     elif challenger and _value(challenger) is not None:
         lines.append(f"- {metric}: new model {_num(_value(challenger))}; no model in production to compare with.")
     if challenger:
@@ -496,7 +501,9 @@ def summary_text(report: dict[str, Any]) -> str:
                 f"{_num(comparison.get('champion'))}, {_difference(comparison)}, p = {comparison['p_value']:.2g})"
             )
         elif challenger.get("value") is not None:
-            figures = f" ({m.get('metric')} {_num(challenger['value'])}, nothing in production)"
+            champion = _value(m.get("champion"))
+            versus = "nothing in production" if not m.get("champion") else f"production {_num(champion)}, not compared"
+            figures = f" ({m.get('metric')} {_num(challenger['value'])}, {versus})"
         flagged = (m.get("drift") or {}).get("flagged")
         drifted = f"; drifted: {', '.join(flagged)}" if flagged else ""
         lines.append(f"- {name}: {m.get('verdict') or 'not validated'}{figures}{drifted}")

@@ -278,3 +278,31 @@ def test_a_decision_written_before_the_gate_named_its_metric_still_renders(tmp_p
     assert "| heart | - | - | inconclusive | accuracy | 0.7400 | 0.7500 | - | - | - | - | - |" in md
     assert "- Reasons:\n  - not better than production" in md
     assert settings.run_folder(DS).report_plot.exists()
+
+
+def test_a_model_the_gate_could_not_compare_shows_both_sides_and_says_why(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    small = {
+        "verdict": "inconclusive",
+        "codes": ["holdout_too_small"],
+        "reasons": ["The evaluation has 196 labelled rows with 85 positives; the gate needs at least 200 rows."],
+        "metric": "roc_auc",
+        "evaluation_rows": 196,
+        "positives": 85,
+        "comparison": None,
+        "challenger_auc": 0.7174,
+        "champion": {"version": "2026-08-30-ce9945bb", "operating_threshold": 0.37, "metrics": {"roc_auc": 0.7066}},
+        "challenger": {"version": f"{DS}-bbbb2222", "operating_threshold": 0.36, "metrics": {"roc_auc": 0.7174}},
+        "drift": {
+            "production_version": "2026-08-30-ce9945bb",
+            "note": "Feature drift is not measured: ...",
+            "flagged": [],
+        },
+    }
+    write_json(settings.run_folder(DS).decision, {"models": {"heart": small}})
+    notify(settings, RunContext.for_ds(DS))
+    md = settings.run_folder(DS).report_md.read_text()
+    assert "- roc_auc: new model 0.7174 vs production 0.7066; not compared (the reasons say why)." in md
+    assert "- Feature drift: Feature drift is not measured: ..." in md and "report_drift_heart.png" not in md
+    report = json.loads(settings.run_folder(DS).report_json.read_text())
+    assert "- heart: inconclusive (roc_auc 0.7174, production 0.7066, not compared)" in report["summary"]
