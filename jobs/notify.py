@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from jobs.ml.names import is_model_name
 from jobs.ml.report_plots import drift_plot, metric_plot
 from jobs.run_context import RunContext, RunFolder
 from jobs.settings import Settings
@@ -229,6 +230,9 @@ def _drift_plots(folder: RunFolder, models: Mapping[str, dict[str, Any]]) -> Non
     """Draw each model's drift plot from decision.json's full figures (the report keeps only the PSI)."""
     decision = _read(folder.decision) or {}
     for name, model in models.items():
+        if not is_model_name(name):  # the name becomes part of a file name
+            continue
+        folder.drift_plot(name).unlink(missing_ok=True)  # a re-run's report links only what this run measured
         full = ((decision.get("models") or {}).get(name) or {}).get("drift")
         if not model.get("drift") or not isinstance(full, dict):
             continue
