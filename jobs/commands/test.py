@@ -60,6 +60,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     if chosen.unit:
         results = run_unit_tests(spark, compiled, list(chosen.unit))
         print_unit_tests(results)
+        from jobs.sqlproject.coverage import format_table, of_cases
+
+        print(format_table(of_cases(spark, compiled, list(chosen.unit))))
         statuses += ["error" if r.status == "fail" else r.status for r in results]
         unit_failures = [f"  {r.id} ({r.where}): {r.status}" for r in results if r.status != "pass"]
     data_failures: list[str] = []

@@ -446,6 +446,24 @@ class Tally:
         return {n: self.coverage(n) for n in self.compiled.order if wanted is None or n in wanted}
 
 
+def of_cases(spark: SparkSession, compiled: CompiledProject, cases: Sequence[UnitTestCase]) -> dict[str, ModelCoverage]:
+    """Coverage of the models of ``cases`` by those cases alone (``retrain test --select``); a case whose inputs
+    cannot be registered is left out (its own result already says why)."""
+    from jobs.sqlproject.unittests import UnitTestRunner
+
+    runner = UnitTestRunner(spark, compiled)
+    tally = Tally(compiled)
+    for case in cases:
+        if case.model.name not in compiled.rendered:
+            continue
+        try:
+            rendered = runner.prepare(case)
+        except SqlProjectError:
+            continue
+        tally.add(spark, case, rendered)
+    return tally.result({case.model.name for case in cases})
+
+
 def measure(
     spark: SparkSession, compiled: CompiledProject, runner: UnitTestRunner | None = None
 ) -> dict[str, ModelCoverage]:
