@@ -193,7 +193,7 @@ def stop(process: subprocess.Popen, groups: dict[str, int]) -> None:
 
 
 @pytest.fixture(scope="module")
-def operator(pg, pg_cluster, tmp_path_factory):
+def operator(pg, pg_admin, tmp_path_factory):
     """Seeded records up to the latest complete week, the serving backend, and `make airflow` on a free port."""
     from jobs.demo.seed import seed_database
 
@@ -203,7 +203,7 @@ def operator(pg, pg_cluster, tmp_path_factory):
     if next_week_ends - now < timedelta(minutes=15):  # the scheduler would start that week's run during the test
         time.sleep((next_week_ends - now).total_seconds() + 5)
         week += timedelta(days=7)
-    seed_database(pg_cluster.admin_url(), ROWS, 42, week)  # loading data is the owner's; the tasks only read
+    seed_database(pg_admin, ROWS, 42, week)  # loading data is the tables' owner's; the tasks only read
     root = tmp_path_factory.mktemp("airflow_scheduler")
     secret_key = secrets.token_urlsafe(32)
     common = {"DATABASE_URL": pg.full_url(), "MODEL_STORE": str(root / "model_store")}
