@@ -146,7 +146,7 @@ def main() -> None:
         cluster.start()
         try:
             db = cluster.database_url()
-            seed(db.psycopg_kwargs(), max(args.rows))
+            seed(cluster.admin_url().psycopg_kwargs(), max(args.rows))  # the tables' owner loads
             url = db.full_url()
             results = [
                 measure(url, rows, fetchsize, args.partitions, str(Path(tmp) / "data"), args.heap)

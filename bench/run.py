@@ -210,7 +210,7 @@ def main() -> None:
             db = cluster.database_url()
             url = db.full_url()
             for rows in sorted(args.rows):
-                seconds = seed(url, rows)
+                seconds = seed(cluster.admin_url().full_url(), rows)  # the owner loads; contenders read as the app
                 print(f"seeded {rows:,} rows in {seconds:.0f} s", flush=True)
                 runs: dict[str, list[Measurement]] = {name: [] for name in args.contenders}
                 for i in range(args.repeat):

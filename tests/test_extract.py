@@ -182,12 +182,12 @@ def test_empty_window_is_nothing_new(spark, settings, spread_db, tmp_path) -> No
 
 
 @pytest.fixture(scope="module")
-def analyst(pg_cluster, pg: DatabaseUrl) -> DatabaseUrl:
+def analyst(pg_cluster, pg: DatabaseUrl, pg_admin: DatabaseUrl) -> DatabaseUrl:
     """A role that must log in with a password full of URL-special characters, over TCP."""
     hba = Path(pg_cluster.data_dir) / "pg_hba.conf"
     original = hba.read_text()
     hba.write_text(f"host all {ANALYST} 127.0.0.1/32 scram-sha-256\n" + original)
-    admin = dataclasses.replace(pg, user="postgres")
+    admin = pg_admin
     with psycopg2.connect(**admin.psycopg_kwargs()) as conn, conn.cursor() as cur:
         cur.execute(f"DROP ROLE IF EXISTS {ANALYST}")
         cur.execute(f"CREATE ROLE {ANALYST} LOGIN PASSWORD %s", (PASSWORD,))
@@ -285,7 +285,9 @@ def test_database_killed_during_read_leaves_previous_snapshot(spark, settings, t
         db = cluster.database_url()
         if german_available():  # the server's words must not matter: it reports the failure in German
             speak(cluster, GERMAN)
-        insert(db, [(1, True)], [(1, "liver", "{}", END - timedelta(minutes=i + 1)) for i in range(400)])
+        insert(
+            cluster.admin_url(), [(1, True)], [(1, "liver", "{}", END - timedelta(minutes=i + 1)) for i in range(400)]
+        )
         run_settings = settings_for(settings, db, data_dir=tmp_path / "data")
         good = extract(run_settings, CTX, spark)
         before = sorted(spark.read.parquet(good.snapshots[0].path).collect())

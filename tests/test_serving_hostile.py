@@ -35,10 +35,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory, pg) -> Iterator[Stack]:
 
 
 @pytest.fixture
-def v1(stack: Stack, pg) -> Stack:
+def v1(stack: Stack, pg_admin) -> Stack:
     stack.promote(tiny="v1", other="v1")
     assert stack.reload().status_code == 200
-    with psycopg2.connect(**pg.psycopg_kwargs()) as conn, conn.cursor() as cur:
+    with psycopg2.connect(**pg_admin.psycopg_kwargs()) as conn, conn.cursor() as cur:
         cur.execute("INSERT INTO users (id, allow_data_collection) VALUES (1, true) ON CONFLICT DO NOTHING")
     return stack
 

@@ -21,9 +21,9 @@ CTX = RunContext.for_ds("2026-11-22")  # the seed's end date: the default 365-da
 def transformed(spark, settings, pg_cluster, tmp_path_factory):
     import psycopg2
 
-    db = pg_cluster.database_url()
+    db, admin = pg_cluster.database_url(), pg_cluster.admin_url()  # the pipeline's role; the tables' owner
     data = generate(ROWS, SEED)
-    load(db, data)
+    load(admin, data)
     run_settings = dataclasses.replace(
         settings,
         database_url=db.full_url(),
@@ -32,7 +32,7 @@ def transformed(spark, settings, pg_cluster, tmp_path_factory):
     extracted = extract(run_settings, CTX, spark)
     outcome = transform(run_settings, CTX, spark)
     yield run_settings, data.report, extracted, outcome
-    with psycopg2.connect(**db.psycopg_kwargs()) as conn, conn.cursor() as cur:
+    with psycopg2.connect(**admin.psycopg_kwargs()) as conn, conn.cursor() as cur:
         cur.execute("TRUNCATE health_records, users RESTART IDENTITY CASCADE")
 
 
@@ -92,7 +92,7 @@ def test_reading_sources_straight_from_the_database_gives_the_same_tables(spark,
     run_settings, _, _, outcome = transformed
     again = transform(run_settings, CTX, spark, select=["+quarantine"], from_database=True)
     assert again.rows("quarantine") == outcome.rows("quarantine")
-    assert again.tests == ()  # a partial build is not data-tested; `retrain test-data` does that
+    assert again.tests == ()  # a partial build is not data-tested; `retrain test --ds D` does that
 
 
 @pytest.mark.spark  # `retrain check` starts a Spark session

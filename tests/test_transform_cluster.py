@@ -136,10 +136,10 @@ class StandaloneCluster:
 def database(pg_cluster) -> Iterator[str]:
     import psycopg2
 
-    db = pg_cluster.database_url()
-    load(db, generate(ROWS, SEED))
-    yield db.full_url()
-    with psycopg2.connect(**db.psycopg_kwargs()) as conn, conn.cursor() as cur:
+    admin = pg_cluster.admin_url()  # the tables' owner loads; the pipeline reads as its own role
+    load(admin, generate(ROWS, SEED))
+    yield pg_cluster.database_url().full_url()
+    with psycopg2.connect(**admin.psycopg_kwargs()) as conn, conn.cursor() as cur:
         cur.execute("TRUNCATE health_records, users RESTART IDENTITY CASCADE")
 
 

@@ -40,8 +40,8 @@ def _truncate(db) -> None:
 def runs(spark, settings, pg_cluster, tmp_path_factory):
     """Feature tables of the early and the late run, and settings with an empty model store."""
     db = pg_cluster.database_url()
-    _truncate(db)
-    load(db, generate(ROWS, SEED))
+    _truncate(pg_cluster.admin_url())  # the tables' owner loads; the pipeline reads as its own role
+    load(pg_cluster.admin_url(), generate(ROWS, SEED))
     root = tmp_path_factory.mktemp("retraining")
     run_settings = dataclasses.replace(
         settings,
@@ -53,7 +53,7 @@ def runs(spark, settings, pg_cluster, tmp_path_factory):
     transform(run_settings, EARLY, spark, run_data_tests=False)
     extract(run_settings, LATE, spark, vars_overrides=LATE_VARS)
     transform(run_settings, LATE, spark, vars_overrides=LATE_VARS, run_data_tests=False)
-    _truncate(db)
+    _truncate(pg_cluster.admin_url())
     return run_settings
 
 

@@ -122,8 +122,9 @@ def run_url(settings: Settings, args: argparse.Namespace) -> int:
 def run_seed(settings: Settings, args: argparse.Namespace) -> int:
     from jobs.demo.loader import existing_records
     from jobs.demo.seed import DEFAULT_END_DATE, seed_database
+    from jobs.postgres.embedded import loading_database
 
-    db = settings.database()
+    db = loading_database(settings)  # the embedded cluster's superuser: the pipeline's role cannot replace rows
     if settings.uses_embedded_database and not _cluster(settings).status().running:
         raise RetrainError(
             f"The embedded PostgreSQL ({settings.embedded_pg_dir}) is not running. Start it with `retrain db start`, "

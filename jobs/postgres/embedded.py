@@ -6,9 +6,19 @@ its unix socket inside the data directory. ``initdb`` refuses to run as root, so
 as the ``postgres`` user through ``runuser``.
 
 It holds health records, so it is locked like a real server: ``scram-sha-256`` authentication for every connection
-(TCP and unix socket alike) with a random password generated at ``initdb`` and kept in a file only its owner can
-read (:mod:`jobs.postgres.secret`). A cluster created by an older version with ``trust`` authentication is locked
-the same way the next time it starts.
+(TCP and unix socket alike), with random passwords kept in files only their owner can read
+(:mod:`jobs.postgres.secret`). Two roles, each with its own password:
+
+- the superuser ``postgres`` creates the roles, the database and the tables (it owns them) and loads the demo's
+  data (:meth:`EmbeddedPostgres.admin_url`); its password is in ``.local/pg.superuser.password``;
+- the application role ``retrain``, the one the pipeline and the backend use (``retrain db url``), is not a
+  superuser and may do only what they need (:data:`APPLICATION_GRANTS`): read ``users`` and ``health_records``, and
+  insert a prediction into ``health_records`` (not its outcome). Whoever holds its password can neither read other
+  databases' files, nor change the schema, nor rewrite or delete records, nor mark one as verified.
+
+A cluster created by an older version is brought to this state the next time it starts: one with ``trust``
+authentication is given passwords; one whose superuser shared the application's password gets its own, and the
+tables the application role owned pass to the superuser.
 
 Tuned for a throwaway development database: ``wal_level = minimal`` lets a COPY into a table truncated in the same
 transaction skip the WAL, and ``synchronous_commit = off`` makes commits cheap. Neither loses data on a clean stop.
@@ -32,7 +42,7 @@ from importlib import resources
 from pathlib import Path
 
 from jobs.errors import EmbeddedPostgresError, PortInUseError
-from jobs.postgres.secret import new_password, read_secret, secret_file, write_secret
+from jobs.postgres.secret import new_password, read_secret, secret_file, superuser_secret_file, write_secret
 from jobs.postgres.url import DatabaseUrl
 from jobs.settings import EMBEDDED_PG_DATABASE, EMBEDDED_PG_USER, Settings
 
@@ -44,6 +54,15 @@ AUTH_METHOD = "scram-sha-256"
 _CONF_MARKER = "# --- retrain: project-local settings ---"
 _INSTALL_HINT = "Install them with `make setup` (as root it runs apt-get) or `apt-get install postgresql`."
 _SCHEMA_LOCK = 4_242_001  # advisory lock id: concurrent apply_schema calls must not race on CREATE ... IF NOT EXISTS
+_ROLE_ATTRIBUTES = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS"
+#: the backend's INSERT (serving/records.py) names these columns; the outcome columns are not among them
+LOGGED_COLUMNS = ("user_id", "record_type", "data", "prediction", "confidence", "model_version", "created_at")
+#: everything the application role may do: the pipeline reads, the backend logs predictions ({role}, {columns})
+APPLICATION_GRANTS = (
+    "GRANT SELECT ON users, health_records TO {role}",
+    "GRANT INSERT ({columns}) ON health_records TO {role}",
+    "GRANT USAGE ON SEQUENCE health_records_id_seq TO {role}",
+)
 
 
 @dataclass(frozen=True)
@@ -132,15 +151,24 @@ class EmbeddedPostgres:
 
     @property
     def secret_file(self) -> Path:
+        """The application role's password file."""
         return secret_file(self.data_dir)
+
+    @property
+    def superuser_secret_file(self) -> Path:
+        return superuser_secret_file(self.data_dir)
 
     def database_url(self) -> DatabaseUrl:
         """The pipeline's role and database, with the password (it shows only as ``***``)."""
-        return self._url(EMBEDDED_PG_USER, EMBEDDED_PG_DATABASE)
+        return self._url(EMBEDDED_PG_USER, EMBEDDED_PG_DATABASE, self.secret_file)
 
-    def _url(self, user: str, database: str) -> DatabaseUrl:
+    def admin_url(self) -> DatabaseUrl:
+        """The superuser in the pipeline's database: for set-up and the demo's data, never the pipeline's runs."""
+        return self._url(SUPERUSER, EMBEDDED_PG_DATABASE, self.superuser_secret_file)
+
+    def _url(self, user: str, database: str, secret: Path) -> DatabaseUrl:
         url = DatabaseUrl.parse(f"postgresql://{user}@127.0.0.1:{self.port}/{database}")
-        return replace(url, password=read_secret(self.secret_file) or "")
+        return replace(url, password=read_secret(secret) or "")
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
 
@@ -183,10 +211,14 @@ class EmbeddedPostgres:
             if not (self.data_dir / "PG_VERSION").exists():
                 self._initdb()
             self._pg_ctl_start()
-        if read_secret(self.secret_file) is None:
-            self._lock_trusting_cluster()
+        if read_secret(self.superuser_secret_file) is None:
+            if read_secret(self.secret_file) is None:
+                self._lock_trusting_cluster()
+            else:
+                self._separate_superuser()
         self._ensure_database()
-        apply_schema(self.database_url())
+        apply_schema(self.admin_url())
+        self._grant_application_role()
 
     def stop(self, mode: str = "fast") -> None:
         """Stop the server. Idempotent.
@@ -300,8 +332,8 @@ class EmbeddedPostgres:
             raise EmbeddedPostgresError(
                 f"initdb failed for {self.data_dir} (exit code {result.returncode}):\n{_tail(result.stderr)}"
             )
-        write_secret(self.secret_file, password)
-        log.info("The password of the embedded PostgreSQL is in %s (readable by its owner only)", self.secret_file)
+        write_secret(self.superuser_secret_file, password)
+        log.info("The superuser's password is in %s (readable by its owner only)", self.superuser_secret_file)
         socket_dir = str(self.data_dir.resolve()).replace("'", "''")
         with open(self.data_dir / "postgresql.conf", "a", encoding="utf-8") as conf:
             conf.write(
@@ -337,38 +369,115 @@ class EmbeddedPostgres:
             )
         log.info("Started the embedded PostgreSQL on 127.0.0.1:%s (data dir %s)", self.port, self.data_dir)
 
-    def _ensure_database(self) -> None:
-        """Create the ``retrain`` role (owner of everything) and database when missing."""
+    def _superuser_connection(self, database: str = "postgres"):
+        """A connection as the superuser, with its own password; the error says which file to restore."""
         import psycopg2
-        from psycopg2 import sql
 
-        admin = self._url(SUPERUSER, "postgres")
+        admin = self._url(SUPERUSER, database, self.superuser_secret_file)
         try:
-            conn = psycopg2.connect(**admin.psycopg_kwargs())
+            return psycopg2.connect(**admin.psycopg_kwargs())
         except psycopg2.Error as e:
             raise EmbeddedPostgresError(
                 f"Cannot connect to the embedded PostgreSQL on 127.0.0.1:{self.port} as {SUPERUSER!r} with the "
-                f"password in {self.secret_file}: {str(e).strip()}{self._log_tail()}"
+                f"password in {self.superuser_secret_file}: {str(e).strip()}{self._log_tail()}"
             ) from None
+
+    def _ensure_database(self) -> None:
+        """The application role (not a superuser, with its own password) and its database, owned by the superuser.
+
+        Idempotent, and it repairs: a role that was given more rights loses them, a missing password file gets a
+        new password, and a database the application role owned passes to the superuser.
+        """
+        from psycopg2 import sql
+
+        conn = self._superuser_connection()
         try:
             conn.autocommit = True  # CREATE DATABASE refuses to run inside a transaction
+            role = sql.Identifier(EMBEDDED_PG_USER)
             with conn.cursor() as cur:
                 cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (EMBEDDED_PG_USER,))
-                if cur.fetchone() is None:
-                    cur.execute(
-                        sql.SQL("CREATE ROLE {} LOGIN PASSWORD %s").format(sql.Identifier(EMBEDDED_PG_USER)),
-                        (_verifier(admin.password, EMBEDDED_PG_USER, conn),),
-                    )
-                cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (EMBEDDED_PG_DATABASE,))
-                if cur.fetchone() is None:
-                    cur.execute(
-                        sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                            sql.Identifier(EMBEDDED_PG_DATABASE), sql.Identifier(EMBEDDED_PG_USER)
-                        )
-                    )
+                exists = cur.fetchone() is not None
+                password = read_secret(self.secret_file)
+                fresh = password is None
+                if fresh:
+                    password = new_password()
+                verb = "ALTER" if exists else "CREATE"
+                cur.execute(sql.SQL(f"{verb} ROLE {{}} {_ROLE_ATTRIBUTES}").format(role))
+                if fresh or not exists:
+                    verifier = _verifier(password, EMBEDDED_PG_USER, conn)
+                    cur.execute(sql.SQL("ALTER ROLE {} PASSWORD %s").format(role), (verifier,))
+                if fresh:
+                    write_secret(self.secret_file, password)
+                    if exists:
+                        log.warning("The role %r had no password file: it has a new password", EMBEDDED_PG_USER)
+                    log.info("The application role's password is in %s (readable by its owner only)", self.secret_file)
+                cur.execute(
+                    "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", (EMBEDDED_PG_DATABASE,)
+                )
+                found = cur.fetchone()
+                database = sql.Identifier(EMBEDDED_PG_DATABASE)
+                if found is None:
+                    owner = sql.Identifier(SUPERUSER)
+                    cur.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(database, owner))
                     log.info("Created role and database %r", EMBEDDED_PG_DATABASE)
+                elif found[0] != SUPERUSER:
+                    cur.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(database, sql.Identifier(SUPERUSER)))
         finally:
             conn.close()
+
+    def _grant_application_role(self) -> None:
+        """Give the application role exactly :data:`APPLICATION_GRANTS` (what it held before is taken back first).
+
+        An older cluster's application role owned the tables: ownership passes to the superuser (``REASSIGN
+        OWNED``), which also ends every right an owner has (``ALTER``, ``DROP``, ``TRUNCATE``, ``UPDATE``).
+        """
+        from psycopg2 import sql
+
+        role = sql.Identifier(EMBEDDED_PG_USER)
+        columns = sql.SQL(", ").join(sql.Identifier(c) for c in LOGGED_COLUMNS)
+        conn = self._superuser_connection(EMBEDDED_PG_DATABASE)
+        try:
+            with conn, conn.cursor() as cur:  # one transaction: the role never holds a half-made set of rights
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+                cur.execute(sql.SQL("REASSIGN OWNED BY {} TO {}").format(role, sql.Identifier(SUPERUSER)))
+                cur.execute(sql.SQL("REVOKE ALL ON users, health_records FROM {}").format(role))
+                cur.execute(sql.SQL("REVOKE ALL ON SEQUENCE health_records_id_seq FROM {}").format(role))
+                for grant in APPLICATION_GRANTS:
+                    cur.execute(sql.SQL(grant).format(role=role, columns=columns))
+        finally:
+            conn.close()
+
+    def _separate_superuser(self) -> None:
+        """Give the superuser of an older cluster, which shared the application role's password, its own."""
+        import psycopg2
+        from psycopg2 import sql
+
+        shared = self._url(SUPERUSER, "postgres", self.secret_file)
+        try:
+            conn = psycopg2.connect(**shared.psycopg_kwargs())
+        except psycopg2.Error:
+            raise EmbeddedPostgresError(
+                f"The superuser's password file of the embedded PostgreSQL ({self.superuser_secret_file}) is missing, "
+                f"so the roles of the cluster in {self.data_dir} cannot be managed. Restore the file, or recreate the "
+                f"cluster: `retrain db stop`, remove {self.data_dir}, then `retrain db start` and `retrain db seed`."
+            ) from None
+        password = new_password()
+        try:
+            with conn, conn.cursor() as cur:  # the new password counts only once its file is written
+                verifier = _verifier(password, SUPERUSER, conn)
+                cur.execute(sql.SQL("ALTER ROLE {} PASSWORD %s").format(sql.Identifier(SUPERUSER)), (verifier,))
+                write_secret(self.superuser_secret_file, password)
+        except BaseException:
+            self.superuser_secret_file.unlink(missing_ok=True)
+            raise
+        finally:
+            conn.close()
+        log.warning(
+            "The superuser of the embedded PostgreSQL in %s had the application role's password: it has its own now, "
+            "in %s",
+            self.data_dir,
+            self.superuser_secret_file,
+        )
 
     @contextmanager
     def _pwfile(self, password: str) -> Iterator[str]:
@@ -401,14 +510,14 @@ class EmbeddedPostgres:
             raise EmbeddedPostgresError(f"Cannot read {hba}: {e}") from e
         if not re.search(r"^\s*(local|host)\S*\s.*\btrust\s*$", rules, re.MULTILINE):
             raise EmbeddedPostgresError(
-                f"The password file of the embedded PostgreSQL ({self.secret_file}) is missing, so the pipeline "
-                f"cannot connect to the cluster in {self.data_dir}. Restore the file, or recreate the cluster: "
+                f"The password files of the embedded PostgreSQL ({self.superuser_secret_file} and "
+                f"{self.secret_file.name}) are missing, so nothing can connect to the cluster in {self.data_dir}. "
+                "Restore them, or recreate the cluster: "
                 f"`retrain db stop`, remove {self.data_dir}, then `retrain db start` and `retrain db seed`."
             )
         log.warning(
-            "The embedded PostgreSQL in %s trusts every local connection: locking it with a password", self.data_dir
+            "The embedded PostgreSQL in %s trusts every local connection: locking it with passwords", self.data_dir
         )
-        password = new_password()
         url = DatabaseUrl.parse(f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/postgres")
         conn = psycopg2.connect(**url.psycopg_kwargs())
         try:
@@ -416,9 +525,10 @@ class EmbeddedPostgres:
             with conn.cursor() as cur:
                 cur.execute("SELECT rolname FROM pg_roles WHERE rolname IN (%s, %s)", (SUPERUSER, EMBEDDED_PG_USER))
                 for (role,) in cur.fetchall():
+                    password = new_password()  # one each: the application's never logs in as the superuser
                     verifier = _verifier(password, role, conn)
                     cur.execute(sql.SQL("ALTER ROLE {} PASSWORD %s").format(sql.Identifier(role)), (verifier,))
-                write_secret(self.secret_file, password)
+                    write_secret(self.superuser_secret_file if role == SUPERUSER else self.secret_file, password)
                 hba.write_text(
                     re.sub(r"\btrust(\s*)$", rf"{AUTH_METHOD}\1", rules, flags=re.MULTILINE), encoding="utf-8"
                 )
@@ -443,3 +553,11 @@ def _verifier(password: str, role: str, conn) -> str:
 
 def _tail(text: str, lines: int = 20) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def loading_database(settings: Settings) -> DatabaseUrl:
+    """Where demo data is loaded and outcomes are written: ``DATABASE_URL`` as given (its role must be allowed to),
+    else the embedded cluster as its superuser, because the application role may only read and log predictions."""
+    if not settings.uses_embedded_database:
+        return settings.database()
+    return EmbeddedPostgres.from_settings(settings).admin_url()

@@ -1,9 +1,11 @@
-"""The embedded cluster's password: generated at ``initdb``, kept in a file that only its owner can read.
+"""The embedded cluster's passwords: generated at random, kept in files that only their owner can read.
 
-The file sits beside the data directory (``.local/pg.password`` for ``.local/pg``), not inside it, so that it
-belongs to the user who runs ``retrain`` even when the server runs as ``postgres``. The password then travels
-exactly as a ``DATABASE_URL`` password does: in :class:`~jobs.postgres.url.DatabaseUrl`, to psycopg2's keyword
-arguments and Spark's JDBC properties, never into logs, plans or manifests.
+Two roles, two secrets: the application role's (``.local/pg.password`` for ``.local/pg``: the pipeline and the
+backend) and the superuser's (``.local/pg.superuser.password``: creating roles and the database, the schema, the
+demo's data). The files sit beside the data directory, not inside it, so that they belong to the user who runs
+``retrain`` even when the server runs as ``postgres``. A password then travels exactly as a ``DATABASE_URL``
+password does: in :class:`~jobs.postgres.url.DatabaseUrl`, to psycopg2's keyword arguments and Spark's JDBC
+properties, never into logs, plans or manifests.
 """
 
 from __future__ import annotations
@@ -19,8 +21,13 @@ PASSWORD_BYTES = 32
 
 
 def secret_file(data_dir: Path) -> Path:
-    """Where the password of the cluster in ``data_dir`` is kept."""
+    """Where the application role's password of the cluster in ``data_dir`` is kept."""
     return data_dir.with_name(f"{data_dir.name}.password")
+
+
+def superuser_secret_file(data_dir: Path) -> Path:
+    """Where the superuser's password of the cluster in ``data_dir`` is kept (never the application's)."""
+    return data_dir.with_name(f"{data_dir.name}.superuser.password")
 
 
 def new_password() -> str:
