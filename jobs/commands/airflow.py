@@ -13,6 +13,8 @@ from jobs.settings import Settings
 
 if TYPE_CHECKING:
     from jobs.scheduling.api import AirflowApi, DagRun
+    from jobs.scheduling.local import LocalAirflow
+    from jobs.scheduling.week import Week
 
 DEFAULT_WAIT_SECONDS = 4 * 3600  # longer than a run's tasks may take (their time limits add up to about 4 h)
 
@@ -110,7 +112,7 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _banner(local, settings: Settings) -> str:
+def _banner(local: LocalAirflow, settings: Settings) -> str:
     ports = local.ports
     return f"""
 Airflow is up: API server, scheduler (LocalExecutor), DAG processor and triggerer.
@@ -147,7 +149,7 @@ def run_trigger(settings: Settings, args: argparse.Namespace) -> int:
     from jobs.scheduling.api import WeekHasRun
     from jobs.scheduling.week import week_ending
 
-    week_ending(args.ds, settings.schedule_timezone)  # a date that is no Sunday fails before anything is asked
+    _ended(week_ending(args.ds, settings.schedule_timezone))  # no Sunday, or a week not over: before anything is asked
     api = _api(settings)
     dag = api.dag()
     week = week_ending(args.ds, _zone(dag.get("timezone"), settings.schedule_timezone))
@@ -189,6 +191,19 @@ def run_trigger(settings: Settings, args: argparse.Namespace) -> int:
             print(f"  {task:<16} {info['state']}  (tries: {info['try_number']})")
         print(f"{final.run_id}: {final.state}. Its report: runs/ds={week.ds_str}/report.md under the tasks' DATA_DIR.")
     return 0 if final.state == "success" else 1
+
+
+def _ended(week: Week) -> None:
+    """A week that has not ended yet has no complete data: the schedule runs it when it ends."""
+    from datetime import UTC, datetime
+
+    from jobs.errors import ConfigError
+
+    if week.end > datetime.now(UTC):
+        raise ConfigError(
+            f"The week ending {week.ds_str} is not over: it ends at {week.end:%Y-%m-%d %H:%M} UTC, and the schedule "
+            "runs it then. Give the Sunday of a week that has ended."
+        )
 
 
 def _zone(reported: object, fallback: str) -> str:

@@ -1,0 +1,52 @@
+"""`retrain airflow trigger` and `set-token` refuse what cannot work before, or without, asking Airflow."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from jobs.cli import main
+from tests.conftest import free_port
+
+
+def next_sunday() -> str:
+    today = datetime.now(UTC).date()
+    return (today + timedelta(days=(6 - today.weekday()) % 7 or 7)).isoformat()  # the next one, never today
+
+
+@pytest.fixture
+def no_airflow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Nothing listens on AIRFLOW_PORT, and AIRFLOW_HOME holds no generated password."""
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
+    monkeypatch.setenv("AIRFLOW_PORT", str(free_port()))
+    monkeypatch.delenv("AIRFLOW_PASSWORD", raising=False)
+    monkeypatch.delenv("AIRFLOW_API_URL", raising=False)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("ds", "says"),
+    [
+        ("2026-11-23", "is a Monday; the DAG's weeks end on Sundays"),
+        (next_sunday(), "is not over"),
+        ("2026-13-01", "YYYY-MM-DD"),
+    ],
+)
+def test_a_week_that_cannot_run_is_refused_before_airflow_is_asked(no_airflow, caplog, ds: str, says: str) -> None:
+    assert main(["airflow", "trigger", "--ds", ds]) == 2
+    assert says in caplog.text
+
+
+def test_without_a_password_the_message_names_where_it_looked(no_airflow: Path, caplog) -> None:
+    assert main(["airflow", "trigger", "--ds", "2026-11-22"]) == 1
+    assert str(no_airflow / "simple_auth_manager_passwords.json.generated") in caplog.text
+    assert "AIRFLOW_PASSWORD" in caplog.text
+
+
+def test_without_an_airflow_the_message_says_how_to_start_one(no_airflow: Path, caplog, monkeypatch) -> None:
+    monkeypatch.setenv("AIRFLOW_PASSWORD", "pw-never-shown")
+    assert main(["airflow", "trigger", "--ds", "2026-11-22"]) == 1
+    assert "No Airflow API server answers at http://localhost:" in caplog.text and "make airflow" in caplog.text
+    assert "pw-never-shown" not in caplog.text
