@@ -125,6 +125,17 @@ def test_a_production_pointer_naming_a_path_is_refused_by_the_store_and_the_back
     pointer.write_text(json.dumps(tampered | {"version": heart, "model": "heart"}))
     with pytest.raises(ModelStoreError, match="names model 'heart', not 'diabetes'"):
         store.production("diabetes")
+    diabetes = store.versions("diabetes")[0]
+    store.promote("diabetes", diabetes, reason="mend the pointer")  # what the error advises
+    assert store.production("diabetes").version == diabetes
+    assert store.history("diabetes")[-1] | {"at": None} == {
+        "action": "promote",
+        "version": diabetes,
+        "previous": None,
+        "reason": "mend the pointer",
+        "actor": "unknown",
+        "at": None,
+    }
 
 
 def test_a_model_folder_linked_out_of_the_store_is_refused(store: ModelStore, tmp_path: Path) -> None:

@@ -291,7 +291,11 @@ class ModelStore:
         check_version_name(version, model=model)
         with self._locked(model) as folder:
             digest = self.artifact_sha256(model, version)  # raises for an unknown version
-            previous = self.production(model)
+            try:
+                previous = self.production(model)
+            except ModelStoreError as e:  # promoting is how a broken pointer is mended: record it as none
+                log.warning("Replacing the production pointer of %s, which could not be read: %s", model, e)
+                previous = None
             pointer = Pointer(model, version, digest, _now(), reason, actor)
             self._commit(folder, "promote", pointer, previous, reason, actor)
         return pointer
