@@ -54,8 +54,8 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], cls: str = "")
     return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def highlight_sql(sql: str) -> str:
-    """SQL as HTML with numbered lines and its comments, strings and keywords marked."""
+def highlight_sql(sql: str, anchor: str = "R") -> str:
+    """SQL as HTML with numbered lines (``id="<anchor><n>"``) and its comments, strings and keywords marked."""
     out, last = [], 0
     for match in _SQL_TOKEN.finditer(sql):
         out.append(escape(sql[last : match.start()]))
@@ -71,7 +71,7 @@ def highlight_sql(sql: str) -> str:
         last = match.end()
     out.append(escape(sql[last:]))
     lines = "".join(out).split("\n")
-    numbered = "".join(f'<span class="line" id="L{i}">{line}</span>' for i, line in enumerate(lines, 1))
+    numbered = "".join(f'<span class="line" id="{anchor}{i}">{line}</span>' for i, line in enumerate(lines, 1))
     return f'<pre class="sql"><code>{numbered}</code></pre>'
 
 
@@ -234,9 +234,7 @@ def _json_health(catalog: Catalog) -> str:
     parts = [intro]
     for column in health.columns:
         groups = column.groups
-        headers = ["key", "read as", "models", "status", "missing (all)"] + [
-            f"{g}: missing · null · unusable" for g in groups
-        ]
+        headers = ["key", "read as", "models", "status", "missing (all)", *groups]
         rows = []
         for key in column.keys:
             total = key.total
@@ -267,8 +265,9 @@ def _json_health(catalog: Catalog) -> str:
         not_objects = sum(column.not_objects.values())
         parts.append(
             f"<h3>{_e(column.source)}.{_e(column.column)}{by}</h3>"
-            f"<p>{_rows(sum(column.rows.values()))} rows; {_rows(not_objects)} hold no JSON object.</p>"
-            + _table(headers, rows, "health")
+            f"<p>{_rows(sum(column.rows.values()))} rows; {_rows(not_objects)} hold no JSON object. Each "
+            f"{_e(column.group_by or 'group')} column: missing · null · unusable, as shares of its JSON objects "
+            "(grey: the key is in none of them).</p>" + _table(headers, rows, "health")
         )
         unread = [
             [f"<code>{_e(k)}</code>", _rows(sum(v.values())), _e(", ".join(f"{g}: {n:,}" for g, n in v.items()))]
@@ -421,7 +420,7 @@ def _model(catalog: Catalog, name: str) -> str:
     parts.append(f'<section id="sql"><h2>Rendered SQL</h2>{highlight_sql(rendered.sql)}</section>')
     parts.append(
         f'<details id="template"><summary>Model file {_e(catalog.model_file(name))}</summary>'
-        f"{highlight_sql(rendered.template)}</details>"
+        f"{highlight_sql(rendered.template, 'F')}</details>"
     )
     return _page(name, "\n".join(parts), 1, catalog)
 
@@ -447,8 +446,10 @@ def _model_coverage(catalog: Catalog, name: str) -> str:
                     '<span class="badge pass">reached</span>' if by else '<span class="badge error">not reached</span>'
                 )
             )
-            rows.append([_e(branch.line), f"<code>{_e(branch.label)}</code>", state, _e(", ".join(by))])
-        parts.append(f"<h3>{_e(case.title)}</h3>" + _table(["line", "branch", "", "unit tests"], rows, "coverage"))
+            line = f'<a href="#F{branch.line}">{branch.line}</a>' if branch.line else "?"
+            rows.append([line, f"<code>{_e(branch.label)}</code>", state, _e(", ".join(by))])
+        headers = ["line in the file", "branch", "", "unit tests"]
+        parts.append(f"<h3>{_e(case.title)}</h3>" + _table(headers, rows, "coverage"))
     if coverage.notes:
         parts.append("<ul>" + "".join(f"<li>{_e(n)}</li>" for n in coverage.notes) + "</ul>")
     return "".join(parts) + "</section>"
