@@ -147,6 +147,12 @@ def test_a_model_folder_linked_out_of_the_store_is_refused(store: ModelStore, tm
     with pytest.raises(ModelStoreError, match="outside the model store"):
         store.promote("heart", next(p.name for p in elsewhere.iterdir() if p.name[0].isdigit()), reason="x")
     assert not (elsewhere / "production.json").exists()
+    diabetes = store.versions("diabetes")[0]
+    artifact = store.root / "diabetes" / diabetes / "model.joblib"
+    artifact.unlink()
+    artifact.symlink_to(elsewhere / next(p.name for p in elsewhere.iterdir() if p.name[0].isdigit()) / "model.joblib")
+    with pytest.raises(ModelStoreError, match="outside the model store"):
+        store.artifact("diabetes", diabetes)
 
 
 def test_deploy_refuses_a_decision_naming_a_path_before_promoting_anything(store: ModelStore, tmp_path: Path) -> None:

@@ -207,17 +207,17 @@ class ModelStore:
         return folder
 
     def metadata(self, model: str, version: str) -> dict[str, Any]:
-        return json.loads((self.path(model, version) / METADATA).read_text(encoding="utf-8"))
+        return json.loads(self._inside(self.path(model, version) / METADATA).read_text(encoding="utf-8"))
 
     def metrics(self, model: str, version: str) -> dict[str, Any]:
-        return json.loads((self.path(model, version) / METRICS).read_text(encoding="utf-8"))
+        return json.loads(self._inside(self.path(model, version) / METRICS).read_text(encoding="utf-8"))
 
     def artifact_sha256(self, model: str, version: str) -> str:
         return self.metadata(model, version)["artifact_sha256"]
 
     def artifact(self, model: str, version: str) -> Artifact:
         """The version's artifact, read and hashed; :meth:`load` checks the hash against the metadata's."""
-        return Artifact.read(self.path(model, version) / ARTIFACT)
+        return Artifact.read(self._inside(self.path(model, version) / ARTIFACT))
 
     def load(self, model: str, version: str) -> Any:
         """The fitted estimator, after checking that its file still matches the recorded sha256."""
