@@ -9,9 +9,9 @@ in production yet, so the gate checks each challenger against the absolute floor
 weeks after it are already in the seed (nobody retrained); the backend then serves the last week's requests with the
 first Sunday's models, logging each with its ``model_version``, and the outcomes confirmed during that week are
 recorded with their ``verified_at``; the DAG runs for the last Sunday, where the challengers, trained on the newest
-verified records, meet the first Sunday's models on the newest weeks' outcomes of held-out patients. The drift of
-a quarter is what the gate has to see; a week of drift is too little to tell two models apart, which is why the
-gate keeps production most weeks (``retrain backtest``, run at the end, replays every week in between).
+verified records, meet the first Sunday's models on the newest weeks' outcomes of held-out patients. A quarter of
+drift is clear to the gate; a single week's is often within noise (``retrain backtest``, run at the end, replays
+every week in between).
 
 Everything lives under ``.local/demo/`` (data, model store, logs), replaced at each start, so the demo never
 touches your own ``data/`` or ``model_store/``. The console gets progress lines and a summary; the output of each
