@@ -267,7 +267,8 @@ def _json_health(catalog: Catalog) -> str:
             f"<h3>{_e(column.source)}.{_e(column.column)}{by}</h3>"
             f"<p>{_rows(sum(column.rows.values()))} rows; {_rows(not_objects)} hold no JSON object. Each "
             f"{_e(column.group_by or 'group')} column: missing · null · unusable, as shares of its JSON objects "
-            "(grey: the key is in none of them).</p>" + _table(headers, rows, "health")
+            "(grey: the key is in none of them).</p>"
+            f'<div class="scroll">{_table(headers, rows, "health")}</div>'
         )
         unread = [
             [f"<code>{_e(k)}</code>", _rows(sum(v.values())), _e(", ".join(f"{g}: {n:,}" for g, n in v.items()))]
