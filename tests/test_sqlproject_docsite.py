@@ -15,6 +15,33 @@ from jobs.sqlproject.docsite.graph import BOX_WIDTH, layout
 from jobs.sqlproject.unittests import collect_cases
 
 DS = "2026-11-22"
+HREF = re.compile(r'href="([^"]*)"')
+ID = re.compile(r'id="([^"]+)"')
+
+
+def test_the_site_links_only_to_what_it_wrote(settings, tmp_path) -> None:
+    """Without Spark or a run: every page is written, and every link and anchor between them resolves."""
+    from jobs.run_context import RunContext
+    from jobs.sqlproject.compiled import CompiledProject
+    from jobs.sqlproject.docsite.catalog import gather
+    from jobs.sqlproject.docsite.pages import write_site
+    from jobs.sqlproject.project import load_project
+    from tests.conftest import REPO_ROOT
+
+    compiled = CompiledProject.build(load_project(REPO_ROOT / "sql"), RunContext.for_ds(DS))
+    index = write_site(gather(settings, compiled, None), tmp_path / "site")
+    pages = sorted((tmp_path / "site").rglob("*.html"))
+    assert index in pages and len(pages) == 1 + len(compiled.order)
+    ids = {page: set(ID.findall(page.read_text(encoding="utf-8"))) for page in pages}
+    broken = []
+    for page in pages:
+        for href in HREF.findall(page.read_text(encoding="utf-8")):
+            path, _, anchor = href.partition("#")
+            target = (page.parent / path).resolve() if path else page
+            if not target.exists() or (anchor and target.suffix == ".html" and anchor not in ids[target]):
+                broken.append(f"{page.name} -> {href}")
+    assert not broken, broken
+    assert "http" not in " ".join(HREF.findall(index.read_text(encoding="utf-8")))  # nothing leaves the site
 
 
 def test_the_graph_reads_left_to_right() -> None:
