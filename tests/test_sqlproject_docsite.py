@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from jobs import cli
 from jobs.demo.generator import generate
 from jobs.demo.loader import load
+from jobs.errors import ConfigError
 from jobs.run_context import RunFolder
 from jobs.sqlproject.docsite.catalog import Node
 from jobs.sqlproject.docsite.graph import BOX_WIDTH, layout
@@ -42,6 +45,14 @@ def test_the_site_links_only_to_what_it_wrote(settings, tmp_path) -> None:
                 broken.append(f"{page.name} -> {href}")
     assert not broken, broken
     assert "http" not in " ".join(HREF.findall(index.read_text(encoding="utf-8")))  # nothing leaves the site
+
+    catalog = gather(settings, compiled, None)
+    assert write_site(catalog, tmp_path / "site") == index  # an earlier site is replaced
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="not a site `retrain docs` wrote"):
+        write_site(catalog, tmp_path / "notes")
+    assert (tmp_path / "notes" / "todo.txt").read_text() == "mine"
 
 
 def test_the_graph_reads_left_to_right() -> None:

@@ -7,7 +7,6 @@ nothing is fetched.
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterable, Sequence
 from html import escape
 from importlib import resources
@@ -457,16 +456,24 @@ def _model_coverage(catalog: Catalog, name: str) -> str:
 
 
 def write_site(catalog: Catalog, output: Path) -> Path:
-    """Write the site into ``output`` (replacing what an earlier run wrote there); the path of its index."""
-    output.mkdir(parents=True, exist_ok=True)
-    for stale in ("models", "assets"):
-        shutil.rmtree(output / stale, ignore_errors=True)
-    (output / "models").mkdir()
-    (output / "assets").mkdir()
-    for asset in ("site.css", "site.js"):
-        text = resources.files("jobs.sqlproject.docsite").joinpath(asset).read_text(encoding="utf-8")
-        (output / "assets" / asset).write_text(text, encoding="utf-8")
-    (output / "index.html").write_text(_index(catalog), encoding="utf-8")
-    for name in catalog.compiled.order:
-        (output / "models" / f"{name}.html").write_text(_model(catalog, name), encoding="utf-8")
+    """Write the site into ``output``, replacing an earlier site there in one rename (a failure leaves it as it
+    was); the path of its index. A folder holding anything else is refused, never emptied."""
+    from jobs.errors import ConfigError
+    from jobs.spark.atomic import atomic_directory
+
+    if output.is_dir() and any(output.iterdir()) and not (output / "assets" / "site.css").is_file():
+        raise ConfigError(
+            f"{output} already holds files that are not a site `retrain docs` wrote. Give --output an empty or new "
+            "folder (the site replaces the folder's contents)."
+        )
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_directory(output) as staging:
+        (staging / "models").mkdir(parents=True)
+        (staging / "assets").mkdir()
+        for asset in ("site.css", "site.js"):
+            text = resources.files("jobs.sqlproject.docsite").joinpath(asset).read_text(encoding="utf-8")
+            (staging / "assets" / asset).write_text(text, encoding="utf-8")
+        (staging / "index.html").write_text(_index(catalog), encoding="utf-8")
+        for name in catalog.compiled.order:
+            (staging / "models" / f"{name}.html").write_text(_model(catalog, name), encoding="utf-8")
     return output / "index.html"
