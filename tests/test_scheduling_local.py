@@ -209,7 +209,9 @@ def operator(pg, pg_admin, tmp_path_factory):
     common = {"DATABASE_URL": pg.full_url(), "MODEL_STORE": str(root / "model_store")}
     backend = Backend({**common, "SECRET_KEY": secret_key}, root / "backend.log")
     port = free_three_ports()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW") and k not in ("ADMIN_JWT_TOKEN",)}
+    # Not the test run's own Airflow, token, or the outer make's flags (make test runs pytest).
+    inherited = ("ADMIN_JWT_TOKEN", "MAKEFLAGS", "MFLAGS", "MAKELEVEL")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW") and k not in inherited}
     env.update(
         common,
         AIRFLOW_HOME=str(root / "airflow"),
