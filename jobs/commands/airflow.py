@@ -109,6 +109,7 @@ def run_start(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _interrupt(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the components' stop short
     raise KeyboardInterrupt
 
 
