@@ -42,7 +42,10 @@ log = logging.getLogger(__name__)
 
 RELOAD_PATH = "/admin/reload_models"
 ACTOR = "deploy_models"
-_MINT_HINT = "Mint one on the backend with `retrain token --role admin --ttl 2h` (it signs with SECRET_KEY)."
+_MINT_HINT = (
+    "Mint one on the backend with `retrain token --role admin` (it signs with SECRET_KEY) and store it where the "
+    'tasks read it, e.g. `| retrain airflow set-token` (see docs/operations.md, "The deploy token").'
+)
 TTL_MARGIN = timedelta(minutes=30)  # between minting a token and the run's start, and for the clocks to differ
 
 
