@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from jobs.sqlproject.coverage import ModelCoverage
     from jobs.sqlproject.jsonhealth import JsonHealth
     from jobs.sqlproject.jsonpaths import JsonRead
+    from jobs.sqlproject.project import SqlProject
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ class Catalog:
     json_health: JsonHealth | None = None
 
     @property
-    def project(self):
+    def project(self) -> SqlProject:
         return self.compiled.project
 
     def model_file(self, name: str) -> str:
