@@ -311,7 +311,8 @@ def test_check_compiles_every_yaml_test_and_unit_test_and_reports_every_error(ca
     assert "OK customers (shop/models/marts/customers.sql)" in out
     assert "OK orders (shop/models/marts/orders.sql): order_id bigint, customer_id bigint, amount double" in out
     assert "WARN stg_customers" not in out and "column 'email' of stg_customers is described" in out
-    # Two broken models and a tested column the model does not output: all three reported, before any run.
+    # Two broken models, a tested column the model does not output and a property file naming a model that does not
+    # exist: all four reported, before any run.
     schema = copy / "models" / "marts" / "schema.yml"
     schema.write_text(
         schema.read_text().replace(
@@ -320,9 +321,11 @@ def test_check_compiles_every_yaml_test_and_unit_test_and_reports_every_error(ca
     )
     (copy / "models" / "marts" / "broken_one.sql").write_text("SELECT {{ no_such_macro() }} AS x\n")
     (copy / "models" / "marts" / "broken_two.sql").write_text("SELECT nope FROM {{ ref('stg_orders') }}\n")
+    (copy / "models" / "marts" / "more.yml").write_text("models:\n  - name: ordres\n")
     assert cli.main(["check", "--project-dir", str(copy)]) != 0
     logged = caplog.text
-    assert "3 error(s) in the SQL project" in logged
+    assert "4 error(s) in the SQL project" in logged
+    assert "shop/models/marts/more.yml, line 2: properties for model 'ordres', which does not exist" in logged
     assert "broken_one (shop/models/marts/broken_one.sql, line 1): 'no_such_macro' is undefined" in logged
     assert "broken_two (shop/models/marts/broken_two.sql, line 1)" in logged and "`nope`" in logged
     assert "column 'order_idd' of orders is described but the model does not output it" in logged

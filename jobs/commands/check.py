@@ -22,13 +22,13 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     from jobs.sqlproject.runner import SqlRunner
     from jobs.sqlproject.unittests import check_unit_tests
 
-    compiled = compiled_project(settings, args)  # every YAML file, every model and every data test compiled here
+    errors: list[Exception] = []  # every error found, each file, model and test on its own
+    compiled = compiled_project(settings, args, load_errors=errors)  # every YAML file, model and data test
     project = compiled.project
     spark = spark_session(settings, "retrain-check", require_jdbc=False)
     partial = bool(args.select or args.exclude)
     runner = SqlRunner(spark, compiled)
     checked = runner.check(args.select, args.exclude, raise_failures=False)
-    errors: list[Exception] = []
     for rendered, df in checked:
         columns = ", ".join(f"{f.name} {f.dataType.simpleString()}" for f in df.schema.fields)
         print(f"OK {rendered.name} ({project.relative(rendered.model.path)}): {columns}")

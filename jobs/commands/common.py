@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,6 +13,8 @@ from jobs.settings import Settings
 
 if TYPE_CHECKING:
     from jobs.sqlproject.compiled import CompiledProject
+    from jobs.sqlproject.project import SqlProject
+    from jobs.sqlproject.render import RenderedModel
 
 
 def add_run_arguments(parser: argparse.ArgumentParser, required: bool = True, ds_help: str | None = None) -> None:
@@ -90,16 +94,30 @@ def run_context(args: argparse.Namespace) -> RunContext:
     return RunContext.for_ds(args.ds, ts(args.data_interval_end), ts(args.data_interval_start))
 
 
-def compiled_project(settings: Settings, args: argparse.Namespace, keep_going: bool = True) -> CompiledProject:
+def compiled_project(
+    settings: Settings, args: argparse.Namespace, keep_going: bool = True, load_errors: list | None = None
+) -> CompiledProject:
     """The project built once (rendered models, graph, run order, data tests): no Spark needed. With
-    ``keep_going``, a model that does not render is set aside (``CompiledProject.problems``) and the rest is built."""
+    ``keep_going``, a model that does not render is set aside (``CompiledProject.problems``) and the rest is built;
+    with ``load_errors``, so is a property file with an error (added there)."""
     from jobs.sqlproject.compiled import CompiledProject
     from jobs.sqlproject.dbtcontext import Target
     from jobs.sqlproject.project import load_project
 
     target = Target(name=getattr(args, "target", None) or settings.sql_target, threads=settings.sql_threads)
-    project = load_project(project_dir(args) or settings.sql_project_dir, vars_overrides(args), target=target)
+    project = load_project(
+        project_dir(args) or settings.sql_project_dir, vars_overrides(args), target=target, errors=load_errors
+    )
     return CompiledProject.build(project, run_context(args), keep_going=keep_going)
+
+
+@contextmanager
+def selected_models(settings: Settings, args: argparse.Namespace) -> Iterator[tuple[SqlProject, list[RenderedModel]]]:
+    """The project and its selected models, rendered, in run order, for the caller to print; then the selected
+    models that did not render are raised (:func:`raise_broken`), after what did."""
+    compiled = compiled_project(settings, args)  # a model that does not render is set aside, not in the way
+    yield compiled.project, compiled.selected(args.select, args.exclude)
+    raise_broken(compiled, compiled.selected_names(args.select, args.exclude))
 
 
 def raise_broken(compiled: CompiledProject, names: set[str]) -> None:

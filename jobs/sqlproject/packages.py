@@ -110,7 +110,7 @@ def _installed(root: Path, install_path: str) -> dict[str, Path]:
 def _from_hub_or_git(entry: dict, root: Path, install_path: str, at: str, notice: Callable[[str], None]) -> Package:
     reference = str(entry.get("package") or entry.get("git") or entry.get("tarball") or entry.get("private"))
     name = reference.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git").replace("-", "_")
-    if name == "dbt_utils" and entry.get("package"):
+    if name == "dbt_utils":
         notice(
             f"{at}: {reference} is the built-in dbt_utils, written for Spark SQL (version "
             f"{entry.get('version', 'any')!r} is not looked at). To use another copy, name its folder with local:."

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jobs.errors import DependencyError
+from jobs.errors import DependencyError, SqlProjectError
 from jobs.sqlproject.config import Source, load_project_vars, load_sources, lookback_days
 from jobs.sqlproject.dbtcontext import Target
 from jobs.sqlproject.folderconfig import SEED_CONFIG_KEYS, FolderConfig, parse_folder_configs
@@ -184,9 +184,14 @@ def _macro_and_test_files(root: Path, project_file: ProjectFile) -> tuple[tuple[
 
 
 def load_project(
-    root: Path, vars_overrides: Mapping[str, Any] | None = None, *, target: Target | None = None
+    root: Path,
+    vars_overrides: Mapping[str, Any] | None = None,
+    *,
+    target: Target | None = None,
+    errors: list[SqlProjectError] | None = None,
 ) -> SqlProject:
-    """Read the project at ``root`` (the folder holding its project file, or ``sources.yml``)."""
+    """Read the project at ``root`` (the folder holding its project file, or ``sources.yml``). With ``errors``, a
+    property file with an error is added there and the others are read still."""
     root = root.resolve()
 
     def relative(path: Path) -> str:
@@ -228,7 +233,7 @@ def load_project(
         notices.append,
     )
     macro_files, singular_tests = _macro_and_test_files(root, project_file)
-    properties = load_properties(root, set(models), set(seeds), relative, files, notices.append)
+    properties = load_properties(root, set(models), set(seeds), relative, files, notices.append, errors)
     for notice in dict.fromkeys(notices):
         log.info("Notice: %s", notice)
     return SqlProject(

@@ -214,9 +214,11 @@ def load_properties(
     relative,
     files: Sequence[Path] | None = None,
     notice: Callable[[str], None] | None = None,
+    errors: list[SqlProjectError] | None = None,
 ) -> ProjectProperties:
     """Read every property file of the project (``files``, by default every ``.yml`` but the project's own files);
-    a model or seed described twice is an error naming both files."""
+    a model or seed described twice is an error naming both files. With ``errors``, a file with an error is added
+    there and the other files are read still (``retrain check`` reports them all)."""
     docs = load_docs(root, relative)
     models: dict[str, NodeProperties] = {}
     seeds: dict[str, NodeProperties] = {}
@@ -242,7 +244,8 @@ def load_properties(
             if str(path.relative_to(root)) not in SKIPPED_FILES
             and not any(part.startswith(".") for part in path.relative_to(root).parts)
         ]
-    for path in files:
+
+    def read(path: Path) -> None:
         file = relative(path)
         document = load_yaml(path)
         if not isinstance(document, dict):
@@ -270,7 +273,7 @@ def load_properties(
                     add(target, _node(entry, entry["name"], file, allowed, docs, config_keys), known, kind, at)
             for name, specs in _unit_tests(document.get("unit_tests"), file, document, None).items():
                 unit_tests.setdefault(name, []).extend(specs)
-            continue
+            return
         # The short form: <name>.yml beside <name>.sql or <name>.csv.
         is_seed = path.stem in seed_names and path.stem not in model_names
         node = _node(
@@ -282,6 +285,14 @@ def load_properties(
             add(models, node, model_names, "model", file)
         for name, specs in _unit_tests(document.get("unit_tests"), file, document, path.stem).items():
             unit_tests.setdefault(name, []).extend(specs)
+
+    for path in files:  # each file read on its own: with ``errors``, a broken one does not hide the others
+        try:
+            read(path)
+        except SqlProjectError as e:
+            if errors is None:
+                raise
+            errors.append(e)
 
     for name, specs in unit_tests.items():
         if name not in model_names:
