@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from jobs.errors import SqlProjectError
@@ -102,16 +101,6 @@ def parse_folder_configs(
 
     walk(tree, ())
     return found
-
-
-def known_paths(root: Path, files: Sequence[Path]) -> set[tuple[str, ...]]:
-    """Every folder prefix and file stem path (without suffix) of ``files``, relative to ``root``."""
-    paths: set[tuple[str, ...]] = set()
-    for path in files:
-        parts = path.relative_to(root).with_suffix("").parts
-        for end in range(1, len(parts) + 1):
-            paths.add(parts[:end])
-    return paths
 
 
 def config_for(parts: tuple[str, ...], configs: Sequence[FolderConfig]) -> dict[str, Any]:

@@ -78,21 +78,6 @@ class SqlEnvironment(jinja2.Environment):
         )
 
 
-class MacroRef:
-    """A macro looked up by name when it is called, so a macro may call one defined in any file, loaded before or
-    after its own."""
-
-    def __init__(self, scope: Mapping[str, Any], name: str) -> None:
-        self.scope = scope
-        self.name = name
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.scope[self.name](*args, **kwargs)
-
-    def __repr__(self) -> str:
-        return f"<macro {self.name}>"
-
-
 class Namespace:
     """A package's macros as attributes: ``dbt_utils.star(...)``; an unknown one names the package's macros."""
 
