@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from jobs.commands.common import add_preview_arguments, compiled_project, raise_broken
+from jobs.commands.common import add_preview_arguments, selected_models
 from jobs.settings import Settings
 
 
@@ -15,10 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    compiled = compiled_project(settings, args)  # a model that does not render is set aside, not in the way
-    project, models = compiled.project, compiled.selected(args.select, args.exclude)
-    for model in models:
-        print(f"-- {model.name} ({project.relative(model.model.path)}, {model.config.materialized})")
-        print(model.sql)
-    raise_broken(compiled, compiled.selected_names(args.select, args.exclude))
+    with selected_models(settings, args) as (project, models):
+        for model in models:
+            print(f"-- {model.name} ({project.relative(model.model.path)}, {model.config.materialized})")
+            print(model.sql)
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from jobs.commands.common import add_preview_arguments, compiled_project, raise_broken
+from jobs.commands.common import add_preview_arguments, selected_models
 from jobs.settings import Settings
 
 
@@ -15,22 +15,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    compiled = compiled_project(settings, args)  # a model that does not render is set aside, not in the way
-    project, models = compiled.project, compiled.selected(args.select, args.exclude)
-    for model in models:
-        config = model.config
-        details = [config.materialized]
-        if config.partition_by:
-            details.append("partition_by=" + ",".join(config.partition_by))
-        if config.repartition:
-            details.append(f"repartition={config.repartition}")
-        if config.cache:
-            details.append("cache")
-        if config.tags:
-            details.append("tags=" + ",".join(config.tags))
-        sources = [project.sources[s] for s in model.sources]
-        names = [f"source:{s.group}.{s.table_name}" if s.group else f"source:{s.name}" for s in sources]
-        reads = names + [f"seed:{s}" for s in model.seeds] + list(model.refs)
-        print(f"{model.name:<24} {' '.join(details):<52} <- {', '.join(reads) or '-'}")
-    raise_broken(compiled, compiled.selected_names(args.select, args.exclude))
+    with selected_models(settings, args) as (project, models):
+        for model in models:
+            config = model.config
+            details = [config.materialized]
+            if config.partition_by:
+                details.append("partition_by=" + ",".join(config.partition_by))
+            if config.repartition:
+                details.append(f"repartition={config.repartition}")
+            if config.cache:
+                details.append("cache")
+            if config.tags:
+                details.append("tags=" + ",".join(config.tags))
+            sources = [project.sources[s] for s in model.sources]
+            names = [f"source:{s.group}.{s.table_name}" if s.group else f"source:{s.name}" for s in sources]
+            reads = names + [f"seed:{s}" for s in model.seeds] + list(model.refs)
+            print(f"{model.name:<24} {' '.join(details):<52} <- {', '.join(reads) or '-'}")
     return 0
