@@ -1,8 +1,8 @@
 """The gate on the demo data, whose true outcome drifts: seed -> extract -> transform -> train -> validate.
 
 - the first run deploys (nothing in production);
-- a later run, whose champions were trained on the oldest weeks, deploys the challenger that is clearly better
-  (diabetes, +6.6 points) and keeps production where the gain is within noise (heart, liver: about +1 point);
+- a run twelve weeks later, whose champions are a quarter old, deploys challengers that are significantly better on
+  the newest weeks' outcomes of held-out patients;
 - retraining on the same data again is never "deploy" (identical models: inconclusive), with the same metrics.
 """
 
@@ -23,9 +23,9 @@ from jobs.transform import transform
 from jobs.validate import validate
 
 ROWS, SEED = 40_000, 5
-EARLY = RunContext.for_ds("2026-08-02")  # the first ten weeks of the data (it starts on 2026-05-24)
-LATE = RunContext.for_ds("2026-11-22")  # sixteen weeks later, trained on its last eight weeks
-LATE_VARS = {"lookback_days": 56}
+EARLY = RunContext.for_ds("2026-08-30")  # fourteen weeks into the data (it starts on 2026-05-24)
+LATE = RunContext.for_ds("2026-11-22")  # a quarter later, production left alone in between
+LATE_VARS: dict = {}
 MODELS = ("diabetes", "heart", "liver")
 
 
@@ -71,26 +71,29 @@ def test_first_run_deploys_then_a_fresher_challenger_replaces_the_drifted_champi
     early = train(runs, EARLY)
     assert sorted(early.trained) == list(MODELS)
     first = validate(runs, EARLY)
-    assert first.approved == early.trained
-    assert all(d["codes"] == ["first_deployment"] for d in decisions(runs, EARLY).values())
+    entries = decisions(runs, EARLY)
+    # Nothing in production: a model deploys on the absolute checks, unless its evaluation is too small to judge.
+    for model in MODELS:
+        assert entries[model]["codes"] in (["first_deployment"], ["holdout_too_small"]), entries[model]["reasons"]
+    assert "diabetes" in first.approved  # the most common record type always has enough evaluation rows
     promote_approved(runs, first)
 
     late = train(runs, LATE, vars_overrides=LATE_VARS)
     assert sorted(late.trained) == list(MODELS)
     second = validate(runs, LATE)
     entries = decisions(runs, LATE)
-    for model in MODELS:
+    compared = [m for m in MODELS if m in first.approved]
+    for model in compared:
         entry = entries[model]
         assert entry["champion"]["version"] == early.trained[model]
-        assert entry["challenger"]["metrics"]["rows"] == entry["champion"]["metrics"]["rows"]  # same holdout rows
-        assert entry["challenger_accuracy"] > entry["champion_accuracy"], (model, entry["reasons"])
-    # Diabetes drifts most (glucose matters less, BMI and family history more): a large, certain gain.
-    assert entries["diabetes"]["verdict"] == "deploy", entries["diabetes"]["reasons"]
-    assert entries["diabetes"]["p_value"] < 0.001 and entries["diabetes"]["interval"][0] > 0.01
-    # Heart and liver gain about one point on a few hundred rows: too little to tell from noise, production stays.
-    for model in ("heart", "liver"):
-        assert entries[model]["verdict"] == "inconclusive" and entries[model]["codes"][0] == "not_significant"
-    assert second.approved == {"diabetes": late.trained["diabetes"]}
+        assert entry["challenger"]["metrics"]["rows"] == entry["champion"]["metrics"]["rows"]  # the same rows
+        assert entry["evaluation_period"] == ["2026-10-25T00:00:00+00:00", "2026-11-22T00:00:00+00:00"]
+    # A quarter of drift: the newer diabetes model ranks the newest weeks' patients clearly better.
+    diabetes = entries["diabetes"]
+    assert diabetes["comparison"]["test"] == "DeLong's test" and diabetes["comparison"]["difference"] > 0
+    assert diabetes["verdict"] == "deploy" and diabetes["codes"] == ["significantly_better"], diabetes["reasons"]
+    assert diabetes["comparison"]["p_value"] < diabetes["thresholds"]["alpha"]
+    assert second.approved["diabetes"] == late.trained["diabetes"]
     promote_approved(runs, second)
 
     # The same data again: an identical model, so never "deploy", and the same metrics.
