@@ -22,7 +22,7 @@ from jobs.train import train
 from jobs.transform import transform
 from jobs.validate import validate
 
-ROWS, SEED = 40_000, 5
+ROWS, SEED = 80_000, 5  # enough evaluation rows in the newest four weeks of held-out patients
 EARLY = RunContext.for_ds("2026-08-30")  # fourteen weeks into the data (it starts on 2026-05-24)
 LATE = RunContext.for_ds("2026-11-22")  # a quarter later, production left alone in between
 LATE_VARS: dict = {}
