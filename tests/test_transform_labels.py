@@ -29,10 +29,13 @@ from jobs.transform import transform
 OLD = RunContext.for_ds("2026-06-01")
 NEW = RunContext.for_ds("2026-06-15")
 END = OLD.data_interval_end
-BODIES = {
-    "diabetes": '{{"age": {age}, "bmi": 27.5, "glucose": 110, "physical_activity": "low", "family_history": true}}',
-    "heart": '{{"age": {age}, "sex": "female", "chest_pain_type": "typical", "cholesterol": 210}}',
-    "liver": '{{"age": {age}, "sex": "male", "alt": 30, "ast": 45, "alcohol_use": "none"}}',
+BODIES = {  # every key stg_predictions reads appears (its json_keys_present data test)
+    "diabetes": '{{"age": {age}, "bmi": 27.5, "glucose": 110, "blood_pressure": 80, "insulin": 90.5, "pregnancies": 1, '
+    '"family_history": true, "physical_activity": "low"}}',
+    "heart": '{{"age": {age}, "sex": "female", "chest_pain_type": "typical", "resting_bp": 130, "cholesterol": 210, '
+    '"max_heart_rate": 150, "exercise_angina": false, "smoker": true}}',
+    "liver": '{{"age": {age}, "sex": "male", "total_bilirubin": 0.9, "alkaline_phosphatase": 80, "alt": 30, "ast": 45, '
+    '"albumin": 4.1, "alcohol_use": "none"}}',
 }
 FEATURES = ("diabetes_features", "heart_features", "liver_features")
 
