@@ -120,11 +120,12 @@ class Split:
 
 
 def labels_as_of(frame: pd.DataFrame, recipe: Recipe, end: datetime) -> pd.Series:
-    """The label where its outcome was verified before ``end``; missing otherwise (or when never verified)."""
+    """The label where its outcome was verified before ``end``; missing when verified later. An outcome without a
+    ``verified_at`` (a database that does not record it) counts as known, as the SQL models count it."""
     label = frame[recipe.label]
     if "verified_at" not in frame:
         return label
-    known = frame["verified_at"].notna() & (frame["verified_at"] < pd.Timestamp(end))
+    known = frame["verified_at"].isna() | (frame["verified_at"] < pd.Timestamp(end))
     return label.where(known)
 
 
