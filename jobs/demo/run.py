@@ -321,10 +321,14 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
                 continue
             lines.append(
                 f"  {name:<9} gate {means['gate']:.4f}   never retrain {means['never']:.4f}   "
-                f"always deploy {means['always']:.4f}   ({replay['deploys'][name]} deployments by the gate)"
+                f"always deploy {means['always']:.4f}   (the gate deployed {_times(replay['deploys'][name])})"
             )
         lines.append(f"  table: {replay['table']}")
     return lines
+
+
+def _times(n: int) -> str:
+    return "once" if n == 1 else f"{n} times"
 
 
 def _decisions(report: dict[str, Any]) -> dict[str, Any]:
