@@ -156,8 +156,8 @@ def test_unknown_key_in_a_seed_config(tmp_path) -> None:
     [
         (
             "[not_nul]",
-            r"sql/staging/schema.yml, line 6: unknown test 'not_nul'\. Tests: accepted_values, not_null, "
-            r"relationships, row_count_min, unique \(write your own",
+            r"sql/staging/schema.yml, line 6: unknown test 'not_nul'\. Tests: accepted_values, json_keys_present, "
+            r"not_null, relationships, row_count_min, unique \(write your own",
         ),
         (
             "[{accepted_values: {value: [a]}}]",
