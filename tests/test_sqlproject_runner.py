@@ -112,7 +112,7 @@ def test_compiled_sql_runs_in_spark_as_is(spark, settings, capsys) -> None:
     assert printed.startswith("-- diabetes_features (sql/features/diabetes_features.sql, table)")
     SqlRunner(spark, CompiledProject.build(load_project(REPO_ROOT / "sql"), CTX)).check(["+stg_predictions"])
     columns = spark.sql(printed).columns
-    assert columns[:2] == ["record_id", "created_at"] and columns[-1] == "label"
+    assert columns[:3] == ["record_id", "user_id", "created_at"] and columns[-1] == "label"
 
 
 def test_ls_shows_the_graph_with_materializations(capsys) -> None:
