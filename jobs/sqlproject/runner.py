@@ -194,10 +194,7 @@ class SqlRunner:
         for name in self.order:
             if name not in needed:
                 continue
-            blocker = self._blocked(name)
-            if blocker is not None:
-                if blocker != name:
-                    self._skipped[name] = blocker
+            if self._skips(name):
                 continue
             try:
                 rendered = self.for_run(self.rendered[name])
@@ -213,6 +210,13 @@ class SqlRunner:
         if raise_failures:
             self.raise_first_failure()
         return checked
+
+    def _skips(self, name: str) -> bool:
+        """True when ``name`` cannot run: it failed to render, or a model it reads failed (then it is skipped)."""
+        blocker = self._blocked(name)
+        if blocker is not None and blocker != name:
+            self._skipped[name] = blocker
+        return blocker is not None
 
     def _blocked(self, name: str) -> str | None:
         """The model ``name`` reads that failed or could not run (itself, when it could not be rendered)."""
@@ -335,10 +339,7 @@ class SqlRunner:
         self._register_inputs(reader)
         self.failures, self._skipped = {}, {}
         for name in self.order:
-            blocker = self._blocked(name)
-            if blocker is not None:
-                if blocker != name:
-                    self._skipped[name] = blocker
+            if self._skips(name):
                 continue
             try:
                 rendered = self.for_run(self.rendered[name])
