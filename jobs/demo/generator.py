@@ -265,7 +265,9 @@ def generate(rows: int, seed: int, end_date: date = DEFAULT_END_DATE) -> SeedDat
             "model_version": MODEL_VERSION,
             "verified_outcome": np.where(rec_labelled, outcome[pos], None),
             "created_at": pd.to_datetime(secs[pos], unit="s", utc=True),
-            "verified_at": pd.to_datetime(np.where(rec_labelled, verified_secs[pos], np.nan), unit="s", utc=True),
+            # Whole seconds, masked after the conversion: pandas reads uninitialised memory for the NaN of a float
+            # array (to_datetime(unit="s")), which can overflow under np.errstate(over="raise").
+            "verified_at": pd.Series(pd.to_datetime(verified_secs[pos], unit="s", utc=True)).where(rec_labelled),
         }
     )
     hostile = _hostile_outcomes(records, injected, seed)
