@@ -9,8 +9,10 @@ test-fast`` runs the others. A test that starts a program of a service it is not
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -179,14 +181,20 @@ def spark(settings: Settings, class_archive: Path | None):
 
 
 @pytest.fixture(scope="session")
-def pg_cluster(tmp_path_factory: pytest.TempPathFactory):
-    """A throwaway PostgreSQL cluster (the project's embedded one) on a free port, with the backend's schema."""
+def pg_cluster():
+    """A throwaway PostgreSQL cluster (the project's embedded one) on a free port, with the backend's schema.
+
+    Its folder is outside pytest's: each pytest run sets ``/tmp/pytest-of-<user>`` back to mode 0700 as it starts,
+    which would lock the ``postgres`` user out of the cluster of another run going on at the same time.
+    """
     from jobs.postgres.embedded import EmbeddedPostgres
 
-    cluster = EmbeddedPostgres(data_dir=tmp_path_factory.mktemp("pg") / "cluster", port=free_port())
+    root = Path(tempfile.mkdtemp(prefix="retrain-test-pg-"))
+    cluster = EmbeddedPostgres(data_dir=root / "cluster", port=free_port())
     cluster.start()
     yield cluster
     cluster.stop()
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
