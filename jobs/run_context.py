@@ -56,6 +56,14 @@ class RunContext:
         return self.data_interval_end - timedelta(days=lookback_days), self.data_interval_end
 
 
+def _is_ds_folder(name: str) -> bool:
+    try:
+        date.fromisoformat(name.removeprefix("ds="))
+    except ValueError:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class RunFolder:
     """The one owner of ``<DATA_DIR>/runs/ds=<ds>/``: every step asks it where its inputs and outputs live.
@@ -69,6 +77,18 @@ class RunFolder:
     @classmethod
     def under(cls, data_dir: Path, ds: str) -> RunFolder:
         return cls(data_dir / "runs" / f"ds={ds}")
+
+    def earlier(self) -> list[RunFolder]:
+        """The run folders of dates before this one, newest first: where an incremental step finds its previous
+        output. Only earlier dates count, so re-running a date reads what it read the first time."""
+        runs = self.path.parent
+        mine = self.path.name
+        folders = [p for p in runs.glob("ds=*") if p.is_dir() and p.name < mine and _is_ds_folder(p.name)]
+        return [RunFolder(p) for p in sorted(folders, reverse=True)]
+
+    @property
+    def ds(self) -> str:
+        return self.path.name.removeprefix("ds=")
 
     @property
     def raw(self) -> Path:

@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,29 @@ def replace_directory(new: Path, target: Path) -> None:
             os.replace(old, target)
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+def link_files(source: Path, target: Path, keep: Callable[[Path], bool] = lambda _: True) -> int:
+    """Hard-link the data files under ``source`` (not its manifest, Spark's markers or hidden files) into
+    ``target``, keeping their sub-folders (a table's partitions), when ``keep(relative path)`` says so; a copy
+    where the filesystem cannot link. Returns how many files were linked.
+
+    An incremental output reuses its previous output's unchanged files this way: no byte is rewritten, and the
+    previous output stays whole, since a file is deleted only when its last link goes.
+    """
+    linked = 0
+    for path in sorted(source.rglob("*")):
+        relative = path.relative_to(source)
+        if not path.is_file() or any(part.startswith(("_", ".")) for part in relative.parts) or not keep(relative):
+            continue
+        destination = target / relative
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(path, destination)
+        except OSError:
+            shutil.copy2(path, destination)
+        linked += 1
+    return linked
 
 
 def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
