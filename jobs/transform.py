@@ -6,6 +6,7 @@ once every model and test that could run has run: ``transform.json`` says what w
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -27,6 +28,7 @@ from jobs.sqlproject.datatests import (
     run_tests,
 )
 from jobs.sqlproject.dbtcontext import Target
+from jobs.sqlproject.incremental import find_previous
 from jobs.sqlproject.project import SqlProject, load_project
 from jobs.sqlproject.runner import SUCCESS, ModelRuns, SqlRunner
 from jobs.sqlproject.sources import SourceReader, snapshot_reader
@@ -158,6 +160,7 @@ def transform(
     run_data_tests: bool = True,
     target: str | None = None,
     raise_failures: bool = True,
+    full_refresh: bool = False,
 ) -> TransformResult:
     """Build the selected models for ``ctx``'s run and test the result.
 
@@ -167,11 +170,14 @@ def transform(
     else a data test that could not run, else ``DataTestError`` for the tests of severity error that failed.
     A partial build (``select`` or ``exclude``) skips the data tests, which read every model, and leaves
     ``transform.json`` alone. ``target``: dbt's ``target.name`` (default: the ``SQL_TARGET`` setting).
+    An incremental model builds on its newest earlier output (:mod:`jobs.sqlproject.incremental`);
+    ``full_refresh`` (dbt's ``--full-refresh``) builds every one from its sources instead.
     """
     started = time.monotonic()
     project = load_project(project_dir or settings.sql_project_dir, vars_overrides, target=sql_target(settings, target))
-    compiled = CompiledProject.build(project, ctx, keep_going=True)
     folder = settings.run_folder(ctx.ds_str)
+    previous = None if full_refresh else functools.partial(find_previous, folder)
+    compiled = CompiledProject.build(project, ctx, keep_going=True, previous=previous)
     reader = database_reader(settings, ctx, project) if from_database else snapshot_reader(folder.raw)
     runner = SqlRunner(spark, compiled, folder.features)
     partial = bool(select or exclude)

@@ -148,7 +148,8 @@ def print_models(models) -> None:  # noqa: ANN001 - ModelRun, imported with Spar
             print(f"{run.name:<24} {run.materialized:<6} {labels[run.status]:<5} {reason}")
             continue
         rows = f"{run.rows:>10,} rows" if run.rows is not None else f"{'':>15}"
-        print(f"{run.name:<24} {run.materialized:<6} {rows} {run.seconds:>7.1f}s  {run.path or ''}")
+        new = f" ({run.new_rows:,} new)" if getattr(run, "new_rows", None) is not None else ""
+        print(f"{run.name:<24} {run.materialized:<6} {rows}{new} {run.seconds:>7.1f}s  {run.path or ''}")
 
 
 def print_data_tests(tests) -> None:  # noqa: ANN001 - DataTestResult, imported with Spark's modules

@@ -28,6 +28,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--skip-data-tests", action="store_true", help="build only; do not run data tests")
     parser.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="build incremental models from their sources, not on their earlier output (dbt's --full-refresh)",
+    )
+    parser.add_argument(
         "--json", action="store_true", help="print the result as JSON (also in the run's transform.json)"
     )
     parser.set_defaults(handler=run)
@@ -56,6 +61,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         run_data_tests=not args.skip_data_tests,
         target=args.target,
         raise_failures=False,
+        full_refresh=args.full_refresh,
     )
     if args.json:
         print(json.dumps(outcome.to_dict(), indent=2))

@@ -7,7 +7,7 @@ same broken YAML. Building needs no Spark.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from jobs.errors import SqlProjectError
 from jobs.run_context import RunContext
 from jobs.sqlproject.datatests import DataTest, generic_tests, singular_tests
 from jobs.sqlproject.graph import NodeInfo, dependencies, reachable, select, topological_order
+from jobs.sqlproject.incremental import PreviousOutput
 from jobs.sqlproject.project import SqlProject, load_project
 from jobs.sqlproject.render import RenderedModel, Renderer
 
@@ -33,21 +34,37 @@ class CompiledProject:
     problems: Mapping[str, SqlProjectError] = field(default_factory=dict)
     #: data tests that could not be compiled (``keep_going``)
     test_errors: tuple[SqlProjectError, ...] = ()
+    #: the incremental models this run builds on an earlier output (``is_incremental()`` is true for them)
+    incremental: Mapping[str, PreviousOutput] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, project: SqlProject, ctx: RunContext, keep_going: bool = False) -> CompiledProject:
+    def build(
+        cls,
+        project: SqlProject,
+        ctx: RunContext,
+        keep_going: bool = False,
+        previous: Callable[[RenderedModel], PreviousOutput | None] | None = None,
+    ) -> CompiledProject:
         """Render every model, order them (a cycle names the files), compile every data test.
 
         With ``keep_going``, a model that does not render is kept in :attr:`problems` and the others are rendered
         still, as dbt goes on past a failing node: ``ls`` and ``--select`` work on the rest, and ``transform``
         skips only what reads it. A dependency cycle still stops here.
+        ``previous``: an incremental model's earlier output to build on, or None; without it (``compile``,
+        ``--full-refresh``), every model renders as on its first run, ``is_incremental()`` false.
         """
         renderer = Renderer.create(project, ctx)
         rendered: dict[str, RenderedModel] = {}
         problems: dict[str, SqlProjectError] = {}
+        incremental: dict[str, PreviousOutput] = {}
         for name, model in project.models.items():
             try:
                 rendered[name] = renderer.render(model)
+                earlier = previous(rendered[name]) if previous and rendered[name].config.is_incremental else None
+                if earlier is not None:  # rendered again, now that is_incremental() is true
+                    renderer.previous[name] = earlier.view
+                    rendered[name] = renderer.render(model)
+                    incremental[name] = earlier
             except SqlProjectError as e:
                 if not keep_going:
                     raise
@@ -55,10 +72,10 @@ class CompiledProject:
         graph = {**dependencies(rendered), **{name: () for name in problems}}
         graph = {name: graph[name] for name in project.models}
         describe = {name: project.relative(m.path) for name, m in project.models.items()}
-        order = topological_order(graph, describe)
+        order = tuple(topological_order(graph, describe))
         errors: list[SqlProjectError] | None = [] if keep_going else None
-        tests = generic_tests(project, renderer, errors) + singular_tests(project, renderer, errors)
-        return cls(project, ctx, renderer, rendered, graph, tuple(order), tuple(tests), problems, tuple(errors or ()))
+        tests = tuple(generic_tests(project, renderer, errors) + singular_tests(project, renderer, errors))
+        return cls(project, ctx, renderer, rendered, graph, order, tests, problems, tuple(errors or ()), incremental)
 
     @property
     def warnings(self) -> list[str]:

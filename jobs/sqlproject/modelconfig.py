@@ -8,7 +8,16 @@ from typing import Any
 
 from jobs.errors import CompilationError, check_scalar
 
-MATERIALIZATIONS = ("view", "table", "ephemeral")
+MATERIALIZATIONS = ("view", "table", "ephemeral", "incremental")
+#: how an incremental model's new rows meet its previous output (dbt-spark's names; see docs/sql.md)
+INCREMENTAL_STRATEGIES = ("append", "merge", "insert_overwrite")
+#: what an incremental run does when the model's columns differ from its previous output's
+ON_SCHEMA_CHANGE = ("fail", "append_new_columns")
+#: dbt's other choices, refused with the reason
+REFUSED_SCHEMA_CHANGE = {
+    "ignore": "rows of a week would silently lose the new columns, and a full refresh would not",
+    "sync_all_columns": "it drops columns of the earlier rows; rebuild the model with --full-refresh instead",
+}
 #: dbt's config keys that change nothing here, and why: read, and named in a notice
 NO_EFFECT = {
     "transient": "a Snowflake table option",
@@ -31,6 +40,9 @@ MODEL_CONFIG_KEYS = (
     "repartition",
     "tags",
     "severity",
+    "unique_key",
+    "incremental_strategy",
+    "on_schema_change",
     "file_format",
     *DESCRIPTIVE,
     *NO_EFFECT,
@@ -62,10 +74,20 @@ class ModelConfig:
     severity: str = "error"
     #: dbt's ``contract: {enforced: true}``: the model outputs exactly its described columns, with their types
     contract_enforced: bool = False
+    #: an incremental model's key: a new row replaces the previous output's row with the same key (``merge``)
+    unique_key: tuple[str, ...] = ()
+    incremental_strategy: str | None = None
+    on_schema_change: str = "fail"
 
     @property
     def is_table(self) -> bool:
-        return self.materialized == "table"
+        """Written as Parquet under the run: a ``table``, or an ``incremental`` model (a table built from its
+        previous output and the week's new rows)."""
+        return self.materialized in ("table", "incremental")
+
+    @property
+    def is_incremental(self) -> bool:
+        return self.materialized == "incremental"
 
     @property
     def kind(self) -> str:
@@ -112,8 +134,9 @@ def parse_config(raw: Mapping[str, Any], where: str, notice: Callable[[str], Non
         check_scalar(repartition, f"{where}: config(repartition=...)", minimum=1, error=CompilationError)
     cache = check_scalar(raw.get("cache", False), f"{where}: config(cache=...)", bool, error=CompilationError)
     partition_by = _string_list(raw.get("partition_by", []), "partition_by", where)
-    if partition_by and materialized != "table":
-        raise CompilationError(f"{where}: partition_by applies to materialized='table' models only.")
+    if partition_by and materialized not in ("table", "incremental"):
+        raise CompilationError(f"{where}: partition_by applies to materialized='table' or 'incremental' models only.")
+    incremental = _incremental(raw, where, materialized)
     severity = raw.get("severity", "error")
     if severity not in SEVERITIES:
         raise CompilationError(
@@ -127,4 +150,43 @@ def parse_config(raw: Mapping[str, Any], where: str, notice: Callable[[str], Non
         tags=_string_list(raw.get("tags", []), "tags", where),
         severity=severity,
         contract_enforced=enforced,
+        **incremental,
     )
+
+
+def _incremental(raw: Mapping[str, Any], where: str, materialized: str) -> dict[str, Any]:
+    """``unique_key``, ``incremental_strategy`` and ``on_schema_change``, checked together as dbt-spark does:
+    ``merge`` needs a key, the other strategies use none, and the default is ``merge`` with a key, else
+    ``append``."""
+    keys = [k for k in ("unique_key", "incremental_strategy", "on_schema_change") if raw.get(k) is not None]
+    if materialized != "incremental":
+        if keys:
+            raise CompilationError(f"{where}: config({keys[0]}=...) applies to materialized='incremental' models only.")
+        return {}
+    unique_key = _string_list(raw["unique_key"], "unique_key", where) if raw.get("unique_key") else ()
+    strategy = raw.get("incremental_strategy") or ("merge" if unique_key else "append")
+    if strategy not in INCREMENTAL_STRATEGIES:
+        raise CompilationError(
+            f"{where}: config(incremental_strategy={strategy!r}) must be one of {', '.join(INCREMENTAL_STRATEGIES)}."
+        )
+    if strategy == "merge" and not unique_key:
+        raise CompilationError(
+            f"{where}: incremental_strategy='merge' needs config(unique_key=...): the column(s) by which a new row "
+            "replaces a previous one."
+        )
+    if strategy != "merge" and unique_key:
+        raise CompilationError(
+            f"{where}: config(unique_key=...) is used by incremental_strategy='merge' only; with {strategy!r} it "
+            "would be ignored. Remove it, or use merge."
+        )
+    on_change = raw.get("on_schema_change") or "fail"
+    if on_change in REFUSED_SCHEMA_CHANGE:
+        raise CompilationError(
+            f"{where}: config(on_schema_change={on_change!r}) is not supported: {REFUSED_SCHEMA_CHANGE[on_change]}. "
+            f"Use one of {', '.join(ON_SCHEMA_CHANGE)}."
+        )
+    if on_change not in ON_SCHEMA_CHANGE:
+        raise CompilationError(
+            f"{where}: config(on_schema_change={on_change!r}) must be one of {', '.join(ON_SCHEMA_CHANGE)}."
+        )
+    return {"unique_key": unique_key, "incremental_strategy": strategy, "on_schema_change": on_change}

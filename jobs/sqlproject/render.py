@@ -105,6 +105,8 @@ class _Recorder:
     seeds: list[str] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
     used_execute: bool = False
+    #: the view of the model's previous output, in an incremental run (``is_incremental()`` is then true)
+    previous_view: str | None = None
 
     @property
     def execute(self) -> bool:
@@ -112,9 +114,18 @@ class _Recorder:
 
     @property
     def this(self) -> Relation:
-        """The model's own relation: its temp view (see :class:`Relation` for what a later incremental needs)."""
+        """The model's own relation: its previous output in an incremental run, else its temp view."""
         target = self.project.target
+        if self.previous_view is not None:
+            return Relation(
+                self.previous_view, identifier=self.model.name, schema=target.schema, database=target.database
+            )
         return Relation(self.model.name, schema=target.schema, database=target.database)
+
+    def is_incremental(self) -> bool:
+        """dbt's ``is_incremental()``: the model is incremental, an earlier run built it, and this is no full
+        refresh. Then ``{{ this }}`` is that output."""
+        return self.previous_view is not None
 
     def ref(self, *args: Any) -> Relation:
         project_name = self.project.name or "<the project's name>"
@@ -259,6 +270,8 @@ class Renderer:
         #: what a render found questionable (a var that looks like quoted SQL, ``exceptions.warn``), said once each
         self.warnings: list[str] = []
         self.notices: list[str] = []
+        #: incremental models built on an earlier output: model -> the view of that output (``{{ this }}``)
+        self.previous: dict[str, str] = {}
 
     @classmethod
     def create(cls, project: SqlProject, ctx: RunContext, environ: Mapping[str, str] | None = None) -> Renderer:
@@ -293,6 +306,7 @@ class Renderer:
                 "var": dynamic_function("var", "var"),
                 "config": dynamic_function("config", "set_config"),
                 "this": Dynamic("this", "this"),
+                "is_incremental": dynamic_function("is_incremental", "is_incremental"),
             }
         )
         renderer._load_macros()
@@ -342,7 +356,8 @@ class Renderer:
     @contextmanager
     def scope(self, model: Model, columns: Callable[[str], list[Column]] | None = None) -> Iterator[_Recorder]:
         """Names such as ``ref`` and ``this`` are ``model``'s while the block runs (a test's macro, say)."""
-        recorder = _Recorder(self.project, model, self._warner(model), columns)
+        previous = self.previous.get(model.name)
+        recorder = _Recorder(self.project, model, self._warner(model), columns, previous_view=previous)
         with rendering(recorder):
             yield recorder
 
@@ -360,6 +375,7 @@ class Renderer:
                 "var": recorder.var,
                 "config": recorder.set_config,
                 "this": recorder.this,
+                "is_incremental": recorder.is_incremental,
             }
             try:
                 template = self.env.get_template(name)

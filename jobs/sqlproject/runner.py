@@ -12,6 +12,7 @@ reading the table again.
 
 from __future__ import annotations
 
+import functools
 import logging
 import shutil
 import time
@@ -28,6 +29,7 @@ from jobs.spark.messages import first_line
 from jobs.sqlproject.compiled import CompiledProject
 from jobs.sqlproject.dbtcontext import Column
 from jobs.sqlproject.graph import downstream_edges, levels, reachable
+from jobs.sqlproject.incremental import build_incremental, table_manifest
 from jobs.sqlproject.project import SqlProject
 from jobs.sqlproject.render import RenderedModel
 from jobs.sqlproject.seeds import register_seeds
@@ -60,6 +62,8 @@ class ModelRun:
     status: str = SUCCESS
     #: why it failed or was skipped
     message: str | None = None
+    #: an incremental model's rows selected this run (the others came from its previous output)
+    new_rows: int | None = None
 
 
 @dataclass(frozen=True)
@@ -137,6 +141,8 @@ class SqlRunner:
     def _register_inputs(self, reader: SourceReader) -> None:
         register_sources(self.spark, self.project.sources.values(), reader)
         register_seeds(self.spark, self.project)
+        for previous in self.compiled.incremental.values():  # {{ this }} of the incremental models
+            self.spark.read.parquet(str(previous.path)).createOrReplaceTempView(previous.view)
 
     # -- running ------------------------------------------------------------------------------------------------
 
@@ -376,8 +382,16 @@ class SqlRunner:
         if config.contract_enforced:  # dbt enforces a contract as it builds
             self._check_data_types(rendered, df)
         target = self.table_path(name)
+        previous = self.compiled.incremental.get(name)
         with atomic_directory(target) as staging:
-            rows = self._write_observed(rendered, df, staging)
+            if config.is_incremental:
+                where = f"{name} ({self.project.relative(rendered.model.path)})"
+                write = functools.partial(self._write_observed, rendered)
+                built = build_incremental(self.spark, rendered, where, df, previous, staging, write)
+                rows, new_rows = built.rows, built.new_rows
+            else:
+                rows, new_rows = self._write_observed(rendered, df, staging), None
+            extra = {"new_rows": new_rows, "previous_ds": previous.ds if previous else None}
             write_manifest(
                 staging,
                 {
@@ -386,12 +400,14 @@ class SqlRunner:
                     "ds": self.ctx.ds_str,
                     "sql_file": self.project.relative(rendered.model.path),
                     "partition_by": list(config.partition_by),
+                    **table_manifest(rendered, df, extra if config.is_incremental else {}),
                 },
             )
         self._register_table(name, target, config.cache)
         seconds = round(time.monotonic() - started, 3)
-        log.info("Table %s: %d rows in %.1fs -> %s", name, rows, seconds, target)
-        return ModelRun(name, "table", str(target), rows, seconds)
+        built_on = f" ({new_rows} new, on the output of {previous.ds})" if previous else ""
+        log.info("Table %s: %d rows%s in %.1fs -> %s", name, rows, built_on, seconds, target)
+        return ModelRun(name, config.materialized, str(target), rows, seconds, new_rows=new_rows)
 
     def _write_observed(self, rendered: RenderedModel, df: DataFrame, path: Path) -> int:
         """Write the table with its row count and the caller's aggregates observed; the row count is returned.
@@ -406,7 +422,8 @@ class SqlRunner:
         name = rendered.name
         if rendered.config.repartition:
             df = df.repartition(rendered.config.repartition, *rendered.config.partition_by)
-        wanted = self._observable(df, name, self.observe.get(name, {}))
+        # An incremental model writes part of its table here: the data tests count the whole table themselves.
+        wanted = {} if rendered.config.is_incremental else self._observable(df, name, self.observe.get(name, {}))
         if wanted:
             try:
                 metrics = self._write_once(rendered, df, path, wanted)
