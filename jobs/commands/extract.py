@@ -16,6 +16,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_run_arguments(parser)
     add_project_arguments(parser)
     parser.add_argument("--source", action="append", dest="sources", help="only this source (repeatable)")
+    parser.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="read every source's whole window, even one declared incremental (which otherwise reads only the rows "
+        "its previous snapshot lacks)",
+    )
     parser.add_argument("--json", action="store_true", help="also print the result as JSON")
     parser.set_defaults(handler=run, uses_database=True)
 
@@ -26,7 +32,12 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
     ctx = run_context(args)
     extraction = Extraction.start(
-        settings, ctx, project_dir=project_dir(args), vars_overrides=vars_overrides(args), sources=args.sources
+        settings,
+        ctx,
+        project_dir=project_dir(args),
+        vars_overrides=vars_overrides(args),
+        sources=args.sources,
+        full_refresh=args.full_refresh,
     )
     log_file = settings.run_folder(ctx.ds_str).logs / "spark-extract.log"
     result = extraction.run(spark_session(settings, app_name=f"retrain-extract-{ctx.ds_str}", log_file=log_file))
@@ -37,6 +48,11 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             f"{snapshot.source:<16} {snapshot.rows:>10,} rows  ids {snapshot.id_min}..{snapshot.id_max}  "
             f"{snapshot.duration_seconds:>6.1f}s  {snapshot.path}"
         )
+        if snapshot.mode == "incremental":
+            print(
+                f"{'':<16} incremental on ds={snapshot.previous}: {snapshot.new_rows:,} new rows, "
+                f"{snapshot.dropped_rows:,} dropped"
+            )
     if result.nothing_new:
         print("Nothing new: every source window is empty.")
     return 0

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from jobs.errors import MissingRelationError
 from jobs.postgres.classify import classify
 from jobs.postgres.url import DatabaseUrl
 from jobs.sqlproject.config import Source
@@ -45,15 +46,30 @@ def _timestamp_literal(value: datetime) -> str:
     return f"TIMESTAMPTZ '{value.isoformat()}'"
 
 
-def windowed_relation(source: Source, window: tuple[datetime, datetime], absent: tuple[str, ...] = ()) -> str:
-    """The source restricted to ``[start, end)`` on its window column, as a PostgreSQL subquery; NULL in place of
-    the optional columns ``absent``."""
+def windowed_relation(
+    source: Source, window: tuple[datetime, datetime], absent: tuple[str, ...] = (), where: str | None = None
+) -> str:
+    """The source restricted to ``[start, end)`` on its window column (and to ``where``, when given), as a
+    PostgreSQL subquery; NULL in place of the optional columns ``absent``."""
     start, end = window
     column = source.window_column
+    extra = f" AND ({where})" if where else ""
     return (
         f"(SELECT * FROM {source.relation(absent)} "
-        f"WHERE {column} >= {_timestamp_literal(start)} AND {column} < {_timestamp_literal(end)}) AS {source.name}"
+        f"WHERE {column} >= {_timestamp_literal(start)} AND {column} < {_timestamp_literal(end)}{extra}) "
+        f"AS {source.name}"
     )
+
+
+def conform(df: DataFrame, source: Source) -> DataFrame:
+    """Select the declared columns with their declared types, so every snapshot has the schema `check` assumes."""
+    missing = [name for name in source.columns if name not in df.columns]
+    if missing:
+        raise MissingRelationError(
+            f"Source {source.name!r} declares column(s) {', '.join(missing)} in sql/sources.yml, but its relation "
+            f"has only: {', '.join(df.columns)}. Fix the column list or the source's table/query."
+        )
+    return df.selectExpr(*(f"CAST(`{name}` AS {type_}) AS `{name}`" for name, type_ in source.columns.items()))
 
 
 # Whether a table exists and has a column, resolved on the search_path as the source's query resolves it (an
@@ -121,9 +137,15 @@ def read_source(
     bounds: Bounds,
     num_partitions: int,
     fetchsize: int,
+    *,
+    relation: str | None = None,
+    what: str = "",
 ) -> DataFrame:
     """A lazy DataFrame over the source's window, split into ``num_partitions`` ranges of the partition column;
     NULL in place of the optional columns that ``bounds`` found absent.
+
+    ``relation``: another subquery of the window to read instead (an incremental read's new rows, or its narrow
+    read of keys and refresh columns), with its own ``bounds``; ``what`` names it in the log line.
 
     Credentials travel as JDBC properties, never in the URL; Spark redacts the ``password`` option in plans and in
     the UI (``spark.redaction.regex``).
@@ -133,7 +155,7 @@ def read_source(
         **BINARY_TRANSFER,
         **dict(source.jdbc_options),
         "url": db.jdbc_url,
-        "dbtable": windowed_relation(source, window, bounds.absent_columns),
+        "dbtable": relation or windowed_relation(source, window, bounds.absent_columns),
         "sessionInitStatement": "SET TIME ZONE 'UTC'",
         **db.jdbc_properties(),
     }
@@ -147,8 +169,9 @@ def read_source(
             numPartitions=str(partitions),
         )
     log.info(
-        "Reading source %s from %s (window %s to %s, %s rows, %s partitions, fetchsize %s)",
+        "Reading source %s%s from %s (window %s to %s, %s rows, %s partitions, fetchsize %s)",
         source.name,
+        f" ({what})" if what else "",
         db.redacted(),
         window[0].isoformat(),
         window[1].isoformat(),

@@ -73,6 +73,19 @@ class OptionalColumn:
     cost: str
 
 
+#: Spark types a high-water mark can be kept on: an incremental source's partition column is one of them
+_INTEGER_TYPES = ("bigint", "long", "int", "integer", "smallint", "tinyint", "short", "byte")
+
+
+@dataclass(frozen=True)
+class Incremental:
+    """How a source is read incrementally (``incremental:``): each week only the rows whose ``partition_column``
+    (the unique key) the previous snapshot lacks are read in full; the rest of the window is re-read narrowly, for
+    its keys (which rows remain) and ``refresh_columns`` (the values that change after a row is written)."""
+
+    refresh_columns: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class Source:
     """A raw input read from PostgreSQL: a table or a query, with how to partition and bound the read."""
@@ -93,6 +106,8 @@ class Source:
     optional_columns: Mapping[str, OptionalColumn] = field(default_factory=dict)
     #: data tests of the table and its columns (``TestSpec``), run on the run's snapshot like a model's
     tests: tuple[Any, ...] = ()
+    #: how to read the source incrementally; None: every extract reads the whole window
+    incremental: Incremental | None = None
 
     @property
     def call(self) -> str:
@@ -148,6 +163,7 @@ SOURCE_KEYS = (
     "jdbc_options",
     "columns",
     "optional_columns",
+    "incremental",
 )
 #: dbt's keys that describe a source and change nothing about how it is read
 DBT_SOURCE_KEYS = ("database", "loader", "loaded_at_field", "freshness", "meta", "tags", "config", "quoting")
@@ -171,6 +187,7 @@ TABLE_KEYS = (
     "jdbc_options",
     "columns",
     "optional_columns",
+    "incremental",
     "tests",
     "data_tests",
     "external",
@@ -178,6 +195,7 @@ TABLE_KEYS = (
 )
 COLUMN_KEYS = ("name", "data_type", "description", "tests", "data_tests", "meta", "tags", "quote")
 OPTIONAL_COLUMN_KEYS = ("table", "type", "cost")
+INCREMENTAL_KEYS = ("refresh_columns",)
 
 
 def source_key(group: str | None, table: str) -> str:
@@ -243,6 +261,57 @@ def _optional_columns(
     return optional
 
 
+def _incremental(
+    value: Any, path: Path, name: str, at: str, columns: Mapping[str, str], partition: str, window: str
+) -> Incremental | None:
+    """``incremental: {refresh_columns: [verified_outcome, verified_at]}``: declared columns, other than the
+    partition column (the unique key the new rows are found by) and the window column (it decides which rows the
+    window holds, so a row whose window value changed would be read twice or lost)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ConfigError(
+            f"{at}: 'incremental' of source {name!r} must be a mapping with the key 'refresh_columns', e.g. "
+            "incremental: {refresh_columns: [verified_outcome, verified_at]}. Got "
+            f"{value!r} instead."
+        )
+    check_keys(value, INCREMENTAL_KEYS, str(path), f"'incremental' of source {name!r}")
+    refresh = value.get("refresh_columns")
+    if refresh is None:
+        refresh = []
+    if not isinstance(refresh, list) or not all(isinstance(c, str) for c in refresh):
+        raise ConfigError(
+            f"{where(str(path), value, 'refresh_columns')}: 'refresh_columns' of source {name!r} must be a list of "
+            f"column names, e.g. [verified_outcome, verified_at]. Got {refresh!r} instead."
+        )
+    choices = [c for c in columns if c not in (partition, window)]
+    for column in refresh:
+        if column in (partition, window):
+            role = "partition_column" if column == partition else "window_column"
+            raise ConfigError(
+                f"{where(str(path), value, 'refresh_columns')}: refresh column {column!r} of source {name!r} is its "
+                f"{role}, which an incremental read cannot refresh. Choose among: {', '.join(choices)}."
+            )
+        if column not in columns:
+            raise ConfigError(
+                f"{where(str(path), value, 'refresh_columns')}: refresh column {column!r} of source {name!r} is "
+                f"not one of its columns. Choose among: {', '.join(choices)}."
+            )
+    duplicates = sorted({c for c in refresh if refresh.count(c) > 1})
+    if duplicates:
+        raise ConfigError(
+            f"{where(str(path), value, 'refresh_columns')}: 'refresh_columns' of source {name!r} names "
+            f"{', '.join(duplicates)} more than once."
+        )
+    if columns[partition].strip().lower() not in _INTEGER_TYPES:
+        raise ConfigError(
+            f"{at}: source {name!r} is incremental, so its partition_column {partition!r} must be a whole-number "
+            f"column (one of: {', '.join(_INTEGER_TYPES)}), the unique key the new rows are found by. It is "
+            f"{columns[partition]!r}."
+        )
+    return Incremental(refresh_columns=tuple(refresh))
+
+
 def _source(entry: Any, path: Path, group: Any = None) -> Source:
     file = str(path)
     group_name = group.get("name") if group is not None else None
@@ -273,6 +342,9 @@ def _source(entry: Any, path: Path, group: Any = None) -> Source:
             )
     jdbc = {**((group or {}).get("jdbc_options") or {}), **(entry.get("jdbc_options") or {})}
     optional = _optional_columns(entry.get("optional_columns"), path, name, at, columns, table)
+    incremental = _incremental(
+        entry.get("incremental"), path, name, at, columns, settings["partition_column"], settings["window_column"]
+    )
     return Source(
         name=name,
         path=path,
@@ -287,6 +359,7 @@ def _source(entry: Any, path: Path, group: Any = None) -> Source:
         table_name=table_name,
         optional_columns=optional,
         tests=_source_tests(entry, path),
+        incremental=incremental,
     )
 
 

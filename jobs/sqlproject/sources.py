@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jobs.errors import ConfigError
+from jobs.spark.batches import REFRESH_DIR
 from jobs.sqlproject.config import Source
 from jobs.sqlproject.render import source_view
 
@@ -28,7 +29,12 @@ def empty_reader(spark: SparkSession, source: Source) -> DataFrame:
 
 
 def snapshot_reader(raw_dir: Path) -> SourceReader:
-    """Read ``<raw_dir>/<source>/``, the Parquet snapshot that ``retrain extract`` wrote for this run."""
+    """Read ``<raw_dir>/<source>/``, the Parquet snapshot that ``retrain extract`` wrote for this run.
+
+    An incremental snapshot's batches were read in different weeks, so the columns that change after a row is
+    written are taken from its ``_refresh/`` (read over the whole window by this run): the view is then what a
+    full read would have given, the same rows with their current values.
+    """
 
     def read(spark: SparkSession, source: Source) -> DataFrame:
         path = raw_dir / source.name
@@ -37,9 +43,21 @@ def snapshot_reader(raw_dir: Path) -> SourceReader:
                 f"No snapshot of source {source.name!r} at {path}. Run `retrain extract --ds <ds>` for this date "
                 "first, or read the database directly with `retrain transform --from-database`."
             )
-        return spark.read.schema(source.spark_schema_ddl).parquet(str(path))
+        frame = spark.read.schema(source.spark_schema_ddl).parquet(str(path))
+        refresh = path / REFRESH_DIR
+        return _refreshed(spark, source, frame, refresh) if refresh.is_dir() else frame
 
     return read
+
+
+def _refreshed(spark: SparkSession, source: Source, frame: DataFrame, refresh: Path) -> DataFrame:
+    """``frame`` with the columns that ``refresh`` holds taken from it, joined on the partition column, in the
+    declared order and types."""
+    key = source.partition_column
+    columns = [c for c in spark.read.parquet(str(refresh)).columns if c != key and c in source.columns]
+    schema = ", ".join(f"`{name}` {source.columns[name]}" for name in (key, *columns))
+    current = spark.read.schema(schema).parquet(str(refresh))
+    return frame.drop(*columns).join(current, key, "inner").select(*(f"`{name}`" for name in source.columns))
 
 
 def register_sources(spark: SparkSession, sources: Iterable[Source], reader: SourceReader) -> None:

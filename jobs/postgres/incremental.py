@@ -1,0 +1,265 @@
+"""The incremental read of a source: only the rows its previous snapshot lacks are read in full.
+
+A weekly run's window overlaps last week's by all but a week, and the wide columns (a record's JSON) never change
+once written. So the run reads, over JDBC:
+
+- the *refresh* read: the whole window, narrowly: the key (``partition_column``) and the ``refresh_columns``
+  (what changes after a row is written, like an outcome). It says which rows the window holds now, and their
+  current values; it is kept in ``_refresh/``.
+- the *new* rows, in full: keys above the previous snapshot's highest (its high-water mark), and the few keys at
+  or below it that the previous snapshot lacks (rows committed late), by an ``IN`` list.
+
+The previous snapshot's batches are carried forward without the rows that left the window (deleted, consent
+withdrawn, too old): hard-linked when none left, rewritten filtered when some did, dropped when all did. The
+layout and the choice of a previous snapshot are in ``jobs/spark/batches.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from jobs.errors import ExtractError
+from jobs.postgres.jdbc import Bounds, conform, read_source, windowed_relation
+from jobs.postgres.url import DatabaseUrl
+from jobs.spark.batches import (
+    REFRESH_DIR,
+    Batch,
+    FullRead,
+    PreviousSnapshot,
+    SnapshotFiles,
+    batch_paths,
+    link_batch,
+    read_batches,
+    write_batch,
+)
+from jobs.sqlproject.config import Source
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+
+#: at most this many late rows (keys at or below the high-water mark, new to the previous snapshot) are read by an
+#: ``IN`` list; more, and the window is read whole, which is then cheaper than a statement of that length
+LATE_ROWS_LIMIT = 1000
+
+
+def source_hash(source: Source) -> str:
+    """A digest of what decides a snapshot's rows and columns: a previous snapshot taken of another definition
+    cannot be built on."""
+    definition = {
+        "relation": source.relation_sql,
+        "columns": list(source.columns.items()),
+        "refresh_columns": list(source.incremental.refresh_columns) if source.incremental else None,
+        "window_column": source.window_column,
+        "partition_column": source.partition_column,
+    }
+    return hashlib.sha256(json.dumps(definition, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def refresh_columns(source: Source) -> tuple[str, ...]:
+    return source.incremental.refresh_columns if source.incremental else ()
+
+
+def read_incrementally(
+    spark: SparkSession,
+    db: DatabaseUrl,
+    source: Source,
+    window: tuple[datetime, datetime],
+    bounds: Bounds,
+    previous: PreviousSnapshot,
+    staging: Path,
+    batch: str,
+    num_partitions: int,
+    fetchsize: int,
+) -> SnapshotFiles | FullRead:
+    """Stage the snapshot of ``source`` in ``staging`` from ``previous`` and the window's changes, as batch
+    ``batch`` for the new rows; or say why the window must be read whole instead (``staging`` is then left as
+    it was found).
+
+    Raises :class:`ExtractError` when the window changed during the reads (the counts disagree): a re-run reads
+    it again.
+    """
+    key = source.partition_column
+    refresh_dir = staging / REFRESH_DIR
+    refresh = _read_refresh(spark, db, source, window, bounds, refresh_dir, num_partitions, fetchsize)
+    keys = refresh.select(key)
+
+    stats = _file_stats(spark, source, previous, keys)
+    for old in previous.batches:
+        counted = sum(stats.get(name, (0, 0))[0] for name in old.files)
+        if counted != old.rows:
+            shutil.rmtree(refresh_dir)
+            return FullRead(
+                f"batch {old.batch} of the snapshot of ds={previous.ds} holds {counted} rows, its manifest says "
+                f"{old.rows}",
+                expected=False,
+            )
+    mark = previous.high_water_mark
+    late = _late_keys(spark, source, previous, keys, mark)
+    if len(late) > LATE_ROWS_LIMIT:
+        shutil.rmtree(refresh_dir)
+        return FullRead(
+            f"more than {LATE_ROWS_LIMIT} rows of the window with {key} <= {mark} (the highest of the snapshot of "
+            f"ds={previous.ds}) are not in it (committed late, or the window reaches further back)"
+        )
+
+    batches: list[Batch] = []
+    dropped = 0
+    for old in previous.batches:
+        total = sum(stats.get(name, (0, 0))[0] for name in old.files)
+        kept = sum(stats.get(name, (0, 0))[1] for name in old.files)
+        dropped += total - kept
+        if kept == 0:
+            continue
+        if kept == total:
+            batches.append(link_batch(previous.path, staging, old))
+            continue
+        frame = read_batches(spark, previous.path, [old], source.spark_schema_ddl).join(keys, key, "left_semi")
+        rewritten = write_batch(frame.coalesce(max(1, len(old.files))), staging, old.batch, key)
+        if rewritten.rows != kept:
+            raise ExtractError(
+                f"Source {source.name!r}: batch {old.batch} of {previous.path} kept {rewritten.rows} rows when "
+                f"filtered, {kept} when counted; the earlier snapshot changed during the read. Re-run the extract."
+            )
+        batches.append(rewritten)
+
+    new_rows = bounds.rows - sum(b.rows for b in batches)
+    partitions = 0
+    if new_rows > 0:
+        frame = _read_new(spark, db, source, window, bounds, mark, late, new_rows, num_partitions, fetchsize)
+        partitions = int(frame.rdd.getNumPartitions())
+        batches.append(write_batch(conform(frame, source), staging, batch, key))
+    _check(spark, source, staging, batches, keys, bounds.rows)
+    log.info(
+        "Source %s: incremental read on ds=%s: %d new rows (%d committed late), %d dropped, %d batch(es) kept",
+        source.name,
+        previous.ds,
+        new_rows,
+        len(late),
+        dropped,
+        len(batches) - (1 if new_rows > 0 else 0),
+    )
+    return SnapshotFiles(batches=tuple(batches), new_rows=new_rows, dropped_rows=dropped, num_partitions=partitions)
+
+
+def _read_refresh(
+    spark: SparkSession,
+    db: DatabaseUrl,
+    source: Source,
+    window: tuple[datetime, datetime],
+    bounds: Bounds,
+    directory: Path,
+    num_partitions: int,
+    fetchsize: int,
+) -> DataFrame:
+    """The window's keys and refresh columns, written to ``directory``; their count must be the probe's."""
+    columns = (source.partition_column, *refresh_columns(source))
+    relation = (
+        f"(SELECT {', '.join(columns)} FROM {windowed_relation(source, window, bounds.absent_columns)}) "
+        f"AS {source.name}_refresh"
+    )
+    frame = read_source(
+        spark, db, source, window, bounds, num_partitions, fetchsize, relation=relation, what="refresh columns"
+    )
+    frame.selectExpr(*(f"CAST(`{name}` AS {source.columns[name]}) AS `{name}`" for name in columns)).write.mode(
+        "error"
+    ).parquet(str(directory))
+    refresh = spark.read.parquet(str(directory))
+    rows = refresh.count()
+    if rows != bounds.rows:
+        raise ExtractError(
+            f"Source {source.name!r}: the refresh read found {rows} rows in the window but it held {bounds.rows} "
+            "when probed; rows changed inside the window during the read. Re-run the extract."
+        )
+    return refresh
+
+
+def _file_stats(
+    spark: SparkSession, source: Source, previous: PreviousSnapshot, keys: DataFrame
+) -> dict[str, tuple[int, int]]:
+    """Per data file of ``previous``: its rows, and how many of them are still in the window (one Spark job)."""
+    from pyspark.sql import functions as F
+
+    key = source.partition_column
+    rows = (
+        spark.read.schema(source.spark_schema_ddl)
+        .parquet(*batch_paths(previous.path, previous.batches))
+        .select(key, F.col("_metadata.file_name").alias("file"))
+        .join(keys.withColumn("_kept", F.lit(1)), key, "left")
+        .groupBy("file")
+        .agg(F.count(F.lit(1)).alias("rows"), F.count("_kept").alias("kept"))
+        .collect()
+    )
+    return {row["file"]: (int(row["rows"]), int(row["kept"])) for row in rows}
+
+
+def _late_keys(
+    spark: SparkSession, source: Source, previous: PreviousSnapshot, keys: DataFrame, mark: int | None
+) -> list[int]:
+    """Keys of the window at or below the high-water mark that ``previous`` lacks; at most one past the limit."""
+    from pyspark.sql import functions as F
+
+    if mark is None:
+        return []
+    key = source.partition_column
+    held = read_batches(spark, previous.path, previous.batches, source.spark_schema_ddl).select(key)
+    late = keys.where(F.col(key) <= mark).join(held, key, "left_anti").limit(LATE_ROWS_LIMIT + 1).collect()
+    return sorted(int(row[key]) for row in late)
+
+
+def _read_new(
+    spark: SparkSession,
+    db: DatabaseUrl,
+    source: Source,
+    window: tuple[datetime, datetime],
+    bounds: Bounds,
+    mark: int | None,
+    late: list[int],
+    rows: int,
+    num_partitions: int,
+    fetchsize: int,
+) -> DataFrame:
+    """The window's rows new to the previous snapshot, in full: keys above ``mark``, and the ``late`` ones."""
+    key = source.partition_column
+    where = f"{key} > {mark}" if mark is not None else "TRUE"
+    if late:
+        where += f" OR {key} IN ({', '.join(str(k) for k in late)})"
+    low = min([*late, (mark + 1) if mark is not None else bounds.id_min or 0])
+    high = max([*late, bounds.id_max if bounds.id_max is not None else low])
+    relation = windowed_relation(source, window, bounds.absent_columns, where=where)
+    new_bounds = Bounds(rows=rows, id_min=low, id_max=max(low, high), absent_columns=bounds.absent_columns)
+    return read_source(
+        spark, db, source, window, new_bounds, num_partitions, fetchsize, relation=relation, what="new rows"
+    )
+
+
+def _check(
+    spark: SparkSession, source: Source, staging: Path, batches: list[Batch], keys: DataFrame, expected: int
+) -> None:
+    """The batches hold exactly the refresh read's keys, as many as the probe counted."""
+    from pyspark.sql import functions as F
+
+    key = source.partition_column
+    held = read_batches(spark, staging, batches, source.spark_schema_ddl).select(key).withColumn("_b", F.lit(1))
+    row = (
+        held.join(keys.withColumn("_r", F.lit(1)), key, "full_outer")
+        .agg(
+            F.count("_b").alias("batches"),
+            F.count("_r").alias("refresh"),
+            F.count(F.when(F.col("_b").isNull() | F.col("_r").isNull(), 1)).alias("unmatched"),
+        )
+        .first()
+    )
+    if not row["batches"] == row["refresh"] == expected or row["unmatched"]:
+        raise ExtractError(
+            f"Source {source.name!r}: the snapshot's batches hold {row['batches']} rows and the refresh read "
+            f"{row['refresh']} ({row['unmatched']} keys in only one of them), but the window held {expected} when "
+            "probed; rows changed inside the window during the read. Re-run the extract."
+        )
