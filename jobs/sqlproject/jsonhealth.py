@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from jobs.sqlproject.jsonpaths import VALUE, JsonRead, project_json_reads
+from jobs.sqlproject.sources import snapshot_reader
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -146,7 +147,8 @@ def _measure_column(
     group_by: str | None,
 ) -> ColumnHealth:
     view = f"__json_health_{source.name}"
-    spark.read.parquet(str(folder.snapshot(source.name))).createOrReplaceTempView(view)
+    # as the models read it: an incremental snapshot's refresh columns are the current ones, from its _refresh/
+    snapshot_reader(folder.raw)(spark, source).createOrReplaceTempView(view)
     group = f"COALESCE(CAST({_quote(group_by)} AS STRING), 'NULL')" if group_by else _literal(ALL)
     by_key: dict[tuple[str, str], list[JsonRead]] = {}
     for read in reads:
