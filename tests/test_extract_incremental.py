@@ -221,6 +221,21 @@ def test_an_unusable_previous_snapshot_means_a_full_read_and_says_why(
     assert snapshot.rows == len(window_ids(first_week, DS2)) == spark.read.parquet(snapshot.path).count()
 
 
+def test_a_damaged_newest_snapshot_is_passed_over_for_an_older_valid_one(
+    spark, settings, first_week, tmp_path, caplog
+) -> None:
+    run = settings_for(settings, first_week, tmp_path / "data")
+    extract(run, RunContext.for_ds(DS1), spark, vars_overrides=LOOKBACK)
+    second_week(first_week)
+    extract(run, RunContext.for_ds(DS2), spark, vars_overrides=LOOKBACK)
+    damage_manifest(run.run_folder(DS2).snapshot("predictions"))
+    caplog.set_level(logging.INFO)
+    (snapshot,) = extract(run, RunContext.for_ds(DS3), spark, vars_overrides=LOOKBACK).snapshots
+    assert (snapshot.mode, snapshot.previous) == ("incremental", DS1)
+    assert f"building on ds={DS1}, not on a newer snapshot: the snapshot of ds={DS2}" in caplog.text
+    assert snapshot.rows == len(window_ids(first_week, DS3)) == view(spark, run, DS3).count()
+
+
 def test_another_source_definition_or_too_many_late_rows_means_a_full_read(
     spark, settings, first_week, tmp_path, monkeypatch
 ) -> None:

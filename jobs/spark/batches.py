@@ -186,7 +186,12 @@ def find_previous(
         checked = _check(earlier.ds, path, source, source_hash, window_end, tuple(absent_columns))
         if isinstance(checked, PreviousSnapshot):
             if first_problem is not None:
-                log.info("Source %s: building on ds=%s, not on a newer snapshot: %s", source, earlier.ds, first_problem)
+                log.info(
+                    "Source %s: building on ds=%s, not on a newer snapshot: %s",
+                    source,
+                    earlier.ds,
+                    first_problem.reason,
+                )
             return checked
         first_problem = first_problem or checked
     return first_problem or FullRead(f"no earlier run folder under {folder.path.parent} holds a snapshot of it")
@@ -210,8 +215,8 @@ def _check(
         return FullRead(f"{at} was taken of another definition of the source (sources.yml changed since)")
     if list(manifest.get("absent_columns") or ()) != list(absent):
         return FullRead(
-            f"{at} read {manifest.get('absent_columns') or 'no'} optional columns as NULL, this read "
-            f"{list(absent) or 'none'}"
+            f"{at} read the optional columns {list(manifest.get('absent_columns') or ())} as NULL, this run reads "
+            f"{list(absent)} so: the database's columns changed since"
         )
     try:
         previous_end = datetime.fromisoformat(str(manifest.get("window_end")))
@@ -219,9 +224,10 @@ def _check(
         rows = manifest.get("rows")
         if not _whole(rows) or sum(b.rows for b in batches) != rows:
             raise ValueError(f"its batches hold {sum(b.rows for b in batches)} rows, its 'rows' says {rows!r}")
+        later = previous_end > window_end  # TypeError for a window end without a time zone
     except (TypeError, ValueError) as e:
         return FullRead(f"{at} is not valid: {e}", expected=False)
-    if previous_end > window_end:
+    if later:
         return FullRead(
             f"{at} ends its window at {previous_end.isoformat()}, after this run's {window_end.isoformat()}"
         )
