@@ -12,6 +12,7 @@ DEMO_REQUESTS ?= 8000
 PYTEST_ARGS ?=
 BENCH_ROWS ?= 200000 1000000
 BENCH_REPEAT ?= 2
+WEEKLY_ROWS ?= 1000000 5000000 10000000
 
 .PHONY: help setup system-deps test test-fast lint docs demo airflow bench clean
 
@@ -54,9 +55,9 @@ demo: setup  ## seed the embedded PostgreSQL, start the backend, run the DAG for
 airflow: setup  ## a local Airflow (API server, scheduler, DAG processor, triggerer) on AIRFLOW_PORT (8080) and the next two ports
 	@bash scripts/airflow.sh
 
-bench: setup  ## the pipeline vs the COPY floor, pandas, DuckDB, naive Spark (BENCH_ROWS="200000 1000000 5000000")
+bench: setup  ## the pipeline vs the COPY floor, pandas, DuckDB, naive Spark; the weekly run (WEEKLY_ROWS="1000000 5000000")
 	$(BIN)/pip install --quiet -e '.[bench]'
-	$(BIN)/python -m bench.run --rows $(BENCH_ROWS) --repeat $(BENCH_REPEAT)
+	$(BIN)/python -m bench.run --rows $(BENCH_ROWS) --repeat $(BENCH_REPEAT) --weekly-rows $(WEEKLY_ROWS)
 
 clean:  ## stop the embedded PostgreSQL and remove local data (keeps .venv)
 	-$(BIN)/retrain db stop

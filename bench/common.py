@@ -11,7 +11,9 @@ import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DS = "2026-11-22"
+#: the run's date; the weekly scenario (bench/weekly.py) sets it to its second Sunday for the contenders it starts
+DS_ENV = "BENCH_DS"
+DS = os.environ.get(DS_ENV, "2026-11-22")
 RECORD_TYPES = ("diabetes", "heart", "liver")
 OUTCOMES = ("positive", "negative")
 NUMBERS = (

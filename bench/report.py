@@ -1,8 +1,11 @@
-"""Turn ``latest.json`` into ``results.md`` (a table with ratios to ours) and ``rows_vs_time.png`` (log-log)."""
+"""Turn ``latest.json`` into ``results.md`` (a table with ratios to ours) and ``rows_vs_time.png`` (log-log); the
+weekly scenario's section and plot are in ``bench/report_weekly.py``."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from bench import report_weekly
 
 LABELS = {
     "floor": "COPY floor",
@@ -73,8 +76,12 @@ def write_reports(report: dict, out: Path) -> None:
     ]
     if report.get("count_mismatches"):
         text += ["", "Row counts that differed: " + "; ".join(report["count_mismatches"])]
+    if report.get("weekly"):
+        text += report_weekly.section(report["weekly"])
+        report_weekly.plot(report["weekly"], out / "weekly.png")
     (out / "results.md").write_text("\n".join(text) + "\n")
-    plot(report, out / "rows_vs_time.png")
+    if report["points"]:
+        plot(report, out / "rows_vs_time.png")
 
 
 def plot(report: dict, path: Path) -> None:

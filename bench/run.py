@@ -15,8 +15,13 @@ Each is measured for wall time and the peak RSS of its whole process tree (JVMs 
 quarantined, each feature table), which the run checks. Results: bench/results/latest.json, results.md and
 rows_vs_time.png (log-log).
 
+Then the weekly scenario (bench/weekly.py): for each ``--weekly-rows`` window, a first Sunday, one more week of
+records and late outcomes, and the second Sunday timed for ours incremental, ours full refresh, pandas, DuckDB and
+the weekly COPY floor; judged against its targets (bench/weekly_targets.py), plotted in weekly.png.
+
     .venv/bin/python -m bench.run --rows 200000 1000000 5000000 --repeat 2
-    make bench BENCH_ROWS="200000 1000000" BENCH_REPEAT=2
+    .venv/bin/python -m bench.run --scenarios weekly --weekly-rows 1000000 5000000 --merge
+    make bench BENCH_ROWS="200000 1000000" BENCH_REPEAT=2 WEEKLY_ROWS="1000000 5000000 10000000"
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from pathlib import Path
 from bench.common import DATABASE_URL_ENV, ROOT, bench_database_url
 from bench.measure import Measurement, run_measured
 
+SCENARIOS = ("sweep", "weekly")
 CONTENDERS = ("floor", "ours", "pandas", "duckdb", "naive_spark")
 MODULES = {
     "floor": "floor",
@@ -172,6 +178,8 @@ def check_counts(point: dict[str, dict]) -> list[str]:
 
 
 def main() -> None:
+    from bench import weekly  # imports this module: not at its top
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, nargs="+", default=[200_000, 1_000_000])
     parser.add_argument("--repeat", type=int, default=2, help="runs of each contender per row count (median)")
@@ -185,6 +193,18 @@ def main() -> None:
         action="store_true",
         help="keep the other row counts and contenders of latest.json (re-measure some only)",
     )
+    parser.add_argument(
+        "--scenarios", nargs="+", choices=SCENARIOS, default=list(SCENARIOS), help="sweep: contenders by rows"
+    )
+    parser.add_argument(
+        "--weekly-rows", type=int, nargs="+", default=list(weekly.WINDOWS), help="window sizes of the weekly scenario"
+    )
+    parser.add_argument(
+        "--weekly-week-rows", type=int, default=weekly.WEEK_ROWS, help="records created during the timed week"
+    )
+    parser.add_argument("--weekly-repeat", type=int, default=1, help="runs of each weekly contender (median)")
+    parser.add_argument("--weekly-contenders", nargs="+", choices=weekly.CONTENDERS, default=list(weekly.CONTENDERS))
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where latest.json, results.md and plots go")
     parser.add_argument("--seed-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.seed_child:
@@ -192,14 +212,17 @@ def main() -> None:
         return
 
     from bench.report import write_reports
+    from bench.weekly_targets import evaluate
     from jobs.postgres.embedded import EmbeddedPostgres
     from tests.conftest import free_port
 
     cap = int(args.cap_gib * 2**30)
+    results = args.results
     previous = (
-        json.loads((RESULTS / "latest.json").read_text()) if args.merge and (RESULTS / "latest.json").exists() else {}
+        json.loads((results / "latest.json").read_text()) if args.merge and (results / "latest.json").exists() else {}
     )
     points: dict[str, dict] = dict(previous.get("points", {}))
+    weekly_windows: dict[str, dict] = dict(previous.get("weekly", {}).get("windows", {}))
     problems: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bench-run-", dir="/tmp") as tmp:
         os.chmod(tmp, 0o755)
@@ -209,7 +232,7 @@ def main() -> None:
         try:
             db = cluster.database_url()
             url = db.full_url()
-            for rows in sorted(args.rows):
+            for rows in sorted(args.rows) if "sweep" in args.scenarios else []:
                 seconds = seed(cluster.admin_url().full_url(), rows)  # the owner loads; contenders read as the app
                 print(f"seeded {rows:,} rows in {seconds:.0f} s", flush=True)
                 runs: dict[str, list[Measurement]] = {name: [] for name in args.contenders}
@@ -227,6 +250,21 @@ def main() -> None:
                 point = {name: {**summarise(r), "measured_at": measured_at} for name, r in runs.items()}
                 points[str(rows)] = {**points.get(str(rows), {}), **point} if args.merge else point
                 problems += [f"{rows}: {p}" for p in check_counts(points[str(rows)])]
+            for rows in sorted(args.weekly_rows) if "weekly" in args.scenarios else []:
+                point, found = weekly.run_window(
+                    cluster.admin_url().full_url(),
+                    url,
+                    rows,
+                    args.weekly_week_rows,
+                    work,
+                    cap,
+                    args.timeout_min * 60,
+                    args.weekly_repeat,
+                    args.weekly_contenders,
+                )
+                old = weekly_windows.get(str(rows), {}).get("contenders", {}) if args.merge else {}
+                weekly_windows[str(rows)] = {**point, "contenders": {**old, **point.get("contenders", {})}}
+                problems += [f"weekly {rows}: {p}" for p in found]
         finally:
             cluster.stop()
 
@@ -241,10 +279,20 @@ def main() -> None:
         "points": dict(sorted(points.items(), key=lambda kv: int(kv[0]))),
         "count_mismatches": problems,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
-    write_reports(report, RESULTS)
-    print((RESULTS / "results.md").read_text())
+    if weekly_windows:
+        windows = dict(sorted(weekly_windows.items(), key=lambda kv: int(kv[0])))
+        report["weekly"] = {
+            "first_sunday": weekly.FIRST_SUNDAY,
+            "second_sunday": weekly.SECOND_SUNDAY,
+            "week_rows": args.weekly_week_rows,
+            "late_share": weekly.LATE_SHARE,
+            "windows": windows,
+            "targets": [t.to_dict() for t in evaluate(windows)],
+        }
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_reports(report, results)
+    print((results / "results.md").read_text())
     if problems:
         print("Row counts differ between contenders:\n  " + "\n  ".join(problems), file=sys.stderr)
         sys.exit(1)
