@@ -87,7 +87,11 @@ def test_the_worked_example_builds_on_data(spark, settings, empty_db, tmp_path, 
         assert cli.main([*command[1:], "--project-dir", str(root)]) == 0
 
     out = capsys.readouterr().out
-    built = {line.split()[0]: int(line.split()[2].replace(",", "")) for line in out.splitlines() if " table " in line}
+    built = {
+        line.split()[0]: int(line.split()[2].replace(",", ""))
+        for line in out.splitlines()
+        if " table " in line or " incremental " in line
+    }
     assert list(built) == ["stg_predictions", "heart_features", "heart_risk_flags"]
     assert built["heart_risk_flags"] == built["heart_features"] > 0
 

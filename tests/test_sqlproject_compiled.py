@@ -127,7 +127,8 @@ def test_unknown_key_in_sources_yml(tmp_path) -> None:
         tmp_path,
         {},
         r"sources.yml, line 7: unknown key 'colums' in a source\. Allowed keys: name, "
-        r"description, table, query, partition_column, window_column, jdbc_options, columns, optional_columns\.",
+        r"description, table, query, partition_column, window_column, jdbc_options, columns, optional_columns, "
+        r"incremental\.",
         sources=SOURCES.replace("columns:", "colums:"),
     )
     assert "sql/sources.yml" in message

@@ -242,7 +242,10 @@ def test_sources_in_any_yaml_file_and_what_is_not_a_model(tmp_path) -> None:
     [
         ("file_format='delta'", r"file_format='delta'\) is not supported: .* \(Delta Lake needs its Spark extension"),
         ("file_format='iceberg'", r"Iceberg needs its Spark extension"),
-        ("materialized='incremental'", r"config\(materialized='incremental'\) must be one of view, table, ephemeral"),
+        (
+            "materialized='snapshot'",
+            r"config\(materialized='snapshot'\) must be one of view, table, ephemeral, incremental",
+        ),
     ],
 )
 def test_config_refused_with_the_reason(tmp_path, config, match) -> None:

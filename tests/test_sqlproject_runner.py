@@ -118,7 +118,7 @@ def test_compiled_sql_runs_in_spark_as_is(spark, settings, capsys) -> None:
 def test_ls_shows_the_graph_with_materializations(capsys) -> None:
     assert cli.main(["ls", "--select", "stg_predictions+"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split()[:2] == ["stg_predictions", "table"]
+    assert lines[0].split()[:2] == ["stg_predictions", "incremental"]
     assert any(line.startswith("quarantine ") and "partition_by=quarantine_reason" in line for line in lines)
     assert len(lines) == 5
 
