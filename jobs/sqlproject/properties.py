@@ -28,7 +28,10 @@ from jobs.sqlproject.yamlfile import YamlMap, check_keys, load_yaml, where
 MODEL_KEYS = ("name", "description", "columns", "data_tests", "tests", "config", "meta")
 SEED_KEYS = ("name", "description", "columns", "data_tests", "tests", "config", "meta")
 COLUMN_KEYS = ("name", "description", "data_tests", "tests", "data_type", "meta")
-UNIT_TEST_KEYS = ("name", "model", "description", "given", "expect", "vars", "ds")
+UNIT_TEST_KEYS = ("name", "model", "description", "given", "expect", "vars", "ds", "overrides")
+#: what a unit test's ``overrides:`` may set (dbt's ``macros: {is_incremental: true}``)
+OVERRIDE_KEYS = ("macros",)
+OVERRIDE_MACROS = ("is_incremental",)
 GIVEN_KEYS = ("input", "rows", "format")
 EXPECT_KEYS = ("rows", "format")
 DBT_FILE_KEYS = ("version", "models", "seeds", "unit_tests")
@@ -199,6 +202,11 @@ def _unit_tests(items: list, file: str, parent: Any, model: str | None) -> dict[
                     f"{where(file, given, 'format')}: only format: dict (rows as mappings) is supported. "
                     f"Got {given.get('format')!r} instead."
                 )
+        overrides = spec.get("overrides") or YamlMap()
+        check_keys(overrides, OVERRIDE_KEYS, file, f"'overrides' of unit test {spec['name']!r}")
+        check_keys(
+            overrides.get("macros") or YamlMap(), OVERRIDE_MACROS, file, f"overridden macros of {spec['name']!r}"
+        )
         expect = spec.get("expect") or YamlMap()
         check_keys(expect, EXPECT_KEYS, file, f"'expect' of unit test {spec['name']!r}")
         if expect.get("format", "dict") != "dict":

@@ -21,6 +21,7 @@ from jobs.errors import RetrainError, SqlProjectError
 from jobs.run_context import RunContext
 from jobs.sqlproject.compiled import CompiledProject
 from jobs.sqlproject.config import source_key
+from jobs.sqlproject.incremental import PREVIOUS_VIEW_SUFFIX
 from jobs.sqlproject.project import Model, SqlProject
 from jobs.sqlproject.render import RenderedModel, Renderer, source_view
 from jobs.sqlproject.runner import SqlRunner
@@ -218,6 +219,13 @@ class UnitTestRunner:
             )
         return self.schemas[name]
 
+    def _call(self, needed: str) -> str:
+        """How a unit test names a missing input: ``this``, ``ref('x')`` or the source's call."""
+        if needed == "this":
+            return "this"
+        kind, _, name = needed.partition(":")
+        return f"ref('{name}')" if kind == "ref" else self.project.sources[name].call
+
     def run(self, case: UnitTestCase) -> tuple[DataFrame, DataFrame]:
         """(actual, expected) for one case, both restricted to the expected columns."""
         rendered = self.prepare(case)
@@ -252,8 +260,11 @@ class UnitTestRunner:
         if spec.get("vars"):
             project = dataclasses.replace(project, vars={**project.vars, **spec["vars"]})
         renderer = self.compiled.renderer
-        if spec.get("vars") or "ds" in spec:
+        incremental = bool(((spec.get("overrides") or {}).get("macros") or {}).get("is_incremental"))
+        if spec.get("vars") or "ds" in spec or incremental:
             renderer = Renderer.create(project, RunContext.for_ds(str(spec.get("ds", DEFAULT_DS))))
+            if incremental:  # dbt's overrides: {macros: {is_incremental: true}}: `this` is the given rows
+                renderer.previous[name] = f"{name}{PREVIOUS_VIEW_SUFFIX}"
             rendered = renderer.render(case.model)
         else:
             rendered = self.compiled.rendered[name]
@@ -262,10 +273,23 @@ class UnitTestRunner:
         given = spec.get("given") or []
         provided: set[str] = set()
         for item in given:
+            if isinstance(item, dict) and str(item.get("input", "")).strip() == "this":
+                if not incremental:
+                    raise SqlProjectError(
+                        f"{where}: input: this is the model's previous output, read only when it runs incrementally. "
+                        "Add overrides: {macros: {is_incremental: true}}, or remove it."
+                    )
+                schema = self._input_schema("ref", name, where)
+                typed_frame(self.spark, item.get("rows") or [], schema, where).createOrReplaceTempView(
+                    renderer.previous[name]
+                )
+                provided.add("this")
+                continue
             match = _INPUT.match(str(item.get("input", ""))) if isinstance(item, dict) else None
             if not match or (match.group(1) == "ref" and match.group(2)):
                 raise SqlProjectError(
-                    f"{where}: each 'given' item needs input: ref('name'), source('name') or source('group', 'table')."
+                    f"{where}: each 'given' item needs input: ref('name'), source('name'), source('group', 'table') "
+                    "or this."
                 )
             kind, group, name = match.groups()
             key = source_key(group, name) if kind == "source" else name
@@ -274,9 +298,10 @@ class UnitTestRunner:
             typed_frame(self.spark, item.get("rows") or [], schema, where).createOrReplaceTempView(view)
             provided.add(f"{kind}:{key}")
         needed = {f"ref:{n}" for n in rendered.refs + rendered.seeds} | {f"source:{n}" for n in rendered.sources}
+        needed |= {"this"} if incremental else set()
         missing = sorted(needed - provided - {f"ref:{n}" for n in rendered.seeds})  # a seed's own rows by default
         if missing:
-            calls = [f"ref('{m[4:]}')" if m.startswith("ref:") else self.project.sources[m[7:]].call for m in missing]
+            calls = [self._call(m) for m in missing]
             raise SqlProjectError(f"{where}: give rows for {', '.join(calls)} (may be rows: []).")
         if rendered.executes:  # its SQL needs its inputs' columns (dbt_utils.star): the given rows' now
             rendered = renderer.render(case.model, columns=self.runner.columns_of)
