@@ -200,3 +200,30 @@ def test_linking_keeps_the_earlier_output_whole_when_the_new_one_is_removed(spar
     for path in week2.feature_table("events").rglob("*.parquet"):
         os.remove(path)
     assert read(spark, week1, "events").count() == 3
+
+
+def test_a_unit_test_runs_a_model_incrementally_with_dbts_override(spark, tmp_path) -> None:
+    from jobs.sqlproject.unittests import UnitTestRunner, collect_cases
+
+    people = "{input: source('people'), rows: [{id: 1, name: ann}, {id: 4, name: di}]}"
+    this = "{input: this, rows: [{id: 1, name: ann}]}"
+    unit_tests = f"""
+        unit_tests:
+          - name: adds_only_new_ids
+            overrides: {{macros: {{is_incremental: true}}}}
+            given: [{people}, {this}]
+            expect: {{rows: [{{id: 4}}]}}  # as in dbt: what the SQL selects, not the table after the merge
+          - name: this_without_the_override
+            given: [{people}, {this}]
+            expect: {{rows: []}}
+          - name: the_override_without_this
+            overrides: {{macros: {{is_incremental: true}}}}
+            given: [{people}]
+            expect: {{rows: []}}
+    """
+    project = load_project(write_project(tmp_path / "sql", {"events.sql": APPEND, "events.yml": unit_tests}))
+    runner = UnitTestRunner.for_project(spark, project)
+    results = {case.name: runner.result(case) for case in collect_cases(project)}
+    assert results["adds_only_new_ids"].status == "pass", results["adds_only_new_ids"].message
+    assert "input: this is the model's previous output" in results["this_without_the_override"].message
+    assert "give rows for this" in results["the_override_without_this"].message

@@ -279,9 +279,10 @@ class UnitTestRunner:
                         f"{where}: input: this is the model's previous output, read only when it runs incrementally. "
                         "Add overrides: {macros: {is_incremental: true}}, or remove it."
                     )
-                schema = self._input_schema("ref", name, where)
+                model = case.model.name
+                schema = self._input_schema("ref", model, where)
                 typed_frame(self.spark, item.get("rows") or [], schema, where).createOrReplaceTempView(
-                    renderer.previous[name]
+                    renderer.previous[model]
                 )
                 provided.add("this")
                 continue
