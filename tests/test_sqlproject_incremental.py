@@ -227,3 +227,14 @@ def test_a_unit_test_runs_a_model_incrementally_with_dbts_override(spark, tmp_pa
     assert results["adds_only_new_ids"].status == "pass", results["adds_only_new_ids"].message
     assert "input: this is the model's previous output" in results["this_without_the_override"].message
     assert "give rows for this" in results["the_override_without_this"].message
+
+
+def test_an_empty_partitioned_output_is_built_on(spark, tmp_path) -> None:
+    """A partitioned table with no rows has no data file at all: its schema comes from its manifest."""
+    partitioned = APPEND.replace("materialized='incremental'", "materialized='incremental', partition_by=['name']")
+    partitioned = partitioned.replace("MAX(id)", "COALESCE(MAX(id), 0)")  # MAX of no rows is NULL
+    root = write_project(tmp_path / "sql", {"events.sql": partitioned})
+    _, week1 = build(spark, tmp_path / "data", root, WEEK1, [])
+    assert not data_files(week1.feature_table("events"))
+    result, week2 = build(spark, tmp_path / "data", root, WEEK2, PEOPLE)
+    assert (result.models[0].rows, result.models[0].new_rows) == (3, 3)

@@ -32,6 +32,7 @@ from jobs.spark.atomic import MANIFEST, link_files, read_manifest
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import StructType
 
     from jobs.sqlproject.modelconfig import ModelConfig
     from jobs.sqlproject.render import RenderedModel
@@ -58,6 +59,11 @@ class PreviousOutput:
     def view(self) -> str:
         return f"{self.model}{PREVIOUS_VIEW_SUFFIX}"
 
+    def read(self, spark: SparkSession) -> DataFrame:
+        """The output's rows, with the schema its manifest records: an empty output (no data file) reads too."""
+        ddl = ", ".join(f"`{name}` {type_}" for name, type_ in self.columns)
+        return spark.read.schema(ddl).parquet(str(self.path))
+
 
 @dataclass(frozen=True)
 class IncrementalWrite:
@@ -67,6 +73,8 @@ class IncrementalWrite:
     rows: int
     new_rows: int
     linked_files: int
+    #: the output's columns (after ``on_schema_change``), a Spark ``StructType``
+    schema: Any = None
 
 
 def find_previous(folder: RunFolder, rendered: RenderedModel) -> PreviousOutput | None:
@@ -118,14 +126,14 @@ def build_incremental(
     row count."""
     if previous is None:
         rows = write(new, staging)
-        return IncrementalWrite(rows, rows, 0)
+        return IncrementalWrite(rows, rows, 0, new.schema)
     config = rendered.config
-    old = spark.read.parquet(str(previous.path))
+    old = previous.read(spark)
     old, new, changed = _reconcile(old, new, previous, config.on_schema_change, where)
     strategy = config.incremental_strategy
     if strategy == "insert_overwrite" and not config.partition_by:
         rows = write(new, staging)
-        return IncrementalWrite(rows, rows, 0)
+        return IncrementalWrite(rows, rows, 0, new.schema)
     if changed:  # the previous files lack a column: rewritten, not linked
         return _rewrite(spark, old, new, config.unique_key, config.partition_by, strategy, staging, write)
     new_rows = write(new, staging)
@@ -134,7 +142,7 @@ def build_incremental(
         return _merge(spark, old, new, previous, config, staging, new_rows)
     written = _data_dirs(staging) if strategy == "insert_overwrite" else set()
     linked = link_files(previous.path, staging, keep=lambda relative: str(relative.parent) not in written)
-    return IncrementalWrite(_count(spark, staging, new), new_rows, linked)
+    return IncrementalWrite(_count(spark, staging, new), new_rows, linked, new.schema)
 
 
 def _reconcile(
@@ -203,7 +211,7 @@ def _merge(
     if touched:
         kept = tagged.where(F.col("__file").isin(list(touched))).join(keyed, list(keys), "left_anti").drop("__file")
         kept.write.mode("append").partitionBy(*config.partition_by).parquet(str(staging))
-    return IncrementalWrite(_count(spark, staging, new), new_rows, linked)
+    return IncrementalWrite(_count(spark, staging, new), new_rows, linked, new.schema)
 
 
 def _rewrite(
@@ -227,7 +235,7 @@ def _rewrite(
             condition = equal if condition is None else condition & equal
         old = old.join(replaced, condition, "left_anti")
     rows = write(old.unionByName(new), staging)
-    return IncrementalWrite(rows, new.count(), 0)
+    return IncrementalWrite(rows, new.count(), 0, new.schema)
 
 
 def _data_dirs(root: Path) -> set[str]:
@@ -246,18 +254,28 @@ def _local_path(uri: str) -> str:
     return unquote(urlparse(uri).path)
 
 
+def manifest_schema(path: Path) -> str | None:
+    """The DDL of a table's columns from its manifest, or None for a manifest without them: a table with no data
+    file (an empty partitioned one) reads with it, where Spark could infer nothing."""
+    try:
+        columns = read_manifest(path).get("columns")
+    except (OSError, ValueError):
+        return None
+    return ", ".join(f"`{name}` {type_}" for name, type_ in columns) if columns else None
+
+
 def _count(spark: SparkSession, path: Path, like: DataFrame) -> int:
     """Rows of the written output, from the Parquet footers (the schema given, so an empty output is 0)."""
     return spark.read.schema(like.schema).parquet(str(path)).count()
 
 
-def table_manifest(rendered: RenderedModel, df: DataFrame, extra: dict[str, Any]) -> dict[str, Any]:
-    """The fields of a table's manifest an incremental run checks, for every table model."""
+def table_manifest(rendered: RenderedModel, schema: StructType, extra: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a table's manifest an incremental run checks, for every table model; ``schema``: the output's."""
     config = rendered.config
     return {
         "format": TABLE_MANIFEST_FORMAT,
         "materialized": config.materialized,
-        "columns": [[f.name, f.dataType.simpleString()] for f in df.schema.fields],
+        "columns": [[f.name, f.dataType.simpleString()] for f in schema.fields],
         "unique_key": list(config.unique_key),
         "incremental_strategy": config.incremental_strategy,
         **extra,

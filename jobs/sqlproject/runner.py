@@ -29,7 +29,7 @@ from jobs.spark.messages import first_line
 from jobs.sqlproject.compiled import CompiledProject
 from jobs.sqlproject.dbtcontext import Column
 from jobs.sqlproject.graph import downstream_edges, levels, reachable
-from jobs.sqlproject.incremental import build_incremental, table_manifest
+from jobs.sqlproject.incremental import build_incremental, manifest_schema, table_manifest
 from jobs.sqlproject.project import SqlProject
 from jobs.sqlproject.render import RenderedModel
 from jobs.sqlproject.seeds import register_seeds
@@ -142,7 +142,7 @@ class SqlRunner:
         register_sources(self.spark, self.project.sources.values(), reader)
         register_seeds(self.spark, self.project)
         for previous in self.compiled.incremental.values():  # {{ this }} of the incremental models
-            self.spark.read.parquet(str(previous.path)).createOrReplaceTempView(previous.view)
+            previous.read(self.spark).createOrReplaceTempView(previous.view)
 
     # -- running ------------------------------------------------------------------------------------------------
 
@@ -388,9 +388,9 @@ class SqlRunner:
                 where = f"{name} ({self.project.relative(rendered.model.path)})"
                 write = functools.partial(self._write_observed, rendered)
                 built = build_incremental(self.spark, rendered, where, df, previous, staging, write)
-                rows, new_rows = built.rows, built.new_rows
+                rows, new_rows, schema = built.rows, built.new_rows, built.schema
             else:
-                rows, new_rows = self._write_observed(rendered, df, staging), None
+                rows, new_rows, schema = self._write_observed(rendered, df, staging), None, df.schema
             extra = {"new_rows": new_rows, "previous_ds": previous.ds if previous else None}
             write_manifest(
                 staging,
@@ -400,7 +400,7 @@ class SqlRunner:
                     "ds": self.ctx.ds_str,
                     "sql_file": self.project.relative(rendered.model.path),
                     "partition_by": list(config.partition_by),
-                    **table_manifest(rendered, df, extra if config.is_incremental else {}),
+                    **table_manifest(rendered, schema, extra if config.is_incremental else {}),
                 },
             )
         self._register_table(name, target, config.cache)
@@ -483,7 +483,11 @@ class SqlRunner:
         return dict(observation.get)
 
     def _register_table(self, name: str, path: Path, cache: bool) -> None:
-        self.spark.read.parquet(str(path)).createOrReplaceTempView(name)
+        reader = self.spark.read
+        ddl = manifest_schema(path)
+        if ddl is not None:
+            reader = reader.schema(ddl)
+        reader.parquet(str(path)).createOrReplaceTempView(name)
         if cache:
             self.spark.catalog.cacheTable(name)
 
