@@ -77,7 +77,7 @@ def write_reports(report: dict, out: Path) -> None:
     if report.get("count_mismatches"):
         text += ["", "Row counts that differed: " + "; ".join(report["count_mismatches"])]
     if report.get("weekly"):
-        text += report_weekly.section(report["weekly"])
+        text += report_weekly.section(report["weekly"], report["machine"])
         report_weekly.plot(report["weekly"], out / "weekly.png")
     (out / "results.md").write_text("\n".join(text) + "\n")
     if report["points"]:

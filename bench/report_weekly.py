@@ -67,8 +67,15 @@ def steps(weekly: dict) -> str:
     return "; ".join(parts) or "-"
 
 
-def section(weekly: dict) -> list[str]:
+def section(weekly: dict, machine: dict) -> list[str]:
     targets = [Target(**t) for t in weekly.get("targets", [])]
+    load = machine.get("load_average_at_end")
+    busy = (
+        f" The machine is shared: its load average at the end of the run was {load[0]:.1f} on {machine['cpus']} "
+        "CPUs, so absolute times carry that noise; ratios within a window less so."
+        if load
+        else ""
+    )
     return [
         "",
         "## The weekly run: the second Sunday",
@@ -80,7 +87,7 @@ def section(weekly: dict) -> list[str]:
         "`--full-refresh` in an empty DATA_DIR, pandas and DuckDB recomputing the whole window, and the floor (COPY "
         "of the week's new rows, every column, plus COPY of id, verified_outcome, verified_at over the window). One "
         "bench run, one machine; ratios are within a window. Plot: [weekly.png](weekly.png). Produced by "
-        "bench/weekly.py.",
+        f"bench/weekly.py.{busy}",
         "",
         table(weekly),
         "",

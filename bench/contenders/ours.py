@@ -35,10 +35,16 @@ def main(database_url: str, out_dir: str, step_args: list[str]) -> None:
     summary = json.loads(folder.transform_summary.read_text())
     rows = {m["name"]: m["rows"] for m in summary["models"] if m["rows"] is not None}
     manifest = json.loads((folder.snapshot("predictions") / "_manifest.json").read_text())
+    staging = next((m for m in summary["models"] if m["name"] == "stg_predictions"), {})
     detail(
         step_seconds={k: round(v, 2) for k, v in seconds.items()},
         extract_mode=manifest.get("mode", "full"),
         rows_read_in_full=manifest.get("new_rows", manifest["rows"]),
+        # inside the steps' Spark sessions, so the rest of step_seconds is start-up
+        extract_read_seconds=manifest.get("duration_seconds"),
+        transform_models_seconds=summary.get("duration_seconds"),
+        staging_seconds=staging.get("seconds"),
+        staging_rows_parsed=staging.get("new_rows"),
     )
     report(
         rows=manifest["rows"],
