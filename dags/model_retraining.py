@@ -18,6 +18,9 @@ command line; this file adds scheduling, retries and visibility, not logic.
   `data/runs/ds=2026-11-22/`. Unpausing the DAG runs the latest complete week at once.
 - **Safe re-runs.** Everything a run writes is keyed by its `ds` and replaced atomically, so clearing a task and
   running it again gives the same result, and two runs never touch each other's files.
+- **Incremental.** Each week `extract_data` reads only the rows its previous snapshot lacks in full, and
+  `transform_data` builds the incremental models on the previous run's output. Trigger with the param
+  `full_refresh: true` to read and build everything again (`retrain airflow trigger` or the UI's form).
 - **XCom** carries each step's `to_dict()`: paths, counts and verdicts, never data.
 - **Preflight.** The run's week and the deploy token are checked before anything is extracted: a run without a data
   interval, or a token that is missing, not an admin's or about to expire, fails the run in seconds instead of
@@ -38,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import pendulum
-from airflow.sdk import CronDataIntervalTimetable, TriggerRule, dag, get_current_context
+from airflow.sdk import CronDataIntervalTimetable, Param, TriggerRule, dag, get_current_context
 
 from jobs.airflow_tasks import (
     MAX_RETRY_DELAY,
@@ -72,6 +75,14 @@ steps = StepTasks(project_root=Path(__file__).resolve().parents[1], timezone=SCH
         "retry_policy": RETRY_POLICY,
     },
     tags=["ml", "retraining", "weekly"],
+    params={
+        "full_refresh": Param(
+            False,
+            type="boolean",
+            description="Read every source's window whole and build the incremental models from their sources "
+            "(dbt's --full-refresh), e.g. after changing how stg_predictions parses a value.",
+        )
+    },
     doc_md=__doc__,
 )
 def model_retraining():
@@ -91,7 +102,7 @@ def model_retraining():
         from jobs.spark.session import task_spark_session
 
         s, ctx = steps.settings(), steps.run_context()
-        extraction = Extraction.start(s, ctx)  # probes PostgreSQL while Spark starts
+        extraction = Extraction.start(s, ctx, full_refresh=steps.full_refresh())  # probes while Spark starts
         log_file = s.run_folder(ctx.ds_str).logs / "spark-extract.log"
         with task_spark_session(s, f"retrain-extract-{ctx.ds_str}", log_file=log_file) as spark:
             return extraction.run(spark).to_dict()
@@ -112,7 +123,7 @@ def model_retraining():
         s, ctx = steps.settings(), steps.run_context()
         log_file = s.run_folder(ctx.ds_str).logs / "spark-transform.log"
         with task_spark_session(s, f"retrain-transform-{ctx.ds_str}", log_file=log_file) as spark:
-            return transform(s, ctx, spark).to_dict()
+            return transform(s, ctx, spark, full_refresh=steps.full_refresh()).to_dict()
 
     @steps.step("train_models")
     def train_models() -> dict[str, Any]:

@@ -202,6 +202,15 @@ class StepTasks:
         ds = pendulum.instance(end).in_timezone(self.timezone).date()
         return RunContext.for_ds(ds, plain_utc(end), plain_utc(start))
 
+    def full_refresh(self, context: Mapping[str, Any] | None = None) -> bool:
+        """The run's ``full_refresh`` param (dbt's ``--full-refresh``): read every source's window whole and build
+        the incremental models from their sources. Off for scheduled runs; a manual trigger can set it."""
+        context = get_current_context() if context is None else context
+        value = (context.get("params") or {}).get("full_refresh", False)
+        if not isinstance(value, bool):
+            raise ConfigError(f"The run's param full_refresh must be true or false. Got {value!r} instead.")
+        return value
+
     def report_target(
         self, settings: Settings, context: Mapping[str, Any] | None = None
     ) -> tuple[Settings, RunContext]:

@@ -119,6 +119,9 @@ def _full_read(
     return SnapshotFiles(batches=(written,), new_rows=written.rows, dropped_rows=0, num_partitions=partitions)
 
 
+FULL_REFRESH_ASKED = "a full refresh was asked for (--full-refresh, or the DAG run's full_refresh param)"
+
+
 def _plan(
     folder: RunFolder, source: Source, window: tuple[datetime, datetime], bounds: Bounds, full_refresh: bool
 ) -> PreviousSnapshot | FullRead:
@@ -126,7 +129,7 @@ def _plan(
     if source.incremental is None:
         return FullRead("the source has no 'incremental' block in sources.yml")
     if full_refresh:
-        return FullRead("--full-refresh")
+        return FullRead(FULL_REFRESH_ASKED)
     if bounds.rows == 0:
         return FullRead("its window is empty")
     return find_previous(folder, source.name, source_hash(source), window[1], bounds.absent_columns)

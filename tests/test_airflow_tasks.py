@@ -135,3 +135,13 @@ def test_failed_tasks_lists_the_others_failures_with_their_recorded_errors() -> 
 
 def test_the_deploy_token_must_outlive_the_tasks_before_deploy() -> None:
     assert timedelta(hours=3, minutes=45) == TOKEN_VALID_FOR
+
+
+@pytest.mark.parametrize(("params", "expected"), [({}, False), ({"full_refresh": True}, True), (None, False)])
+def test_a_run_is_incremental_unless_its_params_ask_for_a_full_refresh(params, expected: bool) -> None:
+    assert STEPS.full_refresh({"params": params}) is expected
+
+
+def test_a_full_refresh_param_that_is_no_boolean_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"full_refresh must be true or false\. Got 'yes'"):
+        STEPS.full_refresh({"params": {"full_refresh": "yes"}})

@@ -16,7 +16,7 @@ import pytest
 from chispa import assert_df_equality
 
 from jobs.errors import ConfigError, SqlProjectError
-from jobs.extract import extract
+from jobs.extract import FULL_REFRESH_ASKED, extract
 from jobs.postgres import incremental
 from jobs.postgres.url import DatabaseUrl
 from jobs.run_context import RunContext
@@ -151,7 +151,7 @@ def test_a_week_later_only_the_new_rows_are_read_and_the_view_equals_a_full_read
     assert manifest["batches"][1]["id_max"] == 340
 
     extract(full, RunContext.for_ds(DS2), spark, vars_overrides=LOOKBACK, full_refresh=True)
-    assert (manifest_of(full, DS2)["mode"], manifest_of(full, DS2)["full_read_reason"]) == ("full", "--full-refresh")
+    assert (manifest_of(full, DS2)["mode"], manifest_of(full, DS2)["full_read_reason"]) == ("full", FULL_REFRESH_ASKED)
     incremental_view, full_view = view(spark, run, DS2), view(spark, full, DS2)
     assert_df_equality(incremental_view, full_view, ignore_row_order=True)
     assert incremental_view.where("id = 250").first()["verified_outcome"] == "positive"  # the refresh column's now

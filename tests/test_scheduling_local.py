@@ -252,7 +252,7 @@ def test_make_airflow_then_the_trigger_command_runs_a_given_week_under_the_sched
     forged = mint("not-the-backends-signing-key-0123456789abcdef", role="admin", ttl=timedelta(hours=8))
     op.set_token(forged)
     started = time.monotonic()
-    done, run = op.trigger("--ds", week.isoformat(), "--unpause", "--wait")
+    done, run = op.trigger("--ds", week.isoformat(), "--unpause", "--full-refresh", "--wait")
     refused_seconds = time.monotonic() - started
     assert done.returncode == 1 and "tasks" in run, done.stdout + done.stderr
     tasks = run["tasks"]
@@ -269,6 +269,8 @@ def test_make_airflow_then_the_trigger_command_runs_a_given_week_under_the_sched
     )
     deployed = json.loads((op.folder(week) / "deploy.json").read_text())
     assert deployed["status"] == "rolled_back" and deployed["attempts"] == 1
+    snapshot = json.loads((op.folder(week) / "raw" / "predictions" / "_manifest.json").read_text())
+    assert snapshot["full_read_reason"].startswith("a full refresh was asked for")  # the run's param reached it
 
     # The same week again, without saying what to do: a message naming the run, not a traceback.
     again = op.retrain("airflow", "trigger", "--ds", week.isoformat())

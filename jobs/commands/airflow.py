@@ -62,6 +62,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="unpause the DAG if it is paused (which also runs the latest complete week, unless it has a run)",
     )
+    trigger.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="the run reads every source's window whole and builds the incremental models from their sources",
+    )
     trigger.add_argument("--wait", action="store_true", help="wait for the run to finish; exit 1 if it failed")
     trigger.add_argument(
         "--timeout", type=float, default=DEFAULT_WAIT_SECONDS, help="seconds --wait waits (default 4 h)"
@@ -147,6 +152,7 @@ def _api(settings: Settings) -> AirflowApi:
 
 
 def run_trigger(settings: Settings, args: argparse.Namespace) -> int:
+    from jobs.errors import ConfigError
     from jobs.scheduling.api import WeekHasRun
     from jobs.scheduling.week import week_ending
 
@@ -155,12 +161,19 @@ def run_trigger(settings: Settings, args: argparse.Namespace) -> int:
     dag = api.dag()
     week = week_ending(args.ds, _zone(dag.get("timezone"), settings.schedule_timezone))
     try:
-        run = api.trigger(week, note=f"retrain airflow trigger --ds {week.ds_str}")
+        conf = {"full_refresh": True} if args.full_refresh else {}
+        run = api.trigger(week, note=f"retrain airflow trigger --ds {week.ds_str}", conf=conf)
         _say(args, f"Triggered {run.run_id}: the week [{week.start:%Y-%m-%d %H:%M}, {week.end:%Y-%m-%d %H:%M}) UTC.")
     except WeekHasRun as e:
         if not e.run.finished:  # queued or running: that is the week's run, followed instead of a second one
             run = e.run
             _say(args, f"The week ending {week.ds_str} already has run {run.run_id} ({run.state}): following it.")
+        elif (args.rerun or args.rerun_failed) and args.full_refresh:
+            raise ConfigError(
+                f"The week ending {week.ds_str} has run {e.run.run_id}; a cleared run keeps the params it was "
+                "triggered with, so --full-refresh cannot apply to it. Delete the run in the UI, then trigger "
+                "again with --full-refresh."
+            ) from None
         elif args.rerun or args.rerun_failed:
             run = api.rerun(e.run, only_failed=args.rerun_failed)
             what = "its failed tasks run" if args.rerun_failed else "it runs"

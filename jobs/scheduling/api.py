@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -157,8 +157,11 @@ class AirflowApi:
         runs = [DagRun.from_api(r) for r in body.get("dag_runs", [])]
         return runs[0] if runs else None
 
-    def trigger(self, week: Week, dag_id: str = DAG_ID, note: str | None = None) -> DagRun:
-        """Create the run of ``week``: its exact data interval, and the week's start as its logical date."""
+    def trigger(
+        self, week: Week, dag_id: str = DAG_ID, note: str | None = None, conf: Mapping[str, Any] | None = None
+    ) -> DagRun:
+        """Create the run of ``week``: its exact data interval, and the week's start as its logical date; ``conf``:
+        the run's params (``{"full_refresh": true}``)."""
         existing = self.run_of_week(week, dag_id)
         if existing is not None:
             raise self._has_run(week, existing, dag_id)
@@ -167,7 +170,7 @@ class AirflowApi:
             "logical_date": _iso(week.start),
             "data_interval_start": _iso(week.start),
             "data_interval_end": _iso(week.end),
-            "conf": {},
+            "conf": dict(conf or {}),
             "note": note,
         }
         try:
