@@ -1,4 +1,4 @@
-"""Three consecutive Sundays of the real SQL project, incremental, against a full refresh of each Sunday: every
+"""Three consecutive Sundays of the real SQL project, incremental, against a full refresh of the later two: every
 table equal row for row, with outcomes arriving late, a consent withdrawal, a deleted record and a duplicate of an
 earlier week's record in between."""
 
@@ -82,19 +82,21 @@ def sundays(spark, settings, pg_cluster, tmp_path_factory):
         if n == 2:
             changes["duplicate"] = between_second_and_third(admin, a_clean_record_of_the_second_week(spark, runs[1][1]))
         ctx = RunContext.for_ds(ds)
-        full = dataclasses.replace(weekly, data_dir=tmp_path_factory.mktemp(f"full-{ds}"))
         extract(weekly, ctx, spark)
         incremental = transform(weekly, ctx, spark)
-        extract(full, ctx, spark)
-        transform(full, ctx, spark, full_refresh=True)
-        runs.append((ds, weekly.run_folder(ds), full.run_folder(ds), incremental))
+        full = None
+        if n > 0:  # the first Sunday has nothing to build on: it is a full refresh already
+            full = dataclasses.replace(weekly, data_dir=tmp_path_factory.mktemp(f"full-{ds}"))
+            extract(full, ctx, spark)
+            transform(full, ctx, spark, full_refresh=True)
+        runs.append((ds, weekly.run_folder(ds), full and full.run_folder(ds), incremental))
     yield runs, changes
     execute(admin, "TRUNCATE health_records, users RESTART IDENTITY CASCADE")
 
 
 def test_every_table_of_every_sunday_equals_a_full_refresh(spark, sundays) -> None:
     runs, _ = sundays
-    for ds, weekly, full, _ in runs:
+    for ds, weekly, full, _ in runs[1:]:
         for table in TABLES:
             got = spark.read.parquet(str(weekly.feature_table(table)))
             expected = spark.read.parquet(str(full.feature_table(table)))
