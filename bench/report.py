@@ -78,6 +78,9 @@ def write_reports(report: dict, out: Path) -> None:
         text += ["", "Row counts that differed: " + "; ".join(report["count_mismatches"])]
     if report.get("weekly"):
         text += report_weekly.section(report["weekly"], report["machine"])
+        notes = out / report_weekly.NOTES
+        if notes.exists():  # a reading of the figures, written by hand for the run it names
+            text += ["", notes.read_text().strip()]
         report_weekly.plot(report["weekly"], out / "weekly.png")
     (out / "results.md").write_text("\n".join(text) + "\n")
     if report["points"]:

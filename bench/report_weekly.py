@@ -6,6 +6,10 @@ from pathlib import Path
 
 from bench.weekly_targets import Target, markdown
 
+#: a hand-written reading of the weekly figures (what meets its target, what stops the others), kept in the results
+#: folder and appended to results.md; it names the run it was written for
+NOTES = "weekly-notes.md"
+
 LABELS = {
     "floor": "weekly COPY floor (new rows + narrow refresh)",
     "ours_incremental": "ours incremental: extract + transform",

@@ -108,12 +108,15 @@ def check_counts(contenders: dict[str, dict]) -> list[str]:
 
 
 def incremental_runs_were_incremental(runs: list[Measurement]) -> list[str]:
-    """An incremental run whose extract fell back to a full read measured the wrong thing: say so."""
-    return [
-        f"ours_incremental's extract ran in mode {m.detail.get('extract_mode')!r}"
-        for m in runs
-        if m.error is None and m.detail.get("extract_mode") != "incremental"
-    ]
+    """An incremental run whose extract fell back to a full read, or whose staging model did not build on the first
+    Sunday's output, measured the wrong thing: say so."""
+    problems = []
+    for m in runs:
+        if m.error is None and m.detail.get("extract_mode") != "incremental":
+            problems.append(f"ours_incremental's extract ran in mode {m.detail.get('extract_mode')!r}")
+        if m.error is None and "staging_built_on" in m.detail and m.detail["staging_built_on"] != FIRST_SUNDAY:
+            problems.append(f"ours_incremental's staging built on {m.detail['staging_built_on']!r}")
+    return problems
 
 
 def run_window(

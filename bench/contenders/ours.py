@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from bench.common import DS, ROOT, bench_database_url, detail, report
 from jobs.settings import Settings
@@ -36,6 +37,12 @@ def main(database_url: str, out_dir: str, step_args: list[str]) -> None:
     rows = {m["name"]: m["rows"] for m in summary["models"] if m["rows"] is not None}
     manifest = json.loads((folder.snapshot("predictions") / "_manifest.json").read_text())
     staging = next((m for m in summary["models"] if m["name"] == "stg_predictions"), {})
+    staging_manifest = Path(staging["path"]) / "_manifest.json" if staging.get("path") else None
+    built_on = (
+        json.loads(staging_manifest.read_text()).get("previous_ds")
+        if staging_manifest and staging_manifest.exists()
+        else None
+    )
     detail(
         step_seconds={k: round(v, 2) for k, v in seconds.items()},
         extract_mode=manifest.get("mode", "full"),
@@ -44,7 +51,8 @@ def main(database_url: str, out_dir: str, step_args: list[str]) -> None:
         extract_read_seconds=manifest.get("duration_seconds"),
         transform_models_seconds=summary.get("duration_seconds"),
         staging_seconds=staging.get("seconds"),
-        staging_rows_parsed=staging.get("new_rows"),
+        # the earlier output an incremental staging model built on (its JSON parsed only for records new to it)
+        staging_built_on=built_on,
     )
     report(
         rows=manifest["rows"],
