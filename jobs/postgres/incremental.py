@@ -28,6 +28,7 @@ from jobs.errors import ExtractError
 from jobs.postgres.jdbc import Bounds, conform, read_source, windowed_relation
 from jobs.postgres.url import DatabaseUrl
 from jobs.spark.batches import (
+    CHANGED_DIR,
     REFRESH_DIR,
     Batch,
     FullRead,
@@ -91,9 +92,9 @@ def read_incrementally(
     refresh = _read_refresh(spark, db, source, window, bounds, refresh_dir, num_partitions, fetchsize)
     keys = refresh.select(key)
 
-    stats = _file_stats(spark, source, previous, keys)
+    stats = _file_stats(spark, source, previous, keys, window[0])
     for old in previous.batches:
-        counted = sum(stats.get(name, (0, 0))[0] for name in old.files)
+        counted = sum(stats.get(name, (0, 0, 0))[0] for name in old.files)
         if counted != old.rows:
             shutil.rmtree(refresh_dir)
             return FullRead(
@@ -111,14 +112,14 @@ def read_incrementally(
         )
 
     batches: list[Batch] = []
-    dropped = 0
+    dropped = carried = 0
     for old in previous.batches:
-        total = sum(stats.get(name, (0, 0))[0] for name in old.files)
-        kept = sum(stats.get(name, (0, 0))[1] for name in old.files)
+        total, kept, aged = (sum(stats.get(name, (0, 0, 0))[i] for name in old.files) for i in range(3))
         dropped += total - kept
+        carried += kept
         if kept == 0:
             continue
-        if kept == total:
+        if kept + aged == total:  # nothing deleted or withdrawn: linked; readers skip the rows that aged out
             batches.append(link_batch(previous.path, staging, old))
             continue
         frame = read_batches(spark, previous.path, [old], source.spark_schema_ddl).join(keys, key, "left_semi")
@@ -130,13 +131,14 @@ def read_incrementally(
             )
         batches.append(rewritten)
 
-    new_rows = bounds.rows - sum(b.rows for b in batches)
+    new_rows = bounds.rows - carried
     partitions = 0
     if new_rows > 0:
         frame = _read_new(spark, db, source, window, bounds, mark, late, new_rows, num_partitions, fetchsize)
         partitions = int(frame.rdd.getNumPartitions())
         batches.append(write_batch(conform(frame, source), staging, batch, key))
-    _check(spark, source, staging, batches, keys, bounds.rows)
+    _check(spark, source, staging, batches, keys, bounds.rows, window[0])
+    _write_changes(spark, source, staging, batches, refresh, window[0])
     log.info(
         "Source %s: incremental read on ds=%s: %d new rows (%d committed late), %d dropped, %d batch(es) kept",
         source.name,
@@ -182,22 +184,28 @@ def _read_refresh(
 
 
 def _file_stats(
-    spark: SparkSession, source: Source, previous: PreviousSnapshot, keys: DataFrame
-) -> dict[str, tuple[int, int]]:
-    """Per data file of ``previous``: its rows, and how many of them are still in the window (one Spark job)."""
+    spark: SparkSession, source: Source, previous: PreviousSnapshot, keys: DataFrame, start: datetime
+) -> dict[str, tuple[int, int, int]]:
+    """Per data file of ``previous``: its rows, how many of them are still in the window, and how many left it
+    because they are older than its ``start`` (one Spark job). The others were deleted or withdrawn."""
     from pyspark.sql import functions as F
 
     key = source.partition_column
+    aged = F.col(source.window_column) < F.lit(start)
     rows = (
         spark.read.schema(source.spark_schema_ddl)
         .parquet(*batch_paths(previous.path, previous.batches))
-        .select(key, F.col("_metadata.file_name").alias("file"))
+        .select(key, aged.alias("_aged"), F.col("_metadata.file_name").alias("file"))
         .join(keys.withColumn("_kept", F.lit(1)), key, "left")
         .groupBy("file")
-        .agg(F.count(F.lit(1)).alias("rows"), F.count("_kept").alias("kept"))
+        .agg(
+            F.count(F.lit(1)).alias("rows"),
+            F.count("_kept").alias("kept"),
+            F.count(F.when(F.col("_aged") & F.col("_kept").isNull(), 1)).alias("aged"),
+        )
         .collect()
     )
-    return {row["file"]: (int(row["rows"]), int(row["kept"])) for row in rows}
+    return {row["file"]: (int(row["rows"]), int(row["kept"]), int(row["aged"])) for row in rows}
 
 
 def _late_keys(
@@ -240,14 +248,40 @@ def _read_new(
     )
 
 
-def _check(
-    spark: SparkSession, source: Source, staging: Path, batches: list[Batch], keys: DataFrame, expected: int
+def in_window(frame: DataFrame, source: Source, start: datetime) -> DataFrame:
+    """The rows of a snapshot's batches that are in its window: a linked batch keeps rows that aged out of it."""
+    from pyspark.sql import functions as F
+
+    return frame.where(F.col(source.window_column) >= F.lit(start))
+
+
+def _write_changes(
+    spark: SparkSession, source: Source, staging: Path, batches: list[Batch], refresh: DataFrame, start: datetime
 ) -> None:
-    """The batches hold exactly the refresh read's keys, as many as the probe counted."""
+    """``_changed/``: the rows whose refresh columns differ from their batch's (an outcome that arrived since the
+    row was read). Few, so a reader patches the batches with them through a broadcast join, instead of joining
+    every wide row with the whole refresh read."""
+    key, columns = source.partition_column, refresh_columns(source)
+    held = in_window(read_batches(spark, staging, batches, source.spark_schema_ddl), source, start)
+    changed = refresh.select(key, *columns).exceptAll(held.select(key, *columns))
+    changed.coalesce(1).write.mode("error").parquet(str(staging / CHANGED_DIR))
+
+
+def _check(
+    spark: SparkSession,
+    source: Source,
+    staging: Path,
+    batches: list[Batch],
+    keys: DataFrame,
+    expected: int,
+    start: datetime,
+) -> None:
+    """The batches hold exactly the refresh read's keys in the window, as many as the probe counted."""
     from pyspark.sql import functions as F
 
     key = source.partition_column
-    held = read_batches(spark, staging, batches, source.spark_schema_ddl).select(key).withColumn("_b", F.lit(1))
+    held = in_window(read_batches(spark, staging, batches, source.spark_schema_ddl), source, start)
+    held = held.select(key).withColumn("_b", F.lit(1))
     row = (
         held.join(keys.withColumn("_r", F.lit(1)), key, "full_outer")
         .agg(

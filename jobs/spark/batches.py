@@ -32,9 +32,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: the snapshot layout's version, in every manifest: a previous snapshot of another version is not built on
-FORMAT = 2
+FORMAT = 3
 #: the window's keys and refresh columns, inside the snapshot folder
 REFRESH_DIR = "_refresh"
+#: the refresh read's rows whose refresh columns differ from their batch's: what readers patch the batches with
+CHANGED_DIR = "_changed"
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jobs.errors import ConfigError
-from jobs.spark.batches import REFRESH_DIR
+from jobs.spark.atomic import read_manifest
+from jobs.spark.batches import CHANGED_DIR
 from jobs.sqlproject.config import Source
 from jobs.sqlproject.render import source_view
 
@@ -31,9 +32,10 @@ def empty_reader(spark: SparkSession, source: Source) -> DataFrame:
 def snapshot_reader(raw_dir: Path) -> SourceReader:
     """Read ``<raw_dir>/<source>/``, the Parquet snapshot that ``retrain extract`` wrote for this run.
 
-    An incremental snapshot's batches were read in different weeks, so the columns that change after a row is
-    written are taken from its ``_refresh/`` (read over the whole window by this run): the view is then what a
-    full read would have given, the same rows with their current values.
+    An incremental snapshot's batches were read in different weeks: their rows older than the window are skipped
+    (a batch is carried forward whole while only old rows leave it), and the columns that changed since a row was
+    read are patched from ``_changed/`` (few rows, broadcast: the wide rows are not shuffled). The view is then what
+    a full read would have given, the same rows with their current values.
     """
 
     def read(spark: SparkSession, source: Source) -> DataFrame:
@@ -44,20 +46,26 @@ def snapshot_reader(raw_dir: Path) -> SourceReader:
                 "first, or read the database directly with `retrain transform --from-database`."
             )
         frame = spark.read.schema(source.spark_schema_ddl).parquet(str(path))
-        refresh = path / REFRESH_DIR
-        return _refreshed(spark, source, frame, refresh) if refresh.is_dir() else frame
+        changed = path / CHANGED_DIR
+        return _patched(spark, source, frame, path) if changed.is_dir() else frame
 
     return read
 
 
-def _refreshed(spark: SparkSession, source: Source, frame: DataFrame, refresh: Path) -> DataFrame:
-    """``frame`` with the columns that ``refresh`` holds taken from it, joined on the partition column, in the
-    declared order and types."""
-    key = source.partition_column
-    columns = [c for c in spark.read.parquet(str(refresh)).columns if c != key and c in source.columns]
+def _patched(spark: SparkSession, source: Source, frame: DataFrame, path: Path) -> DataFrame:
+    """The batches' rows in the snapshot's window, with the refresh columns of ``_changed/`` where it has the row."""
+    from pyspark.sql import functions as F  # noqa: N812
+
+    key, window = source.partition_column, source.window_column
+    start = read_manifest(path)["window_start"]
+    changed_path = path / CHANGED_DIR
+    columns = [c for c in spark.read.parquet(str(changed_path)).columns if c != key and c in source.columns]
     schema = ", ".join(f"`{name}` {source.columns[name]}" for name in (key, *columns))
-    current = spark.read.schema(schema).parquet(str(refresh))
-    return frame.drop(*columns).join(current, key, "inner").select(*(f"`{name}`" for name in source.columns))
+    changed = spark.read.schema(schema).parquet(str(changed_path))
+    changed = changed.select(key, *(F.col(c).alias(f"__changed_{c}") for c in columns), F.lit(True).alias("__changed"))
+    rows = frame.where(F.col(window) >= F.lit(start).cast("timestamp")).join(F.broadcast(changed), key, "left")
+    picked = {c: F.when(F.col("__changed"), F.col(f"__changed_{c}")).otherwise(F.col(c)).alias(c) for c in columns}
+    return rows.select(*(picked.get(name, F.col(f"`{name}`")) for name in source.columns))
 
 
 def register_sources(spark: SparkSession, sources: Iterable[Source], reader: SourceReader) -> None:
