@@ -4,42 +4,61 @@
   (quarantine_reason, NULL when it can). The feature models read the usable rows; quarantine keeps the others.
 
   Incremental: a record's JSON is parsed once in its lifetime. A weekly run parses only the records its previous
-  output lacks, and takes the parsed values of the others from that output ({{ this }}). Everything that can change
-  after a record was written comes from this run's source instead: the outcome and its date, whether the record is
-  still there (deleted, consent withdrawn, out of the window: gone), and whether it repeats another. The whole table
-  is written again each week (insert_overwrite), so it is always exactly what a full refresh would write. After
-  changing how a value is parsed, rebuild it: `retrain transform --full-refresh`.
+  output lacks, and keeps the others' rows from that output ({{ this }}). Everything that can change after a record
+  was written comes from this run's source instead: the outcome and its date, whether the record is still there
+  (deleted, consent withdrawn, out of the window: gone), and whether it repeats another. Only ids and labels are
+  compared; the few rows that differ are broadcast, so no wide row is shuffled. The whole table is written again
+  each week (insert_overwrite), so it is always exactly what a full refresh would write. After changing how a value
+  is parsed, rebuild it: `retrain transform --full-refresh`.
 -#}
 {%- set numbers = ['age', 'bmi', 'glucose', 'blood_pressure', 'insulin', 'pregnancies', 'resting_bp', 'cholesterol',
                    'max_heart_rate', 'total_bilirubin', 'alkaline_phosphatase', 'alt', 'ast', 'albumin'] %}
 {%- set labs = ['glucose', 'insulin', 'cholesterol', 'total_bilirubin', 'alkaline_phosphatase', 'alt', 'ast', 'albumin'] %}
 {%- set categories = ['sex', 'physical_activity', 'chest_pain_type', 'alcohol_use'] %}
 {%- set flags = ['family_history', 'exercise_angina', 'smoker'] %}
-{%- macro record_columns(record) %}
-    {{ record }}.id AS record_id,
-    {{ record }}.user_id,
-    LOWER(TRIM({{ record }}.record_type)) AS record_type,
-    {{ record }}.data,
-    {{ record }}.prediction,
-    {{ record }}.confidence,
-    {{ record }}.model_version,
-    -- Labels as of the run: an outcome verified at or after the run's data_interval_end was not known then, so it
-    -- is NULL here and re-running an old ds sees the same labels. An outcome without verified_at (a database
-    -- without the column) cannot be dated and counts as known.
-    CASE WHEN {{ record }}.verified_at IS NULL OR {{ record }}.verified_at < TIMESTAMP '{{ data_interval_end }}'
-      THEN LOWER(TRIM({{ record }}.verified_outcome)) END AS verified_outcome,
-    CASE WHEN {{ record }}.verified_outcome IS NOT NULL AND {{ record }}.verified_at < TIMESTAMP '{{ data_interval_end }}'
-      THEN {{ record }}.verified_at END AS verified_at,
-    {{ record }}.created_at,
+{#- Labels as of the run: an outcome verified at or after the run's data_interval_end was not known then, so it is
+    NULL here and re-running an old ds sees the same labels. An outcome without verified_at (a database without the
+    column) cannot be dated and counts as known. -#}
+{%- macro outcome(record) -%}
+CASE WHEN {{ record }}.verified_at IS NULL OR {{ record }}.verified_at < TIMESTAMP '{{ data_interval_end }}'
+      THEN LOWER(TRIM({{ record }}.verified_outcome)) END
 {%- endmacro %}
-WITH extracted AS (
-  -- One parse of each new record's JSON for all the keys.
+{%- macro outcome_date(record) -%}
+CASE WHEN {{ record }}.verified_outcome IS NOT NULL AND {{ record }}.verified_at < TIMESTAMP '{{ data_interval_end }}'
+      THEN {{ record }}.verified_at END
+{%- endmacro %}
+WITH
+{%- if is_incremental() %}
+compared AS (
+  -- The records of this run against those of the previous output, by id and label only (no JSON moves): which are
+  -- new, which are gone (deleted, consent withdrawn, out of the window), whose label changed.
   SELECT
+    records.id,
+    parsed_before.record_id,
+    {{ outcome('records') }} AS outcome_now,
+    {{ outcome_date('records') }} AS outcome_date_now,
+    parsed_before.verified_outcome AS outcome_before,
+    parsed_before.verified_at AS outcome_date_before
+  FROM (SELECT id, verified_outcome, verified_at FROM {{ source('predictions') }}) AS records
+  FULL OUTER JOIN (SELECT record_id, verified_outcome, verified_at FROM {{ this }}) AS parsed_before
+    ON parsed_before.record_id = records.id
+),
+new_records AS (SELECT id FROM compared WHERE record_id IS NULL),
+gone AS (SELECT record_id FROM compared WHERE id IS NULL),
+relabelled AS (
+  SELECT record_id, outcome_now, outcome_date_now FROM compared
+  WHERE id IS NOT NULL AND record_id IS NOT NULL
+    AND NOT (outcome_now <=> outcome_before AND outcome_date_now <=> outcome_date_before)
+),
+{%- endif %}
+extracted AS (
+  -- One parse of each new record's JSON for all the keys.
+  SELECT {% if is_incremental() %}/*+ BROADCAST(new_records) */ {% endif %}
     records.*,
     {{ json_document(numbers + categories + flags) }} AS doc
   FROM {{ source('predictions') }} AS records
   {%- if is_incremental() %}
-  LEFT ANTI JOIN {{ this }} AS parsed_before ON parsed_before.record_id = records.id
+  LEFT SEMI JOIN new_records ON new_records.id = records.id
   {%- endif %}
 ),
 repeats AS (
@@ -49,7 +68,16 @@ repeats AS (
 ),
 parsed AS (
   SELECT /*+ BROADCAST(repeats) */
-    {{- record_columns('extracted') }}
+    extracted.id AS record_id,
+    user_id,
+    LOWER(TRIM(record_type)) AS record_type,
+    data,
+    prediction,
+    confidence,
+    model_version,
+    {{ outcome('extracted') }} AS verified_outcome,
+    {{ outcome_date('extracted') }} AS verified_at,
+    created_at,
     {{ is_json_object('doc') }} AS is_json,
     {%- for key in numbers %}
     {{ to_double('doc.' ~ key) }} AS {{ key }},
@@ -65,18 +93,29 @@ parsed AS (
   LEFT JOIN repeats ON repeats.id = extracted.id
   {%- if is_incremental() %}
   UNION ALL
-  -- The records parsed in an earlier week that are still in the window: their parsed values, today's labels.
-  SELECT /*+ BROADCAST(repeats) */
-    {{- record_columns('records') }}
+  -- The records parsed in an earlier week that are still in the window, as parsed then, with this run's label and
+  -- repeats. The few ids that are gone or relabelled are broadcast: the previous output's rows are not shuffled.
+  SELECT /*+ BROADCAST(gone, relabelled, repeats) */
+    parsed_before.record_id,
+    parsed_before.user_id,
+    parsed_before.record_type,
+    parsed_before.data,
+    parsed_before.prediction,
+    parsed_before.confidence,
+    parsed_before.model_version,
+    IF(relabelled.record_id IS NULL, parsed_before.verified_outcome, relabelled.outcome_now) AS verified_outcome,
+    IF(relabelled.record_id IS NULL, parsed_before.verified_at, relabelled.outcome_date_now) AS verified_at,
+    parsed_before.created_at,
     -- malformed_json is the first reason checked and depends on the JSON alone, so it says whether it parsed.
     parsed_before.quarantine_reason IS DISTINCT FROM 'malformed_json' AS is_json,
     {%- for key in numbers + categories + flags %}
     parsed_before.{{ key }},
     {%- endfor %}
     repeats.id IS NOT NULL AS is_repeat
-  FROM {{ source('predictions') }} AS records
-  JOIN {{ this }} AS parsed_before ON parsed_before.record_id = records.id
-  LEFT JOIN repeats ON repeats.id = records.id
+  FROM {{ this }} AS parsed_before
+  LEFT ANTI JOIN gone ON gone.record_id = parsed_before.record_id
+  LEFT JOIN relabelled ON relabelled.record_id = parsed_before.record_id
+  LEFT JOIN repeats ON repeats.id = parsed_before.record_id
   {%- endif %}
 )
 SELECT
