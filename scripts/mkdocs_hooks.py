@@ -24,7 +24,10 @@ EXTRA_PAGES = {
     "CHANGELOG.md": "changelog.md",
 }
 #: files the pages show (images), published beside them
-EXTRA_FILES = {"bench/results/rows_vs_time.png": "rows_vs_time.png"}
+EXTRA_FILES = {
+    "bench/results/rows_vs_time.png": "rows_vs_time.png",
+    "bench/results/weekly.png": "weekly.png",
+}
 _LINK = re.compile(r"(\]\()([^)\s]+)(\))")
 
 
