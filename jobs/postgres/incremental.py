@@ -91,8 +91,34 @@ def read_incrementally(
     refresh_dir = staging / REFRESH_DIR
     refresh = _read_refresh(spark, db, source, window, bounds, refresh_dir, num_partitions, fetchsize)
     keys = refresh.select(key)
+    compared = _compare(spark, source, previous, refresh, window[0]).persist()
+    try:
+        return _carry_forward(
+            spark, db, source, window, bounds, previous, staging, batch, num_partitions, fetchsize, keys, compared
+        )
+    finally:
+        compared.unpersist()
 
-    stats = _file_stats(spark, source, previous, keys, window[0])
+
+def _carry_forward(
+    spark: SparkSession,
+    db: DatabaseUrl,
+    source: Source,
+    window: tuple[datetime, datetime],
+    bounds: Bounds,
+    previous: PreviousSnapshot,
+    staging: Path,
+    batch: str,
+    num_partitions: int,
+    fetchsize: int,
+    keys: DataFrame,
+    compared: DataFrame,
+) -> SnapshotFiles | FullRead:
+    """The previous batches carried forward (linked, filtered or left out), the new rows read, the check and the
+    changed values, from ``compared`` (:func:`_compare`)."""
+    key = source.partition_column
+    refresh_dir = staging / REFRESH_DIR
+    stats = _file_stats(compared)
     for old in previous.batches:
         counted = sum(stats.get(name, (0, 0, 0))[0] for name in old.files)
         if counted != old.rows:
@@ -103,7 +129,7 @@ def read_incrementally(
                 expected=False,
             )
     mark = previous.high_water_mark
-    late = _late_keys(spark, source, previous, keys, mark)
+    late = _late_keys(compared, key, mark)
     if len(late) > LATE_ROWS_LIMIT:
         shutil.rmtree(refresh_dir)
         return FullRead(
@@ -133,12 +159,14 @@ def read_incrementally(
 
     new_rows = bounds.rows - carried
     partitions = 0
+    new = None
     if new_rows > 0:
         frame = _read_new(spark, db, source, window, bounds, mark, late, new_rows, num_partitions, fetchsize)
         partitions = int(frame.rdd.getNumPartitions())
-        batches.append(write_batch(conform(frame, source), staging, batch, key))
-    _check(spark, source, staging, batches, keys, bounds.rows, window[0])
-    _write_changes(spark, source, staging, batches, refresh, window[0])
+        new = write_batch(conform(frame, source), staging, batch, key)
+        batches.append(new)
+    _check(spark, source, staging, new, keys, carried, bounds.rows)
+    _write_changes(compared, source, staging)
     log.info(
         "Source %s: incremental read on ds=%s: %d new rows (%d committed late), %d dropped, %d batch(es) kept",
         source.name,
@@ -183,43 +211,56 @@ def _read_refresh(
     return refresh
 
 
-def _file_stats(
-    spark: SparkSession, source: Source, previous: PreviousSnapshot, keys: DataFrame, start: datetime
-) -> dict[str, tuple[int, int, int]]:
-    """Per data file of ``previous``: its rows, how many of them are still in the window, and how many left it
-    because they are older than its ``start`` (one Spark job). The others were deleted or withdrawn."""
+def _compare(
+    spark: SparkSession, source: Source, previous: PreviousSnapshot, refresh: DataFrame, start: datetime
+) -> DataFrame:
+    """The previous snapshot's rows (key, refresh columns, whether older than ``start``, file) and the refresh
+    read's, joined on the key: one shuffle of narrow rows gives the per-file counts, the late keys and the changed
+    values."""
     from pyspark.sql import functions as F
 
-    key = source.partition_column
-    aged = F.col(source.window_column) < F.lit(start)
-    rows = (
+    key, columns = source.partition_column, refresh_columns(source)
+    held = (
         spark.read.schema(source.spark_schema_ddl)
         .parquet(*batch_paths(previous.path, previous.batches))
-        .select(key, aged.alias("_aged"), F.col("_metadata.file_name").alias("file"))
-        .join(keys.withColumn("_kept", F.lit(1)), key, "left")
-        .groupBy("file")
+        .select(
+            key,
+            *(F.col(c).alias(f"_held_{c}") for c in columns),
+            (F.col(source.window_column) < F.lit(start)).alias("_aged"),
+            F.col("_metadata.file_name").alias("_file"),
+        )
+    )
+    now = refresh.select(key, *columns).withColumn("_now", F.lit(True))
+    return held.join(now, key, "full_outer")
+
+
+def _file_stats(compared: DataFrame) -> dict[str, tuple[int, int, int]]:
+    """Per data file of the previous snapshot: its rows, how many of them are still in the window, and how many
+    left it because they are older than its start. The others were deleted or withdrawn."""
+    from pyspark.sql import functions as F
+
+    rows = (
+        compared.where(F.col("_file").isNotNull())
+        .groupBy("_file")
         .agg(
             F.count(F.lit(1)).alias("rows"),
-            F.count("_kept").alias("kept"),
-            F.count(F.when(F.col("_aged") & F.col("_kept").isNull(), 1)).alias("aged"),
+            F.count("_now").alias("kept"),
+            F.count(F.when(F.col("_aged") & F.col("_now").isNull(), 1)).alias("aged"),
         )
         .collect()
     )
-    return {row["file"]: (int(row["rows"]), int(row["kept"]), int(row["aged"])) for row in rows}
+    return {row["_file"]: (int(row["rows"]), int(row["kept"]), int(row["aged"])) for row in rows}
 
 
-def _late_keys(
-    spark: SparkSession, source: Source, previous: PreviousSnapshot, keys: DataFrame, mark: int | None
-) -> list[int]:
-    """Keys of the window at or below the high-water mark that ``previous`` lacks; at most one past the limit."""
+def _late_keys(compared: DataFrame, key: str, mark: int | None) -> list[int]:
+    """Keys of the window at or below the high-water mark that the previous snapshot lacks; at most one past the
+    limit."""
     from pyspark.sql import functions as F
 
     if mark is None:
         return []
-    key = source.partition_column
-    held = read_batches(spark, previous.path, previous.batches, source.spark_schema_ddl).select(key)
-    late = keys.where(F.col(key) <= mark).join(held, key, "left_anti").limit(LATE_ROWS_LIMIT + 1).collect()
-    return sorted(int(row[key]) for row in late)
+    late = compared.where(F.col("_file").isNull() & (F.col(key) <= mark)).select(key)
+    return sorted(int(row[key]) for row in late.limit(LATE_ROWS_LIMIT + 1).collect())
 
 
 def _read_new(
@@ -248,22 +289,17 @@ def _read_new(
     )
 
 
-def in_window(frame: DataFrame, source: Source, start: datetime) -> DataFrame:
-    """The rows of a snapshot's batches that are in its window: a linked batch keeps rows that aged out of it."""
+def _write_changes(compared: DataFrame, source: Source, staging: Path) -> None:
+    """``_changed/``: the carried rows whose refresh columns differ from their batch's (an outcome that arrived
+    since the row was read). Few, so a reader patches the batches with them through a broadcast join, instead of
+    joining every wide row with the whole refresh read. New rows were read with their current values."""
+    from functools import reduce
+
     from pyspark.sql import functions as F
 
-    return frame.where(F.col(source.window_column) >= F.lit(start))
-
-
-def _write_changes(
-    spark: SparkSession, source: Source, staging: Path, batches: list[Batch], refresh: DataFrame, start: datetime
-) -> None:
-    """``_changed/``: the rows whose refresh columns differ from their batch's (an outcome that arrived since the
-    row was read). Few, so a reader patches the batches with them through a broadcast join, instead of joining
-    every wide row with the whole refresh read."""
     key, columns = source.partition_column, refresh_columns(source)
-    held = in_window(read_batches(spark, staging, batches, source.spark_schema_ddl), source, start)
-    changed = refresh.select(key, *columns).exceptAll(held.select(key, *columns))
+    same = reduce(lambda a, b: a & b, (F.col(f"_held_{c}").eqNullSafe(F.col(c)) for c in columns), F.lit(True))
+    changed = compared.where(F.col("_file").isNotNull() & F.col("_now") & ~same).select(key, *columns)
     changed.coalesce(1).write.mode("error").parquet(str(staging / CHANGED_DIR))
 
 
@@ -271,29 +307,25 @@ def _check(
     spark: SparkSession,
     source: Source,
     staging: Path,
-    batches: list[Batch],
+    new: Batch | None,
     keys: DataFrame,
+    carried: int,
     expected: int,
-    start: datetime,
 ) -> None:
-    """The batches hold exactly the refresh read's keys in the window, as many as the probe counted."""
+    """The carried rows and the new ones make up the window as the probe counted it, and every new row is one the
+    refresh read saw. The carried rows were matched with the refresh read's keys as they were counted, so only the
+    few new keys need a look: broadcast, the window's keys are not shuffled."""
     from pyspark.sql import functions as F
 
     key = source.partition_column
-    held = in_window(read_batches(spark, staging, batches, source.spark_schema_ddl), source, start)
-    held = held.select(key).withColumn("_b", F.lit(1))
-    row = (
-        held.join(keys.withColumn("_r", F.lit(1)), key, "full_outer")
-        .agg(
-            F.count("_b").alias("batches"),
-            F.count("_r").alias("refresh"),
-            F.count(F.when(F.col("_b").isNull() | F.col("_r").isNull(), 1)).alias("unmatched"),
-        )
-        .first()
-    )
-    if not row["batches"] == row["refresh"] == expected or row["unmatched"]:
+    new_rows = new.rows if new else 0
+    seen = 0
+    if new is not None:
+        ids = read_batches(spark, staging, [new], source.spark_schema_ddl).select(key)
+        seen = keys.join(F.broadcast(ids), key, "left_semi").count()
+    if carried + new_rows != expected or seen != new_rows:
         raise ExtractError(
-            f"Source {source.name!r}: the snapshot's batches hold {row['batches']} rows and the refresh read "
-            f"{row['refresh']} ({row['unmatched']} keys in only one of them), but the window held {expected} when "
-            "probed; rows changed inside the window during the read. Re-run the extract."
+            f"Source {source.name!r}: the snapshot holds {carried} rows carried forward and {new_rows} new ones "
+            f"({new_rows - seen} of them not in the refresh read), but the window held {expected} when probed; "
+            "rows changed inside the window during the read. Re-run the extract."
         )
