@@ -56,6 +56,10 @@ def insert(db: DatabaseUrl, records: list[tuple], users: int = 0) -> None:
             "verified_outcome, verified_at, created_at) VALUES %s",
             records,
         )
+        # Explicit ids: the sequence moves past them, so a later test's backend insert takes a free id.
+        cur.execute(
+            "SELECT setval(pg_get_serial_sequence('health_records', 'id'), (SELECT max(id) FROM health_records))"
+        )
 
 
 def execute(db: DatabaseUrl, *statements: str) -> None:

@@ -75,7 +75,7 @@ SCHEMA_YML = """
             "staging/schema.yml",
             "unit_tests:\n  - name: t\n    model: stg_people\n    givn: []\n",
             r"sql/staging/schema.yml, line 4: unknown key 'givn' in unit test 't'\. Allowed keys: name, model, "
-            r"description, given, expect, vars, ds\.",
+            r"description, given, expect, vars, ds, overrides\.",
         ),
         (
             "staging/schema.yml",
