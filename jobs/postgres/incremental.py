@@ -20,6 +20,8 @@ import hashlib
 import json
 import logging
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -91,92 +93,67 @@ def read_incrementally(
     refresh_dir = staging / REFRESH_DIR
     refresh = _read_refresh(spark, db, source, window, bounds, refresh_dir, num_partitions, fetchsize)
     keys = refresh.select(key)
-    compared = _compare(spark, source, previous, refresh, window[0]).persist()
-    try:
-        return _carry_forward(
-            spark, db, source, window, bounds, previous, staging, batch, num_partitions, fetchsize, keys, compared
-        )
-    finally:
-        compared.unpersist()
-
-
-def _carry_forward(
-    spark: SparkSession,
-    db: DatabaseUrl,
-    source: Source,
-    window: tuple[datetime, datetime],
-    bounds: Bounds,
-    previous: PreviousSnapshot,
-    staging: Path,
-    batch: str,
-    num_partitions: int,
-    fetchsize: int,
-    keys: DataFrame,
-    compared: DataFrame,
-) -> SnapshotFiles | FullRead:
-    """The previous batches carried forward (linked, filtered or left out), the new rows read, the check and the
-    changed values, from ``compared`` (:func:`_compare`)."""
-    key = source.partition_column
-    refresh_dir = staging / REFRESH_DIR
-    stats = _file_stats(compared)
-    for old in previous.batches:
-        counted = sum(stats.get(name, (0, 0, 0))[0] for name in old.files)
-        if counted != old.rows:
+    # One join of the previous keys with the refresh read serves the counts, the late keys and the changed values.
+    with _persisted(_compare(spark, source, previous, refresh, window[0])) as compared:
+        stats = _file_stats(compared)
+        for old in previous.batches:
+            counted = sum(stats.get(name, (0, 0, 0))[0] for name in old.files)
+            if counted != old.rows:
+                shutil.rmtree(refresh_dir)
+                return FullRead(
+                    f"batch {old.batch} of the snapshot of ds={previous.ds} holds {counted} rows, its manifest says "
+                    f"{old.rows}",
+                    expected=False,
+                )
+        mark = previous.high_water_mark
+        late = _late_keys(compared, key, mark)
+        if len(late) > LATE_ROWS_LIMIT:
             shutil.rmtree(refresh_dir)
             return FullRead(
-                f"batch {old.batch} of the snapshot of ds={previous.ds} holds {counted} rows, its manifest says "
-                f"{old.rows}",
-                expected=False,
+                f"more than {LATE_ROWS_LIMIT} rows of the window with {key} <= {mark} (the highest of the snapshot of "
+                f"ds={previous.ds}) are not in it (committed late, or the window reaches further back)"
             )
-    mark = previous.high_water_mark
-    late = _late_keys(compared, key, mark)
-    if len(late) > LATE_ROWS_LIMIT:
-        shutil.rmtree(refresh_dir)
-        return FullRead(
-            f"more than {LATE_ROWS_LIMIT} rows of the window with {key} <= {mark} (the highest of the snapshot of "
-            f"ds={previous.ds}) are not in it (committed late, or the window reaches further back)"
+
+        batches: list[Batch] = []
+        dropped = carried = 0
+        for old in previous.batches:
+            total, kept, aged = (sum(stats.get(name, (0, 0, 0))[i] for name in old.files) for i in range(3))
+            dropped += total - kept
+            carried += kept
+            if kept == 0:
+                continue
+            if kept + aged == total:  # nothing deleted or withdrawn: linked; readers skip the rows that aged out
+                batches.append(link_batch(previous.path, staging, old))
+                continue
+            frame = read_batches(spark, previous.path, [old], source.spark_schema_ddl).join(keys, key, "left_semi")
+            rewritten = write_batch(frame.coalesce(max(1, len(old.files))), staging, old.batch, key)
+            if rewritten.rows != kept:
+                raise ExtractError(
+                    f"Source {source.name!r}: batch {old.batch} of {previous.path} kept {rewritten.rows} rows when "
+                    f"filtered, {kept} when counted; the earlier snapshot changed during the read. Re-run the extract."
+                )
+            batches.append(rewritten)
+
+        new_rows = bounds.rows - carried
+        partitions = 0
+        new = None
+        if new_rows > 0:
+            frame = _read_new(spark, db, source, window, bounds, mark, late, new_rows, num_partitions, fetchsize)
+            partitions = int(frame.rdd.getNumPartitions())
+            new = write_batch(conform(frame, source), staging, batch, key)
+            batches.append(new)
+        _check(spark, source, staging, new, keys, carried, bounds.rows)
+        _write_changes(compared, source, staging)
+        log.info(
+            "Source %s: incremental read on ds=%s: %d new rows (%d committed late), %d dropped, %d batch(es) kept",
+            source.name,
+            previous.ds,
+            new_rows,
+            len(late),
+            dropped,
+            len(batches) - (1 if new_rows > 0 else 0),
         )
-
-    batches: list[Batch] = []
-    dropped = carried = 0
-    for old in previous.batches:
-        total, kept, aged = (sum(stats.get(name, (0, 0, 0))[i] for name in old.files) for i in range(3))
-        dropped += total - kept
-        carried += kept
-        if kept == 0:
-            continue
-        if kept + aged == total:  # nothing deleted or withdrawn: linked; readers skip the rows that aged out
-            batches.append(link_batch(previous.path, staging, old))
-            continue
-        frame = read_batches(spark, previous.path, [old], source.spark_schema_ddl).join(keys, key, "left_semi")
-        rewritten = write_batch(frame.coalesce(max(1, len(old.files))), staging, old.batch, key)
-        if rewritten.rows != kept:
-            raise ExtractError(
-                f"Source {source.name!r}: batch {old.batch} of {previous.path} kept {rewritten.rows} rows when "
-                f"filtered, {kept} when counted; the earlier snapshot changed during the read. Re-run the extract."
-            )
-        batches.append(rewritten)
-
-    new_rows = bounds.rows - carried
-    partitions = 0
-    new = None
-    if new_rows > 0:
-        frame = _read_new(spark, db, source, window, bounds, mark, late, new_rows, num_partitions, fetchsize)
-        partitions = int(frame.rdd.getNumPartitions())
-        new = write_batch(conform(frame, source), staging, batch, key)
-        batches.append(new)
-    _check(spark, source, staging, new, keys, carried, bounds.rows)
-    _write_changes(compared, source, staging)
-    log.info(
-        "Source %s: incremental read on ds=%s: %d new rows (%d committed late), %d dropped, %d batch(es) kept",
-        source.name,
-        previous.ds,
-        new_rows,
-        len(late),
-        dropped,
-        len(batches) - (1 if new_rows > 0 else 0),
-    )
-    return SnapshotFiles(batches=tuple(batches), new_rows=new_rows, dropped_rows=dropped, num_partitions=partitions)
+        return SnapshotFiles(batches=tuple(batches), new_rows=new_rows, dropped_rows=dropped, num_partitions=partitions)
 
 
 def _read_refresh(
@@ -209,6 +186,16 @@ def _read_refresh(
             "when probed; rows changed inside the window during the read. Re-run the extract."
         )
     return refresh
+
+
+@contextmanager
+def _persisted(frame: DataFrame) -> Iterator[DataFrame]:
+    """``frame`` cached while the block reads it several times, released after."""
+    frame.persist()
+    try:
+        yield frame
+    finally:
+        frame.unpersist()
 
 
 def _compare(
