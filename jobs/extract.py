@@ -63,7 +63,8 @@ class SourceSnapshot:
     #: rows read in full (every row, for a full read), and rows of the previous snapshot that left the window
     new_rows: int = 0
     dropped_rows: int = 0
-    #: columns read again for every row of the window, kept in ``_refresh/`` (none for a full read)
+    #: the columns that change after a row is written, read again for the rows that may have changed (none for a
+    #: full read)
     refresh_columns: tuple[str, ...] = ()
 
 

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -182,6 +183,82 @@ def test_a_week_later_only_the_new_rows_are_read_and_the_view_equals_a_full_read
     assert view(spark, run, DS3).where("id = 320").first()["verified_outcome"] == "negative"
 
 
+def quiet_week(db: DatabaseUrl) -> None:
+    """An ordinary week: 30 new records and two outcomes written, each dated when written; nothing deleted."""
+    insert(db, [record(300 + k, END1 + timedelta(hours=5 * k + 1)) for k in range(1, 31)])
+    execute(
+        db,
+        "UPDATE health_records SET verified_outcome = 'positive', "
+        f"verified_at = TIMESTAMPTZ '{END1 + timedelta(days=2)}' WHERE id IN (251, 302)",
+    )
+
+
+def test_an_ordinary_week_reads_only_the_new_and_updated_rows_and_checks_the_rest_in_postgres(
+    spark, settings, first_week, tmp_path, caplog
+) -> None:
+    run = settings_for(settings, first_week, tmp_path / "incremental")
+    full = settings_for(settings, first_week, tmp_path / "full")
+    extract(run, RunContext.for_ds(DS1), spark, vars_overrides=LOOKBACK)
+    quiet_week(first_week)
+    caplog.clear()
+    caplog.set_level(logging.INFO)
+    (snapshot,) = extract(run, RunContext.for_ds(DS2), spark, vars_overrides=LOOKBACK).snapshots
+
+    assert (snapshot.mode, snapshot.previous, snapshot.new_rows) == ("incremental", DS1, 30)
+    assert snapshot.dropped_rows == len(window_ids(first_week, DS1) - window_ids(first_week, DS2)) == 24
+    assert "checked in PostgreSQL (count and checksum), not read" in caplog.text
+    assert "re-reading the window's keys" not in caplog.text
+    folder = Path(snapshot.path)
+    assert not (folder / REFRESH_DIR).exists()  # the window was not re-read
+    # read again: the outcome written this week (251), and the ones dated since a day before the last window's end
+    changed = {row.id for row in spark.read.parquet(str(folder / CHANGED_DIR)).collect()}
+    assert 251 in changed and 302 not in changed
+    first_batch = manifest_of(run, DS1)["batches"][0]["files"][0]
+    previous_folder = run.run_folder(DS1).snapshot("predictions")
+    assert os.stat(folder / first_batch).st_ino == os.stat(previous_folder / first_batch).st_ino
+
+    extract(full, RunContext.for_ds(DS2), spark, vars_overrides=LOOKBACK, full_refresh=True)
+    incremental_view = view(spark, run, DS2)
+    assert_df_equality(incremental_view, view(spark, full, DS2), ignore_row_order=True)
+    assert {row.id: row.verified_outcome for row in incremental_view.where("id IN (251, 302)").collect()} == {
+        251: "positive",
+        302: "positive",
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "fewer_rows", "fewer_dated"),
+    [
+        ("UPDATE health_records SET verified_outcome = NULL, verified_at = NULL WHERE id = 260", 0, 1),  # cleared
+        ("DELETE FROM health_records WHERE id = 261", 1, 0),  # no outcome
+        # the user's 14 records in the window, none with an outcome
+        (f"UPDATE users SET allow_data_collection = false WHERE id = {WITHDRAWS}", 14, 0),
+    ],
+)
+def test_a_change_the_check_in_postgres_sees_re_reads_the_windows_keys(
+    spark, settings, first_week, tmp_path, caplog, change, fewer_rows, fewer_dated
+) -> None:
+    run = settings_for(settings, first_week, tmp_path / "incremental")
+    full = settings_for(settings, first_week, tmp_path / "full")
+    extract(run, RunContext.for_ds(DS1), spark, vars_overrides=LOOKBACK)
+    quiet_week(first_week)
+    execute(first_week, change)
+    caplog.clear()
+    caplog.set_level(logging.INFO)
+    (snapshot,) = extract(run, RunContext.for_ds(DS2), spark, vars_overrides=LOOKBACK).snapshots
+    assert (snapshot.mode, snapshot.previous) == ("incremental", DS1)
+    line = next(r.getMessage() for r in caplog.records if "re-reading the window's keys" in r.getMessage())
+    found = re.search(
+        r"PostgreSQL counts (\d+) rows .* \((\d+) with verified_at\), the snapshot of ds=\S+ (\d+) \((\d+)\)", line
+    )
+    assert found, line
+    rows, dated, held_rows, held_dated = map(int, found.groups())
+    assert (held_rows - rows, held_dated - dated) == (fewer_rows, fewer_dated)
+    assert (Path(snapshot.path) / REFRESH_DIR).is_dir()
+    extract(full, RunContext.for_ds(DS2), spark, vars_overrides=LOOKBACK, full_refresh=True)
+    assert_df_equality(view(spark, run, DS2), view(spark, full, DS2), ignore_row_order=True)
+
+
 def damage_manifest(folder: Path) -> None:
     (folder / MANIFEST).write_text("{not json", encoding="utf-8")
 
@@ -258,7 +335,9 @@ def test_another_source_definition_or_too_many_late_rows_means_a_full_read(
     project.mkdir()
     (project / "project.yml").write_text("vars:\n  lookback_days: 30\n")
     yml = (REPO_ROOT / "sql" / "sources.yml").read_text()
-    (project / "sources.yml").write_text(yml.replace("[verified_outcome, verified_at]", "[verified_outcome]"))
+    narrower = yml.replace("[verified_outcome, verified_at]\n      updated_at: verified_at", "[verified_outcome]")
+    assert narrower != yml
+    (project / "sources.yml").write_text(narrower)
     (snapshot,) = extract(run, RunContext.for_ds(DS3), spark, project_dir=project).snapshots
     assert snapshot.mode == "full" and "another definition of the source" in snapshot.full_read_reason
 
@@ -292,6 +371,8 @@ def test_the_projects_predictions_are_incremental() -> None:
         ("id", "{key: id}", "unknown key 'key' in 'incremental' of source 'outcomes'. Allowed keys: refresh_columns"),
         ("id", "[verified_outcome]", "'incremental' of source 'outcomes' must be a mapping"),
         ("code", "{refresh_columns: [verified_outcome]}", "partition_column 'code' must be a whole-number column"),
+        ("id", "{refresh_columns: [verified_outcome], updated_at: code}", "'updated_at' of source 'outcomes' must "
+         "name one of its refresh_columns of type timestamp"),
     ],
 )  # fmt: skip
 def test_a_wrong_incremental_block_is_refused_naming_the_file_and_the_choices(

@@ -1,7 +1,10 @@
 """The incremental read of a source: only the rows its previous snapshot lacks are read in full.
 
 A weekly run's window overlaps last week's by all but a week, and the wide columns (a record's JSON) never change
-once written. So the run reads, over JDBC:
+once written. With ``updated_at`` (the column the database dates every change of the refresh columns with), an
+ordinary week reads only the rows updated since the previous snapshot, narrowly, and the new rows, in full; a count
+and checksum computed inside PostgreSQL confirm that the rest of the window is the previous snapshot's rows
+(:func:`_read_updated`). Without it, or when that check differs, the run reads, over JDBC:
 
 - the *refresh* read: the whole window, narrowly: the key (``partition_column``) and the ``refresh_columns``
   (what changes after a row is written, like an outcome). It says which rows the window holds now, and their
@@ -22,12 +25,12 @@ import logging
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jobs.errors import ExtractError
-from jobs.postgres.jdbc import Bounds, conform, read_source, windowed_relation
+from jobs.postgres.jdbc import Bounds, conform, probe_carried, read_source, timestamp_sql, windowed_relation
 from jobs.postgres.url import DatabaseUrl
 from jobs.spark.batches import (
     CHANGED_DIR,
@@ -51,6 +54,10 @@ log = logging.getLogger(__name__)
 #: at most this many late rows (keys at or below the high-water mark, new to the previous snapshot) are read by an
 #: ``IN`` list; more, and the window is read whole, which is then cheaper than a statement of that length
 LATE_ROWS_LIMIT = 1000
+#: with ``updated_at``, the rows updated this long before the previous snapshot's window end are read again too: an
+#: update committed after that snapshot was read, though dated before its end (a transaction open across the run),
+#: is not missed
+UPDATED_LOOKBACK = timedelta(days=1)
 
 
 def source_hash(source: Source) -> str:
@@ -60,6 +67,7 @@ def source_hash(source: Source) -> str:
         "relation": source.relation_sql,
         "columns": list(source.columns.items()),
         "refresh_columns": list(source.incremental.refresh_columns) if source.incremental else None,
+        "updated_at": source.incremental.updated_at if source.incremental else None,
         "window_column": source.window_column,
         "partition_column": source.partition_column,
     }
@@ -89,6 +97,11 @@ def read_incrementally(
     Raises :class:`ExtractError` when the window changed during the reads (the counts disagree): a re-run reads
     it again.
     """
+    updated = _read_updated(spark, db, source, window, bounds, previous, staging, batch, num_partitions, fetchsize)
+    if isinstance(updated, SnapshotFiles):
+        return updated
+    if updated is not None:
+        log.info("Source %s: re-reading the window's keys and refresh columns: %s.", source.name, updated)
     key = source.partition_column
     refresh_dir = staging / REFRESH_DIR
     refresh = _read_refresh(spark, db, source, window, bounds, refresh_dir, num_partitions, fetchsize)
@@ -154,6 +167,120 @@ def read_incrementally(
             len(batches) - (1 if new_rows > 0 else 0),
         )
         return SnapshotFiles(batches=tuple(batches), new_rows=new_rows, dropped_rows=dropped, num_partitions=partitions)
+
+
+def _read_updated(
+    spark: SparkSession,
+    db: DatabaseUrl,
+    source: Source,
+    window: tuple[datetime, datetime],
+    bounds: Bounds,
+    previous: PreviousSnapshot,
+    staging: Path,
+    batch: str,
+    num_partitions: int,
+    fetchsize: int,
+) -> SnapshotFiles | str | None:
+    """The weekly read that does not re-read the window, for a source with ``updated_at``: the rows updated since
+    the previous snapshot (narrowly) and the new ones (in full); the previous batches are carried forward whole.
+
+    It holds only if PostgreSQL's rows at or below the high-water mark are the previous snapshot's rows still in the
+    window, with the same count of ``updated_at`` once patched: one count and checksum computed in PostgreSQL says
+    so. A deletion, a withdrawn consent, a row committed late or an outcome cleared changes it; then the reason is
+    returned (a str) and the caller re-reads the window's keys. None: the source has no ``updated_at`` to use.
+    """
+    from pyspark.sql import functions as F
+
+    incremental = source.incremental
+    updated_at = incremental.updated_at if incremental else None
+    mark = previous.high_water_mark
+    if updated_at is None or mark is None:
+        return None
+    if updated_at in bounds.absent_columns:
+        return f"its updated_at column {updated_at} is not in the database"
+    key, start, end = source.partition_column, window[0], window[1]
+    since = previous.window_end - UPDATED_LOOKBACK
+    check = probe_carried(db, source, window, bounds.absent_columns, mark, updated_at, since)
+    columns = (key, *refresh_columns(source))
+    relation = windowed_relation(
+        source, window, bounds.absent_columns, where=f"{key} <= {mark} AND {updated_at} >= {timestamp_sql(since)}"
+    )
+    changed_dir = staging / CHANGED_DIR
+    frame = read_source(
+        spark,
+        db,
+        source,
+        window,
+        check.updated,
+        num_partitions,
+        fetchsize,
+        relation=f"(SELECT {', '.join(columns)} FROM {relation}) AS {source.name}_updated",
+        what=f"rows updated since {since.isoformat()}",
+    )
+    frame.selectExpr(*(f"CAST(`{c}` AS {source.columns[c]}) AS `{c}`" for c in columns)).coalesce(1).write.mode(
+        "error"
+    ).parquet(str(changed_dir))
+    changed = spark.read.parquet(str(changed_dir))
+    now = changed.select(key, F.col(updated_at).alias("_updated_now"), F.lit(True).alias("_changed"))
+    in_window = F.col(source.window_column) >= F.lit(start)
+    dated = F.when(F.col("_changed").isNotNull(), F.col("_updated_now")).otherwise(F.col(updated_at)) < F.lit(end)
+    per_file = (
+        read_batches(spark, previous.path, previous.batches, source.spark_schema_ddl)
+        .select(key, source.window_column, updated_at, F.col("_metadata.file_name").alias("_file"))
+        .join(F.broadcast(now), key, "left")
+        .groupBy("_file")
+        .agg(
+            F.count(F.lit(1)).alias("rows"),
+            F.count(F.when(in_window, 1)).alias("kept"),
+            F.sum(F.when(in_window, F.col(key).cast("decimal(38,0)"))).alias("key_sum"),
+            F.count(F.when(in_window & dated, 1)).alias("dated"),
+        )
+        .collect()
+    )
+    stats = {row["_file"]: row for row in per_file}
+    held = tuple(sum(int(row[field] or 0) for row in per_file) for field in ("kept", "key_sum", "dated"))
+    if held != (check.rows, check.key_sum, check.dated):
+        shutil.rmtree(changed_dir)
+        return (
+            f"PostgreSQL counts {check.rows} rows with {key} <= {mark} in the window ({check.dated} with "
+            f"{updated_at}), the snapshot of ds={previous.ds} {held[0]} ({held[2]}), or their {key}s differ: rows "
+            "were deleted, withdrawn, committed late, or had their refresh columns cleared"
+        )
+    batches: list[Batch] = []
+    for old in previous.batches:
+        rows = [stats[name] for name in old.files if name in stats]
+        if sum(int(row["rows"]) for row in rows) != old.rows:
+            raise ExtractError(
+                f"Source {source.name!r}: batch {old.batch} of {previous.path} holds "
+                f"{sum(int(row['rows']) for row in rows)} rows, its manifest says {old.rows}; the earlier snapshot "
+                "changed during the read. Re-run the extract."
+            )
+        if any(int(row["kept"]) for row in rows):  # readers skip the rows that aged out
+            batches.append(link_batch(previous.path, staging, old))
+    new_rows = bounds.rows - check.rows
+    new, partitions = None, 0
+    if new_rows > 0:
+        frame = _read_new(spark, db, source, window, bounds, mark, [], new_rows, num_partitions, fetchsize)
+        partitions = int(frame.rdd.getNumPartitions())
+        new = write_batch(conform(frame, source), staging, batch, key)
+        batches.append(new)
+    if (new.rows if new else 0) != new_rows:
+        raise ExtractError(
+            f"Source {source.name!r}: read {new.rows if new else 0} rows with {key} > {mark}, but the window held "
+            f"{new_rows} of them when probed; rows changed inside the window during the read. Re-run the extract."
+        )
+    dropped = previous.rows - check.rows
+    log.info(
+        "Source %s: incremental read on ds=%s: %d new rows, %d updated since %s, %d aged out; the other rows "
+        "checked in PostgreSQL (count and checksum), not read",
+        source.name,
+        previous.ds,
+        new_rows,
+        changed.count(),
+        since.isoformat(),
+        dropped,
+    )
+    return SnapshotFiles(batches=tuple(batches), new_rows=new_rows, dropped_rows=dropped, num_partitions=partitions)
 
 
 def _read_refresh(

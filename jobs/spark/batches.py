@@ -3,9 +3,10 @@
 An incremental snapshot (``raw/<source>/``) is the union of batches: each the rows one run read in full, kept as
 Parquet files named after that run's ``ds`` (``b2026-11-22-part-00000-....parquet``) and listed in the manifest.
 A later run carries a batch forward by hard-linking its files when none of its rows left the window, so a week
-rewrites only what changed. ``_refresh/`` (ignored by Spark and pyarrow when they read the folder, as every path
-starting with ``_``) holds the window's keys with the columns that change after a row is written; readers take
-those columns from there (``jobs/sqlproject/sources.py``).
+rewrites only what changed. ``_changed/`` (ignored by Spark and pyarrow when they read the folder, as every path
+starting with ``_``) holds the carried rows whose refresh columns changed since they were read; readers patch the
+batches with it (``jobs/sqlproject/sources.py``). ``_refresh/`` holds the window's keys and refresh columns when a
+read had to re-read them.
 
 This module owns that layout on disk and decides whether an earlier snapshot can be built on; the reads
 themselves are in ``jobs/postgres/incremental.py``.
@@ -142,6 +143,8 @@ class PreviousSnapshot:
     path: Path
     batches: tuple[Batch, ...]
     absent_columns: tuple[str, ...]
+    #: the end of the window it was taken of (its run's data_interval_end)
+    window_end: datetime
 
     @property
     def rows(self) -> int:
@@ -238,4 +241,4 @@ def _check(
         return FullRead(f"{at} lists {len(missing)} data file(s) that are missing, e.g. {missing[0]}", expected=False)
     if not batches or sum(b.rows for b in batches) == 0:
         return FullRead(f"{at} holds no rows")
-    return PreviousSnapshot(ds=ds, path=path, batches=batches, absent_columns=absent)
+    return PreviousSnapshot(ds=ds, path=path, batches=batches, absent_columns=absent, window_end=previous_end)

@@ -81,9 +81,14 @@ _INTEGER_TYPES = ("bigint", "long", "int", "integer", "smallint", "tinyint", "sh
 class Incremental:
     """How a source is read incrementally (``incremental:``): each week only the rows whose ``partition_column``
     (the unique key) the previous snapshot lacks are read in full; the rest of the window is re-read narrowly, for
-    its keys (which rows remain) and ``refresh_columns`` (the values that change after a row is written)."""
+    its keys (which rows remain) and ``refresh_columns`` (the values that change after a row is written).
+
+    With ``updated_at`` (dbt snapshots' name: the refresh column the database sets to the current time whenever it
+    changes a row's refresh columns), the window is not re-read: only the rows updated since the previous snapshot
+    are, and a count and checksum computed inside PostgreSQL confirm that no other row changed."""
 
     refresh_columns: tuple[str, ...] = ()
+    updated_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -195,7 +200,7 @@ TABLE_KEYS = (
 )
 COLUMN_KEYS = ("name", "data_type", "description", "tests", "data_tests", "meta", "tags", "quote")
 OPTIONAL_COLUMN_KEYS = ("table", "type", "cost")
-INCREMENTAL_KEYS = ("refresh_columns",)
+INCREMENTAL_KEYS = ("refresh_columns", "updated_at")
 
 
 def source_key(group: str | None, table: str) -> str:
@@ -303,13 +308,21 @@ def _incremental(
             f"{where(str(path), value, 'refresh_columns')}: 'refresh_columns' of source {name!r} names "
             f"{', '.join(duplicates)} more than once."
         )
+    updated_at = value.get("updated_at")
+    if updated_at is not None and (updated_at not in refresh or columns[updated_at].strip().lower() != "timestamp"):
+        timestamps = [c for c in refresh if columns[c].strip().lower() == "timestamp"]
+        raise ConfigError(
+            f"{where(str(path), value, 'updated_at')}: 'updated_at' of source {name!r} must name one of its "
+            "refresh_columns of type timestamp, the one the database sets whenever it changes them. Got "
+            f"{updated_at!r}; choose among: {', '.join(timestamps) or '(none: add a timestamp refresh column)'}."
+        )
     if columns[partition].strip().lower() not in _INTEGER_TYPES:
         raise ConfigError(
             f"{at}: source {name!r} is incremental, so its partition_column {partition!r} must be a whole-number "
             f"column (one of: {', '.join(_INTEGER_TYPES)}), the unique key the new rows are found by. It is "
             f"{columns[partition]!r}."
         )
-    return Incremental(refresh_columns=tuple(refresh))
+    return Incremental(refresh_columns=tuple(refresh), updated_at=updated_at)
 
 
 def _source(entry: Any, path: Path, group: Any = None) -> Source:

@@ -147,7 +147,7 @@ def _measure_column(
     group_by: str | None,
 ) -> ColumnHealth:
     view = f"__json_health_{source.name}"
-    # as the models read it: an incremental snapshot's refresh columns are the current ones, from its _refresh/
+    # as the models read it: an incremental snapshot's refresh columns are the current ones, from its _changed/
     snapshot_reader(folder.raw)(spark, source).createOrReplaceTempView(view)
     group = f"COALESCE(CAST({_quote(group_by)} AS STRING), 'NULL')" if group_by else _literal(ALL)
     by_key: dict[tuple[str, str], list[JsonRead]] = {}
