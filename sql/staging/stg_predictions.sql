@@ -7,7 +7,7 @@
   output lacks, and keeps the others' rows from that output ({{ this }}). Everything that can change after a record
   was written comes from this run's source instead: the outcome and its date, whether the record is still there
   (deleted, consent withdrawn, out of the window: gone), and whether it repeats another. Only ids and labels are
-  compared; the few rows that differ are broadcast, so no wide row is shuffled. The whole table is written again
+  compared, in two joins (new_records, changed); the few rows that differ are broadcast, so no wide row is shuffled. The whole table is written again
   each week (insert_overwrite), so it is always exactly what a full refresh would write. After changing how a value
   is parsed, rebuild it: `retrain transform --full-refresh`.
 -#}
@@ -29,26 +29,25 @@ CASE WHEN {{ record }}.verified_outcome IS NOT NULL AND {{ record }}.verified_at
 {%- endmacro %}
 WITH
 {%- if is_incremental() %}
-compared AS (
-  -- The records of this run against those of the previous output, by id and label only (no JSON moves): which are
-  -- new, which are gone (deleted, consent withdrawn, out of the window), whose label changed.
-  SELECT
-    records.id,
-    parsed_before.record_id,
-    {{ outcome('records') }} AS outcome_now,
-    {{ outcome_date('records') }} AS outcome_date_now,
-    parsed_before.verified_outcome AS outcome_before,
-    parsed_before.verified_at AS outcome_date_before
-  FROM (SELECT id, verified_outcome, verified_at FROM {{ source('predictions') }}) AS records
-  FULL OUTER JOIN (SELECT record_id, verified_outcome, verified_at FROM {{ this }}) AS parsed_before
-    ON parsed_before.record_id = records.id
+new_records AS (
+  -- The records of this run that the previous output lacks: their JSON is parsed below, and only theirs.
+  SELECT id FROM {{ source('predictions') }}
+  LEFT ANTI JOIN (SELECT record_id FROM {{ this }}) AS parsed_before ON parsed_before.record_id = id
 ),
-new_records AS (SELECT id FROM compared WHERE record_id IS NULL),
-gone AS (SELECT record_id FROM compared WHERE id IS NULL),
-relabelled AS (
-  SELECT record_id, outcome_now, outcome_date_now FROM compared
-  WHERE id IS NOT NULL AND record_id IS NOT NULL
-    AND NOT (outcome_now <=> outcome_before AND outcome_date_now <=> outcome_date_before)
+changed AS (
+  -- The previous output's records that are gone from this run (deleted, consent withdrawn, out of the window) or
+  -- whose label changed since: one join, by id and label only (no JSON moves), and few rows, so broadcast below.
+  SELECT
+    parsed_before.record_id,
+    records.id IS NULL AS is_gone,
+    {{ outcome('records') }} AS outcome_now,
+    {{ outcome_date('records') }} AS outcome_date_now
+  FROM (SELECT record_id, verified_outcome, verified_at FROM {{ this }}) AS parsed_before
+  LEFT JOIN (SELECT id, verified_outcome, verified_at FROM {{ source('predictions') }}) AS records
+    ON records.id = parsed_before.record_id
+  WHERE records.id IS NULL
+     OR NOT ({{ outcome('records') }} <=> parsed_before.verified_outcome
+             AND {{ outcome_date('records') }} <=> parsed_before.verified_at)
 ),
 {%- endif %}
 extracted AS (
@@ -67,7 +66,7 @@ repeats AS (
                       narrow=['user_id', 'created_at']) }}
 ),
 parsed AS (
-  SELECT /*+ BROADCAST(repeats) */
+  SELECT
     extracted.id AS record_id,
     user_id,
     LOWER(TRIM(record_type)) AS record_type,
@@ -86,16 +85,14 @@ parsed AS (
     {{ to_category('doc.' ~ key) }} AS {{ key }},
     {%- endfor %}
     {%- for key in flags %}
-    {{ to_flag('doc.' ~ key) }} AS {{ key }},
+    {{ to_flag('doc.' ~ key) }} AS {{ key }}{{ ',' if not loop.last }}
     {%- endfor %}
-    repeats.id IS NOT NULL AS is_repeat
   FROM extracted
-  LEFT JOIN repeats ON repeats.id = extracted.id
   {%- if is_incremental() %}
   UNION ALL
-  -- The records parsed in an earlier week that are still in the window, as parsed then, with this run's label and
-  -- repeats. The few ids that are gone or relabelled are broadcast: the previous output's rows are not shuffled.
-  SELECT /*+ BROADCAST(gone, relabelled, repeats) */
+  -- The records parsed in an earlier week that are still in the window, as parsed then, with this run's label. The
+  -- few that are gone or relabelled are broadcast: the previous output's rows are not shuffled.
+  SELECT /*+ BROADCAST(changed) */
     parsed_before.record_id,
     parsed_before.user_id,
     parsed_before.record_type,
@@ -103,20 +100,25 @@ parsed AS (
     parsed_before.prediction,
     parsed_before.confidence,
     parsed_before.model_version,
-    IF(relabelled.record_id IS NULL, parsed_before.verified_outcome, relabelled.outcome_now) AS verified_outcome,
-    IF(relabelled.record_id IS NULL, parsed_before.verified_at, relabelled.outcome_date_now) AS verified_at,
+    IF(changed.record_id IS NULL, parsed_before.verified_outcome, changed.outcome_now) AS verified_outcome,
+    IF(changed.record_id IS NULL, parsed_before.verified_at, changed.outcome_date_now) AS verified_at,
     parsed_before.created_at,
     -- malformed_json is the first reason checked and depends on the JSON alone, so it says whether it parsed.
     parsed_before.quarantine_reason IS DISTINCT FROM 'malformed_json' AS is_json,
     {%- for key in numbers + categories + flags %}
-    parsed_before.{{ key }},
+    parsed_before.{{ key }}{{ ',' if not loop.last }}
     {%- endfor %}
-    repeats.id IS NOT NULL AS is_repeat
   FROM {{ this }} AS parsed_before
-  LEFT ANTI JOIN gone ON gone.record_id = parsed_before.record_id
-  LEFT JOIN relabelled ON relabelled.record_id = parsed_before.record_id
-  LEFT JOIN repeats ON repeats.id = parsed_before.record_id
+  LEFT JOIN changed ON changed.record_id = parsed_before.record_id
+  WHERE changed.is_gone IS NOT TRUE
   {%- endif %}
+),
+flagged AS (
+  -- Repeats are found over the whole window (a submission logged again a week later repeats an earlier week's),
+  -- and joined once, after the union: few rows, broadcast.
+  SELECT /*+ BROADCAST(repeats) */ parsed.*, repeats.id IS NOT NULL AS is_repeat
+  FROM parsed
+  LEFT JOIN repeats ON repeats.id = parsed.record_id
 )
 SELECT
   * EXCEPT (is_json, is_repeat),
@@ -129,4 +131,4 @@ SELECT
     -- Last, so that a hostile outcome never moves a row out of the reasons above.
     WHEN verified_outcome NOT IN ({{ var('outcomes') }}) THEN 'unknown_outcome'
   END AS quarantine_reason
-FROM parsed
+FROM flagged
