@@ -339,9 +339,11 @@ def _json_keys_present(project, renderer, relation, column, filt, label, common,
             "that holds the JSON."
         )
     col = quote(column)
-    # A key's quoted name anywhere in the text: one cheap INSTR per key, counted as the table is written.
+    # A key's quoted name anywhere in the text, counted as the table is written. contains() only answers whether;
+    # INSTR(...) > 0 also counts characters to return a position: over the 21 keys of a 1.8M-row window, 4.6 s
+    # against 14.5 s (CHANGELOG.md).
     absent = " + ".join(
-        f"IF(COUNT_IF({filt} AND INSTR({col}, {sql_literal(chr(34) + key + chr(34))}) > 0) > 0 "
+        f"IF(COUNT_IF({filt} AND contains({col}, {sql_literal(chr(34) + key + chr(34))})) > 0 "
         f"OR COUNT_IF({filt}) = 0, 0, 1)"
         for key in keys
     )
