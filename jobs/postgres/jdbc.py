@@ -146,7 +146,7 @@ def probe_carried(
     updated_at: str,
     since: datetime,
 ) -> CarriedCheck:
-    """One scan inside PostgreSQL, through psycopg2 like :func:`probe_bounds`: only five numbers leave the server.
+    """One scan inside PostgreSQL, through psycopg2 like :func:`probe_bounds`: only six numbers leave the server.
 
     Dates at or after the window's end are not counted: an outcome the backend writes while the run reads is
     dated then, so the count does not move under the read (a cleared or back-dated one does, as it should).
