@@ -201,26 +201,19 @@ def _read_updated(
     key, start, end = source.partition_column, window[0], window[1]
     since = previous.window_end - UPDATED_LOOKBACK
     check = probe_carried(db, source, window, bounds.absent_columns, mark, updated_at, since)
-    columns = (key, *refresh_columns(source))
-    relation = windowed_relation(
-        source, window, bounds.absent_columns, where=f"{key} <= {mark} AND {updated_at} >= {timestamp_sql(since)}"
-    )
     changed_dir = staging / CHANGED_DIR
-    frame = read_source(
+    changed = _read_narrow(
         spark,
         db,
         source,
         window,
         check.updated,
+        changed_dir,
         num_partitions,
         fetchsize,
-        relation=f"(SELECT {', '.join(columns)} FROM {relation}) AS {source.name}_updated",
         what=f"rows updated since {since.isoformat()}",
+        where=f"{key} <= {mark} AND {updated_at} >= {timestamp_sql(since)}",
     )
-    frame.selectExpr(*(f"CAST(`{c}` AS {source.columns[c]}) AS `{c}`" for c in columns)).coalesce(1).write.mode(
-        "error"
-    ).parquet(str(changed_dir))
-    changed = spark.read.parquet(str(changed_dir))
     now = changed.select(key, F.col(updated_at).alias("_updated_now"), F.lit(True).alias("_changed"))
     in_window = F.col(source.window_column) >= F.lit(start)
     dated = F.when(F.col("_changed").isNotNull(), F.col("_updated_now")).otherwise(F.col(updated_at)) < F.lit(end)
@@ -249,11 +242,11 @@ def _read_updated(
     batches: list[Batch] = []
     for old in previous.batches:
         rows = [stats[name] for name in old.files if name in stats]
-        if sum(int(row["rows"]) for row in rows) != old.rows:
+        counted = sum(int(row["rows"]) for row in rows)
+        if counted != old.rows:
             raise ExtractError(
-                f"Source {source.name!r}: batch {old.batch} of {previous.path} holds "
-                f"{sum(int(row['rows']) for row in rows)} rows, its manifest says {old.rows}; the earlier snapshot "
-                "changed during the read. Re-run the extract."
+                f"Source {source.name!r}: batch {old.batch} of {previous.path} holds {counted} rows, its manifest "
+                f"says {old.rows}; the earlier snapshot changed during the read. Re-run the extract."
             )
         if any(int(row["kept"]) for row in rows):  # readers skip the rows that aged out
             batches.append(link_batch(previous.path, staging, old))
@@ -294,18 +287,9 @@ def _read_refresh(
     fetchsize: int,
 ) -> DataFrame:
     """The window's keys and refresh columns, written to ``directory``; their count must be the probe's."""
-    columns = (source.partition_column, *refresh_columns(source))
-    relation = (
-        f"(SELECT {', '.join(columns)} FROM {windowed_relation(source, window, bounds.absent_columns)}) "
-        f"AS {source.name}_refresh"
+    refresh = _read_narrow(
+        spark, db, source, window, bounds, directory, num_partitions, fetchsize, what="refresh columns"
     )
-    frame = read_source(
-        spark, db, source, window, bounds, num_partitions, fetchsize, relation=relation, what="refresh columns"
-    )
-    frame.selectExpr(*(f"CAST(`{name}` AS {source.columns[name]}) AS `{name}`" for name in columns)).write.mode(
-        "error"
-    ).parquet(str(directory))
-    refresh = spark.read.parquet(str(directory))
     rows = refresh.count()
     if rows != bounds.rows:
         raise ExtractError(
@@ -313,6 +297,40 @@ def _read_refresh(
             "when probed; rows changed inside the window during the read. Re-run the extract."
         )
     return refresh
+
+
+def _read_narrow(
+    spark: SparkSession,
+    db: DatabaseUrl,
+    source: Source,
+    window: tuple[datetime, datetime],
+    bounds: Bounds,
+    directory: Path,
+    num_partitions: int,
+    fetchsize: int,
+    *,
+    what: str,
+    where: str | None = None,
+) -> DataFrame:
+    """The key and refresh columns of the window's rows (those matching ``where``, when given; ``bounds`` are
+    theirs), written with their declared types to ``directory`` and read back from there."""
+    columns = (source.partition_column, *refresh_columns(source))
+    relation = windowed_relation(source, window, bounds.absent_columns, where=where)
+    frame = read_source(
+        spark,
+        db,
+        source,
+        window,
+        bounds,
+        num_partitions,
+        fetchsize,
+        relation=f"(SELECT {', '.join(columns)} FROM {relation}) AS {source.name}_narrow",
+        what=what,
+    )
+    frame.selectExpr(*(f"CAST(`{name}` AS {source.columns[name]}) AS `{name}`" for name in columns)).write.mode(
+        "error"
+    ).parquet(str(directory))
+    return spark.read.parquet(str(directory))
 
 
 @contextmanager

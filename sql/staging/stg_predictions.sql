@@ -7,9 +7,9 @@
   output lacks, and keeps the others' rows from that output ({{ this }}). Everything that can change after a record
   was written comes from this run's source instead: the outcome and its date, whether the record is still there
   (deleted, consent withdrawn, out of the window: gone), and whether it repeats another. Only ids and labels are
-  compared, in two joins (new_records, changed); the few rows that differ are broadcast, so no wide row is shuffled. The whole table is written again
-  each week (insert_overwrite), so it is always exactly what a full refresh would write. After changing how a value
-  is parsed, rebuild it: `retrain transform --full-refresh`.
+  compared, in two joins (new_records, changed); the few rows that differ are broadcast, so no wide row is
+  shuffled. The whole table is written again each week (insert_overwrite), so it is always exactly what a full
+  refresh would write. After changing how a value is parsed, rebuild it: `retrain transform --full-refresh`.
 -#}
 {%- set numbers = ['age', 'bmi', 'glucose', 'blood_pressure', 'insulin', 'pregnancies', 'resting_bp', 'cholesterol',
                    'max_heart_rate', 'total_bilirubin', 'alkaline_phosphatase', 'alt', 'ast', 'albumin'] %}
