@@ -25,9 +25,13 @@ get_json_object({{ column }}, '$.{{ key }}')
 {%- endmacro %}
 
 {#- A number, or NULL: text that is no number, and "NaN" or "Infinity" (no measurement; a model cannot train on
-    it). The serving backend reads a request's value the same way (jobs/ml/json_inputs.py). -#}
+    it). The serving backend reads a request's value the same way (jobs/ml/json_inputs.py).
+    x - x + x is x when x is finite and NaN when it is not, and NANVL turns NaN into NULL. Written so, the cast is
+    one expression's common subexpression, computed once; CASE WHEN ABS(x) < 'Infinity' THEN x END cast every value
+    twice, and the staging model's generated code grew past what the JVM compiles (CHANGELOG.md, 2026-12-07). -#}
 {% macro to_double(text) -%}
-CASE WHEN ABS(TRY_CAST(TRIM({{ text }}) AS DOUBLE)) < DOUBLE('Infinity') THEN TRY_CAST(TRIM({{ text }}) AS DOUBLE) END
+{%- set number = 'TRY_CAST(TRIM(' ~ text ~ ') AS DOUBLE)' -%}
+NANVL({{ number }} - {{ number }} + {{ number }}, CAST(NULL AS DOUBLE))
 {%- endmacro %}
 
 {% macro to_category(text) -%}
