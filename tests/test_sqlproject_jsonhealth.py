@@ -133,3 +133,36 @@ def test_the_data_tests_fail_on_a_key_no_row_holds(spark, tmp_path) -> None:
     )
     (result,) = run_tests(spark, [test])
     assert result.status == "pass"
+
+
+def test_a_key_beyond_the_sample_is_still_found(spark, tmp_path, monkeypatch) -> None:
+    """The sample proves only a pass: a key its rows lack is searched for in the whole table."""
+    from jobs.sqlproject import datatests
+
+    root = write_project(tmp_path / "sql", {"staging/gated.sql": GATED, "staging/gated.yml": GATED_YML})
+    (root / "sources.yml").write_text(SOURCES)
+    compiled = CompiledProject.build(load_project(root), RunContext.for_ds("2026-11-22"))
+    (test,) = [t for t in compiled.tests if t.name == "json_keys_present(data)"]
+    monkeypatch.setattr(datatests, "SAMPLE_ROWS", 1)
+    rows = [(1, '{"age": 50}'), (2, '{"cholestrol": 190}')]  # no one row holds both keys
+    spark.createDataFrame(rows, "id bigint, data string").createOrReplaceTempView("gated")
+    (result,) = datatests.run_tests(spark, [test])
+    assert (result.status, result.failures) == ("pass", 0)
+
+
+def test_a_test_the_sample_proves_is_not_counted_over_the_table(spark) -> None:
+    from jobs.sqlproject.datatests import DataTest, run_tests
+
+    spark.range(3).createOrReplaceTempView("proved")
+    # The whole-table aggregate would fail (no such column): it is not run once the sample proved the pass.
+    test = DataTest(
+        "proved_on_sample",
+        "proved",
+        "x.yml, line 1",
+        "{failures} broken",
+        aggregate="SUM(no_such_column)",
+        relation="proved",
+        sample_proof="COUNT_IF(id < 0)",
+    )
+    (result,) = run_tests(spark, [test])
+    assert (result.status, result.failures) == ("pass", 0)
