@@ -88,6 +88,17 @@ def create_app(settings: Settings, *, max_db_connections: int = 8) -> FastAPI:
     return app
 
 
+#: how much of a name the client sent an answer repeats: enough to recognise it, not a path's 16 KB back
+SHOWN_NAME_CHARS = 64
+
+
+def _shown(name: str) -> str:
+    """``name`` quoted, cut to :data:`SHOWN_NAME_CHARS` characters (saying so) when longer."""
+    if len(name) <= SHOWN_NAME_CHARS:
+        return repr(name)
+    return f"{name[:SHOWN_NAME_CHARS]!r}... ({len(name)} characters)"
+
+
 def _error(status: int, detail: str, **extra: Any) -> JSONResponse:
     return JSONResponse(status_code=status, content={"detail": detail, **extra})
 
@@ -100,7 +111,7 @@ def _predict(
     loaded = registry.models.get(model)  # one read of the set: a concurrent reload cannot change it under us
     if loaded is None:
         known = ", ".join(sorted(registry.models)) or "none"
-        return _error(404, f"Unknown model {model!r}. Models in production: {known}.")
+        return _error(404, f"Unknown model {_shown(model)}. Models in production: {known}.")
     try:
         request = read_request(body, x_user_id, max_depth=max_depth)
     except BadRequest as e:

@@ -98,7 +98,12 @@ def corpus() -> list[Hostile]:
         Hostile("a control character in a string", '{"x": 1, "note": "a\x00b"}', words="JSON object"),
         Hostile("not UTF-8", b'{"x": 1, "color": "\xff\xfe"}', status=200),
         Hostile("a JSON string, not an object", '"x"', words="Got a JSON string"),
-        Hostile("an unknown model with a long name", path="/predict/" + "m" * 2000, status=404),
+        Hostile(
+            "an unknown model with a long name",
+            path="/predict/" + "m" * 2000,
+            status=404,
+            words="'" + "m" * 64 + "'... (2000 characters). Models in production:",
+        ),
         # finding 5: sizes
         Hostile("a body just over the limit", '{"x": 1, "pad": "' + "a" * DEFAULT_MAX_BODY + '"}', status=413),
         Hostile("a header just over the limit", headers={"X-Pad": "a" * DEFAULT_MAX_HEADER}, status=431),
