@@ -32,10 +32,15 @@ def largest_generated_methods(spark, df) -> list[tuple[int, str]]:
     return found
 
 
+@pytest.fixture(scope="module")
+def unit_runner(spark) -> UnitTestRunner:
+    """One runner (the project compiled and analysed once) for every model's case."""
+    return UnitTestRunner.for_project(spark, PROJECT)
+
+
 @pytest.mark.parametrize("model", sorted(FIRST_CASES))
-def test_generated_code_stays_compilable(spark, model: str) -> None:
-    runner = UnitTestRunner.for_project(spark, PROJECT)
-    rendered = runner.prepare(FIRST_CASES[model])
+def test_generated_code_stays_compilable(spark, unit_runner: UnitTestRunner, model: str) -> None:
+    rendered = unit_runner.prepare(FIRST_CASES[model])
     sizes = largest_generated_methods(spark, spark.sql(rendered.sql))
     assert sizes, f"{model}: no generated code found; the check would prove nothing"
     too_large = [(size, plan) for size, plan in sizes if size > JIT_LIMIT_BYTES]
