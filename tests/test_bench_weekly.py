@@ -67,6 +67,23 @@ def test_a_missing_window_or_a_failed_contender_is_not_judged_and_says_why() -> 
     assert pandas_line.endswith("| - | not judged (pandas at 5,000,000 rows: did not fit in 16 GiB) |")
 
 
+def test_the_fixed_cost_bound_is_shown_beside_the_incremental_targets_it_caps() -> None:
+    """Ours on the week alone costs what no incremental design removes: each target on the incremental run is shown
+    with the same ratio for it, and judged on the incremental run only."""
+    windows = {
+        "5000000": _window(ours_incremental=100.0, ours_week_only=20.0, duckdb=30.0, pandas=180.0, floor=5.0),
+    }
+    t = _by_name(evaluate(windows))
+    duckdb = t["weekly incremental / DuckDB full recomputation"]
+    assert (duckdb.measured, duckdb.met, duckdb.note) == (3.33, False, "ours on the week alone: 0.67x")
+    assert t["pandas full recomputation / weekly incremental"].note == "ours on the week alone: 9.00x"
+    assert t["weekly incremental / weekly floor (moonshot)"].note == "ours on the week alone: 4.00x"
+    line = next(line for line in markdown(evaluate(windows)).splitlines() if line.startswith("| weekly incremental /"))
+    assert line.endswith("| 3.33x | not met (ours on the week alone: 0.67x) |")
+    unmeasured = _by_name(evaluate({"5000000": _window(ours_incremental=1.0, duckdb=3.0)}))
+    assert unmeasured["weekly incremental / DuckDB full recomputation"].note == ""
+
+
 def test_the_weeks_records_fall_inside_the_week_and_duplicates_stay_duplicates() -> None:
     created = pd.to_datetime([0, 86_400 * 100, 86_400 * 100, 86_400 * 181], unit="s", utc=True)
     records = pd.DataFrame(
@@ -100,6 +117,8 @@ def test_counts_must_agree_with_the_full_refresh_and_the_floor_with_its_window()
         "pandas": {"counts": {**same, "quarantine": 2}},
         "floor": {"counts": {"rows": 11}},
         "duckdb": {"error": "failed"},
+        # a window of the week alone: counts of its own, never compared
+        "ours_week_only": {"counts": {"rows": 1, "quarantine": 0, "heart_features": 1}},
     }
     problems = check_counts(entries)
     assert len(problems) == 2 and problems[0].startswith("pandas") and problems[1].startswith("floor read 11")
