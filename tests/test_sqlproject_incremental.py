@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from chispa import assert_df_equality
 
+from jobs.commands.common import print_models
 from jobs.errors import CompilationError, ModelExecutionError
 from jobs.run_context import RunContext, RunFolder
 from jobs.spark.atomic import MANIFEST
@@ -63,14 +64,19 @@ def same_as_full_refresh(spark, tmp_path: Path, root: Path, model: str, weeks: l
     return folder
 
 
-def test_append_adds_the_new_rows_and_links_the_previous_files(spark, tmp_path) -> None:
+def test_append_adds_the_new_rows_and_links_the_previous_files(spark, tmp_path, capsys) -> None:
     root = write_project(tmp_path / "sql", {"events.sql": APPEND})
     result, week1 = build(spark, tmp_path / "data", root, WEEK1, PEOPLE)
     assert result.models[0].new_rows == 3 and result.models[0].materialized == "incremental"
     before = data_files(week1.feature_table("events"))
 
+    first = result.models[0]
     result, week2 = build(spark, tmp_path / "data", root, WEEK2, PEOPLE + LATER[1:])
-    assert (result.models[0].rows, result.models[0].new_rows) == (5, 2)
+    assert (result.models[0].rows, result.models[0].new_rows, result.models[0].built_on) == (5, 2, WEEK1)
+    print_models([first, result.models[0]])
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].split("rows")[1].startswith(" (full refresh)")
+    assert printed[1].split("rows")[1].startswith(" (2 selected by its SQL, on the output of 2026-11-15)")
     after = data_files(week2.feature_table("events"))
     assert set(before.items()) <= set(after.items())  # the same files, linked: not one byte rewritten
     assert read(spark, week1, "events").count() == 3  # the previous output is as it was

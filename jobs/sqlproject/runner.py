@@ -62,8 +62,10 @@ class ModelRun:
     status: str = SUCCESS
     #: why it failed or was skipped
     message: str | None = None
-    #: an incremental model's rows selected this run (the others came from its previous output)
+    #: an incremental model's rows selected by its SQL this run (the others came from its previous output)
     new_rows: int | None = None
+    #: the ds of the earlier output an incremental model was built on; None for a full refresh
+    built_on: str | None = None
 
 
 @dataclass(frozen=True)
@@ -405,9 +407,11 @@ class SqlRunner:
             )
         self._register_table(name, target, config.cache)
         seconds = round(time.monotonic() - started, 3)
-        built_on = f" ({new_rows} new, on the output of {previous.ds})" if previous else ""
+        built_on = f" ({new_rows} selected by its SQL, on the output of {previous.ds})" if previous else ""
         log.info("Table %s: %d rows%s in %.1fs -> %s", name, rows, built_on, seconds, target)
-        return ModelRun(name, config.materialized, str(target), rows, seconds, new_rows=new_rows)
+        return ModelRun(
+            name, config.materialized, str(target), rows, seconds, new_rows=new_rows, built_on=previous and previous.ds
+        )
 
     def _write_observed(self, rendered: RenderedModel, df: DataFrame, path: Path) -> int:
         """Write the table with its row count and the caller's aggregates observed; the row count is returned.
