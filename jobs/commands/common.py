@@ -148,19 +148,10 @@ def print_models(models) -> None:  # noqa: ANN001 - ModelRun, imported with Spar
             print(f"{run.name:<24} {run.materialized:<6} {labels[run.status]:<5} {reason}")
             continue
         rows = f"{run.rows:>10,} rows" if run.rows is not None else f"{'':>15}"
-        new = _incremental_build(run)
-        print(f"{run.name:<24} {run.materialized:<6} {rows}{new} {run.seconds:>7.1f}s  {run.path or ''}")
-
-
-def _incremental_build(run) -> str:  # noqa: ANN001 - ModelRun
-    """How an incremental model was built: on which earlier output, and how many rows its SQL selected this run.
-    Not "new rows": a model that keeps earlier rows by selecting them from ``{{ this }}`` (``insert_overwrite``
-    without ``partition_by``) selects its whole table."""
-    if getattr(run, "new_rows", None) is None:
-        return ""
-    if run.built_on is None:
-        return " (full refresh)"
-    return f" ({run.new_rows:,} selected by its SQL, on the output of {run.built_on})"
+        print(
+            f"{run.name:<24} {run.materialized:<6} {rows}{run.incremental_build()} {run.seconds:>7.1f}s  "
+            f"{run.path or ''}"
+        )
 
 
 def print_data_tests(tests) -> None:  # noqa: ANN001 - DataTestResult, imported with Spark's modules

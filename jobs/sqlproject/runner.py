@@ -67,6 +67,16 @@ class ModelRun:
     #: the ds of the earlier output an incremental model was built on; None for a full refresh
     built_on: str | None = None
 
+    def incremental_build(self) -> str:
+        """How an incremental model was built, for its log and console line: on which earlier output, and how many
+        rows its SQL selected. Not "new rows": a model that keeps earlier rows by selecting them from ``{{ this }}``
+        (``insert_overwrite`` without ``partition_by``) selects its whole table. Empty for other models."""
+        if self.new_rows is None:
+            return ""
+        if self.built_on is None:
+            return " (full refresh)"
+        return f" ({self.new_rows:,} selected by its SQL, on the output of {self.built_on})"
+
 
 @dataclass(frozen=True)
 class ModelRuns:
@@ -407,11 +417,12 @@ class SqlRunner:
             )
         self._register_table(name, target, config.cache)
         seconds = round(time.monotonic() - started, 3)
-        built_on = f" ({new_rows} selected by its SQL, on the output of {previous.ds})" if previous else ""
-        log.info("Table %s: %d rows%s in %.1fs -> %s", name, rows, built_on, seconds, target)
-        return ModelRun(
+        run = ModelRun(
             name, config.materialized, str(target), rows, seconds, new_rows=new_rows, built_on=previous and previous.ds
         )
+        built_on = run.incremental_build() if previous else ""
+        log.info("Table %s: %d rows%s in %.1fs -> %s", name, rows, built_on, seconds, target)
+        return run
 
     def _write_observed(self, rendered: RenderedModel, df: DataFrame, path: Path) -> int:
         """Write the table with its row count and the caller's aggregates observed; the row count is returned.
