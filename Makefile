@@ -55,7 +55,7 @@ demo: setup  ## seed the embedded PostgreSQL, start the backend, run the DAG for
 airflow: setup  ## a local Airflow (API server, scheduler, DAG processor, triggerer) on AIRFLOW_PORT (8080) and the next two ports
 	@bash scripts/airflow.sh
 
-bench: setup  ## the pipeline vs the COPY floor, pandas, DuckDB, naive Spark; the weekly run (WEEKLY_ROWS="1000000 5000000")
+bench: setup  ## the pipeline vs the COPY floor, pandas, DuckDB, naive Spark; the weekly run (WEEKLY_ROWS, 1M 5M 10M)
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench.run --rows $(BENCH_ROWS) --repeat $(BENCH_REPEAT) --weekly-rows $(WEEKLY_ROWS)
 

@@ -420,8 +420,7 @@ class SqlRunner:
         run = ModelRun(
             name, config.materialized, str(target), rows, seconds, new_rows=new_rows, built_on=previous and previous.ds
         )
-        built_on = run.incremental_build() if previous else ""
-        log.info("Table %s: %d rows%s in %.1fs -> %s", name, rows, built_on, seconds, target)
+        log.info("Table %s: %d rows%s in %.1fs -> %s", name, rows, run.incremental_build(), seconds, target)
         return run
 
     def _write_observed(self, rendered: RenderedModel, df: DataFrame, path: Path) -> int:
