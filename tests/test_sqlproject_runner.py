@@ -172,7 +172,7 @@ def test_transform_stops_on_an_error_severity_failure(spark, settings, tmp_path)
     with pytest.raises(DataTestError) as info:
         transform(run_settings, CTX, spark, project_dir=root)
     message = str(info.value)
-    assert "2 data test(s) failed; nothing was trained" in message
+    assert "2 data test(s) failed, so the run stops before training" in message
     assert (
         "counts: accepted_values(grp): 1 rows where grp is not one of ['adult'] (50% of 2 rows) "
         "(sql/features/counts.yml, line 4)" in message

@@ -126,6 +126,9 @@ class DataTest:
     #: an aggregate over some of the model's rows that is 0 only when the test passes over all of them (a JSON key
     #: found in a sample is in the table): tried on :data:`SAMPLE_ROWS` rows before the whole table is counted
     sample_proof: str | None = None
+    #: an aggregate over the model's rows naming what failed (text for ``describe_failure``'s ``{detail}``), queried
+    #: only when the test fails: a failed json_keys_present names the keys no row holds
+    failure_detail: str | None = None
 
     def status(self, failures: int, rows: int | None) -> str:
         """dbt's rule: error when severity is error and error_if holds, else warn when warn_if holds, else pass."""
@@ -354,11 +357,21 @@ def _json_keys_present(project, renderer, relation, column, filt, label, common,
     absent = " + ".join(f"IF({key_found} OR COUNT_IF({filt}) = 0, 0, 1)" for key_found in found)
     # On a sample, a key not found proves nothing (nor do no tested rows), but every key found proves a pass.
     in_sample = " + ".join(f"IF({key_found}, 0, 1)" for key_found in found)
-    text = "{failures} of the " + f"{len(keys)} JSON keys {relation} reads from {column} appear in none of its rows"
-    shown = ", ".join(keys) if len(keys) <= 6 else f"{', '.join(keys[:6])}, ..."
-    text += f" ({shown}; `retrain docs --ds` names the missing ones)"
+    missing = ", ".join(
+        f"IF({key_found}, NULL, {sql_literal(key)})" for key_found, key in zip(found, keys, strict=True)
+    )
+    text = (
+        "{failures} of the "
+        + f"{len(keys)} JSON keys {relation} reads from {column} appear in none of its rows: "
+        + "{detail} (`retrain docs --ds` shows each key's share of missing, null and unusable values)"
+    )
     return DataTest(
-        label, aggregate=f"({absent})", describe_failure=text, sample_proof=f"({in_sample})", **{**common, "rows": None}
+        label,
+        aggregate=f"({absent})",
+        describe_failure=text,
+        sample_proof=f"({in_sample})",
+        failure_detail=f"concat_ws(', ', {missing})",
+        **{**common, "rows": None},
     )
 
 
@@ -576,7 +589,8 @@ def run_tests(
                 found[positions[id(test)]] = _broken(test, value)
                 continue
             failures, rows = value
-            found[positions[id(test)]] = _result(test, int(failures or 0), None if rows is None else int(rows))
+            detail = _failure_detail(spark, test) if failures else ""
+            found[positions[id(test)]] = _result(test, int(failures or 0), None if rows is None else int(rows), detail)
     for test in tests:
         blocker = skipped[id(test)]
         if blocker is not None:
@@ -631,17 +645,24 @@ def _proven_on_sample(spark: SparkSession, group: Sequence[DataTest], known: Col
     return {key: 0 for key, value in row.items() if value == 0}
 
 
+def _failure_detail(spark: SparkSession, test: DataTest) -> str:
+    """What a failed test names (its ``failure_detail`` over the model's rows); empty when it names nothing."""
+    if not (test.failure_detail and test.relation):
+        return ""
+    return str(spark.sql(f"SELECT {test.failure_detail} FROM {test.relation}").collect()[0][0] or "")
+
+
 def _broken(test: DataTest, error: SqlProjectError) -> DataTestResult:
     log.error("ERROR %s on %s: %s", test.name, test.model, error)
     return DataTestResult(test.name, test.model, test.where, test.severity, 0, str(error), "error", error=error)
 
 
-def _result(test: DataTest, failures: int, rows: int | None) -> DataTestResult:
+def _result(test: DataTest, failures: int, rows: int | None, detail: str = "") -> DataTestResult:
     status = test.status(failures, rows)
     if failures == 0:
         message = "ok"
     else:
-        message = test.describe_failure.format(failures=failures)
+        message = test.describe_failure.format(failures=failures, detail=detail)
         if rows:
             message += f" ({100.0 * failures / rows:.3g}% of {rows} rows)"
         thresholds = [
@@ -661,7 +682,8 @@ def raise_on_errors(results: Sequence[DataTestResult]) -> None:
     if failed:
         lines = "\n".join(f"  {r.model}: {r.name}: {r.message} ({r.where})" for r in failed)
         raise DataTestError(
-            f"{len(failed)} data test(s) failed; nothing was trained. Inspect the data or the model, then re-run.\n"
+            f"{len(failed)} data test(s) failed, so the run stops before training. Inspect the data or the model, then "
+            "re-run.\n"
             f"{lines}"
         )
 
