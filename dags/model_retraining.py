@@ -48,10 +48,10 @@ from jobs.airflow_tasks import (
     RETRIES,
     RETRY_DELAY,
     RETRY_POLICY,
-    TOKEN_VALID_FOR,
     StepTasks,
     failed_tasks,
 )
+from jobs.scheduling.timeouts import TOKEN_VALID_FOR
 from jobs.scheduling.week import SCHEDULE
 from jobs.settings import schedule_timezone
 

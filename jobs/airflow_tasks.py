@@ -23,26 +23,10 @@ from jobs import errors
 from jobs.errors import ConfigError
 from jobs.run_context import RunContext
 from jobs.scheduling.api import TOKEN_VARIABLE
+from jobs.scheduling.timeouts import TIMEOUTS
 from jobs.settings import Settings, redact_logs
 
 log = logging.getLogger(__name__)
-
-#: per-task time limits; the deploy token must stay valid for the time the tasks up to deploy_models may take
-TIMEOUTS = {
-    "preflight": timedelta(minutes=5),
-    "extract_data": timedelta(hours=1),
-    "transform_data": timedelta(hours=1),
-    "train_models": timedelta(hours=1),
-    "validate_models": timedelta(minutes=30),
-    "has_new_data": timedelta(minutes=5),
-    "should_deploy": timedelta(minutes=5),
-    "deploy_models": timedelta(minutes=15),
-    "notify": timedelta(minutes=10),
-}
-TOKEN_VALID_FOR = sum(
-    (TIMEOUTS[t] for t in ("extract_data", "transform_data", "train_models", "validate_models", "deploy_models")),
-    timedelta(),
-)
 
 #: errors that the same run cannot fix by trying again: fail at once instead of waiting for retries
 NOT_RETRYABLE: tuple[type[Exception], ...] = (

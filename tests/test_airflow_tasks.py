@@ -11,7 +11,6 @@ import pytest
 
 from jobs.airflow_tasks import (
     ERROR_KEY,
-    TOKEN_VALID_FOR,
     StepTasks,
     error_message,
     failed_tasks,
@@ -19,6 +18,7 @@ from jobs.airflow_tasks import (
     token_from_variable,
 )
 from jobs.errors import ConfigError
+from jobs.scheduling.timeouts import TOKEN_VALID_FOR
 from tests.conftest import REPO_ROOT
 
 STEPS = StepTasks(project_root=REPO_ROOT, timezone="Europe/Paris")

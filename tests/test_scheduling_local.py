@@ -25,7 +25,14 @@ from pathlib import Path
 import pytest
 
 from jobs.errors import AirflowStartError
-from jobs.scheduling.local import LocalAirflow, Ports, check_ports_free, generated_password, port_taken
+from jobs.scheduling.local import (
+    COMPONENTS,
+    LocalAirflow,
+    Ports,
+    check_ports_free,
+    generated_password,
+    port_taken,
+)
 from tests.conftest import REPO_ROOT, free_port
 from tests.serving_helpers import Backend, assert_no_secrets
 
@@ -81,6 +88,22 @@ def test_the_trigger_command_reads_the_password_make_airflow_generated(tmp_path:
     assert generated_password(tmp_path, "admin") == "s3cret"
     assert generated_password(tmp_path, "someone") is None
     assert generated_password(tmp_path / "nowhere", "admin") is None
+
+
+def test_the_home_is_private_and_the_password_is_made_before_airflow_could_print_it(tmp_path: Path) -> None:
+    """The API server prints a password into its log only when it has to generate one: it never has to."""
+    home = tmp_path / "airflow"
+    local = LocalAirflow(home, Ports(8080), REPO_ROOT, Path("airflow"))
+    local._make_private_home()
+    password = generated_password(home, "admin")
+    assert password and len(password) >= 16
+    assert home.stat().st_mode & 0o777 == 0o700 and local.passwords_file.stat().st_mode & 0o777 == 0o600
+    local.passwords_file.write_text('{"viewer": "v", "admin": ""}')  # someone else's user kept, admin's filled in
+    local._make_private_home()
+    assert generated_password(home, "viewer") == "v" and generated_password(home, "admin")
+    again = generated_password(home, "admin")
+    local._make_private_home()
+    assert generated_password(home, "admin") == again  # an existing password is kept
 
 
 def free_three_ports() -> int:
@@ -302,10 +325,23 @@ def test_make_airflow_then_the_trigger_command_runs_a_given_week_under_the_sched
     logs = [path.read_text(errors="replace") for path in op.task_logs()]
     notices = [json.loads(line) for text in logs for line in text.splitlines() if "Using incubator modules" in line]
     assert notices and {n["level"] for n in notices} == {"warning"}, notices
+    components = [op.home / "logs" / f"{name}.log" for name in COMPONENTS]
     assert_no_secrets(
-        [*logs, op.output.read_text(), op.backend.output(), json.dumps(report)],
-        [forged, op.secret_key, op.env["DATABASE_URL"].split(":")[2].split("@")[0]],
+        [
+            *logs,
+            *(path.read_text(errors="replace") for path in components),
+            op.output.read_text(),
+            op.backend.output(),
+            json.dumps(report),
+        ],
+        [
+            forged,
+            op.secret_key,
+            op.env["DATABASE_URL"].split(":")[2].split("@")[0],
+            generated_password(op.home, "admin"),
+        ],
     )
+    assert op.home.stat().st_mode & 0o777 == 0o700  # Airflow's keys, database and login are the owner's only
     print(f"\n  the refused run took {refused_seconds:.0f} s", file=sys.stderr)  # noqa: T201
 
 

@@ -258,9 +258,9 @@ def run_set_token(settings: Settings, args: argparse.Namespace) -> int:
 
     import jwt
 
-    from jobs.airflow_tasks import TOKEN_VALID_FOR
     from jobs.deploy import check_admin_token
     from jobs.scheduling.api import TOKEN_VARIABLE
+    from jobs.scheduling.timeouts import TOKEN_VALID_FOR
 
     token = (getpass.getpass("Admin JWT: ") if sys.stdin.isatty() else sys.stdin.read()).strip()
     check_admin_token(replace(settings, admin_jwt_token=token), valid_for=TOKEN_VALID_FOR)

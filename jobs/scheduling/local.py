@@ -12,8 +12,10 @@ with its name and the end of its log, instead of a banner saying all is well.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -115,7 +117,7 @@ class LocalAirflow:
 
     @property
     def passwords_file(self) -> Path:
-        """The simple auth manager's generated passwords (user ``admin``), written by the API server's first start."""
+        """The simple auth manager's passwords (user ``admin``), generated before the API server's first start."""
         return self.home / PASSWORDS_FILE
 
     def log_file(self, component: str) -> Path:
@@ -154,7 +156,7 @@ class LocalAirflow:
         On any failure the components already started are stopped before the error is raised.
         """
         check_ports_free(self.ports)
-        (self.home / "logs").mkdir(parents=True, exist_ok=True)
+        self._make_private_home()
         env = self.environment(base_env)
         self._migrate(env)
         try:
@@ -164,6 +166,19 @@ class LocalAirflow:
         except BaseException:
             self.stop()
             raise
+
+    def _make_private_home(self) -> None:
+        """The home readable by its owner only (it holds Airflow's keys, its database and the login), and the
+        ``admin`` password generated here: the API server prints a password only when it generates one, into its
+        log, so it finds one already and the log never holds it."""
+        (self.home / "logs").mkdir(parents=True, exist_ok=True)
+        self.home.chmod(0o700)
+        if generated_password(self.home, "admin") is None:
+            passwords = {**_passwords(self.home), "admin": secrets.token_urlsafe(12)}
+            fd = os.open(self.passwords_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(json.dumps(passwords) + "\n")
+        self.passwords_file.chmod(0o600)
 
     def _migrate(self, env: Mapping[str, str]) -> None:
         """``airflow db migrate`` first, alone: it also writes ``airflow.cfg`` with the secrets (the API's JWT key)
@@ -285,12 +300,15 @@ def tail(path: Path, lines: int = 25) -> str:
 
 
 def generated_password(home: Path, username: str) -> str | None:
-    """The password Airflow's simple auth manager generated for ``username`` in ``home``, if this machine has it."""
-    import json
+    """The password of ``username`` for the simple auth manager in ``home``, if this machine has it."""
+    value = _passwords(home).get(username)
+    return str(value) if value else None
 
+
+def _passwords(home: Path) -> dict:
+    """The simple auth manager's passwords file in ``home``, by user; empty when missing or unreadable."""
     try:
         passwords = json.loads((home / PASSWORDS_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return None
-    value = passwords.get(username) if isinstance(passwords, dict) else None
-    return str(value) if value else None
+        return {}
+    return passwords if isinstance(passwords, dict) else {}
