@@ -139,7 +139,7 @@ DATA_TESTS = {
         columns:
           - name: grp
             tests:
-              - accepted_values: {values: [adult]}
+              - accepted_values: {values: [adult, "{child}"]}
     """,
     "tests/no_teenagers.sql": """
         SELECT * FROM {{ ref('stg_people') }} WHERE age BETWEEN 13 AND 19
@@ -157,6 +157,7 @@ def test_data_tests_report_failures_and_severity(spark, tmp_path, people) -> Non
     assert results[("adults", "row_count_min(5)")].failures == 3
     assert results[("adults", "row_count_min(5)")].severity == "warn"
     assert results[("counts", "accepted_values(grp)")].failures == 1
+    assert "1 rows where grp is not one of ['adult', '{child}']" in results[("counts", "accepted_values(grp)")].message
     assert results[("stg_people", "no_teenagers")].failures == 1
 
 
@@ -174,7 +175,7 @@ def test_transform_stops_on_an_error_severity_failure(spark, settings, tmp_path)
     message = str(info.value)
     assert "2 data test(s) failed, so the run stops before training" in message
     assert (
-        "counts: accepted_values(grp): 1 rows where grp is not one of ['adult'] (50% of 2 rows) "
+        "counts: accepted_values(grp): 1 rows where grp is not one of ['adult', '{child}'] (50% of 2 rows) "
         "(sql/features/counts.yml, line 4)" in message
     )
     assert "stg_people: no_teenagers" in message and "row_count_min" not in message  # warnings do not stop

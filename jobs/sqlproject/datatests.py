@@ -110,7 +110,7 @@ class DataTest:
     name: str
     model: str  # the relation tested (model or seed), or the refs of a singular test
     where: str  # file, line
-    describe_failure: str  # "{failures} ..." text
+    describe_failure: str  # "{failures} ..." text; "{detail}" is replaced by what ``failure_detail`` names
     aggregate: str | None = None  # an aggregate expression over the model giving the failures
     query: str | None = None  # a query returning one row: the number of failures
     rows: str | None = None  # an aggregate giving the number of tested rows (for percentages)
@@ -662,7 +662,8 @@ def _result(test: DataTest, failures: int, rows: int | None, detail: str = "") -
     if failures == 0:
         message = "ok"
     else:
-        message = test.describe_failure.format(failures=failures, detail=detail)
+        # Replaced, not str.format: a test's text quotes accepted values and column names, which may hold braces.
+        message = test.describe_failure.replace("{failures}", str(failures)).replace("{detail}", detail)
         if rows:
             message += f" ({100.0 * failures / rows:.3g}% of {rows} rows)"
         thresholds = [
