@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -50,3 +53,17 @@ def test_without_an_airflow_the_message_says_how_to_start_one(no_airflow: Path, 
     assert main(["airflow", "trigger", "--ds", "2026-11-22"]) == 1
     assert "No Airflow API server answers at http://localhost:" in caplog.text and "make airflow" in caplog.text
     assert "pw-never-shown" not in caplog.text
+
+
+def test_set_token_checks_a_token_without_importing_airflow(tmp_path: Path) -> None:
+    """Importing Airflow reads (and creates) an Airflow home of its own: ~/airflow, not the one the token goes to."""
+    code = (
+        "import sys; from jobs.cli import main; main(['airflow', 'set-token']); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'airflow'))"
+    )
+    env = {**os.environ, "HOME": str(tmp_path), "AIRFLOW_PORT": str(free_port())}
+    env.pop("AIRFLOW_HOME", None)
+    done = subprocess.run([sys.executable, "-c", code], input="not-a-jwt", env=env, capture_output=True, text=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout + done.stderr
+    assert "not-a-jwt" not in done.stderr  # the refused token is not repeated
+    assert not (tmp_path / "airflow").exists()

@@ -104,6 +104,14 @@ def test_the_home_is_private_and_the_password_is_made_before_airflow_could_print
     again = generated_password(home, "admin")
     local._make_private_home()
     assert generated_password(home, "admin") == again  # an existing password is kept
+    local.passwords_file.chmod(0o644)  # as Airflow left it, after printing the password it generated into its log
+    local._make_private_home()
+    assert generated_password(home, "admin") != again and local.passwords_file.stat().st_mode & 0o777 == 0o600
+    env = local.environment({})
+    assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] == "admin:admin"  # no other user to generate one for
+    assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"] == str(local.passwords_file)
+    with pytest.raises(AirflowStartError, match="AIRFLOW_USERNAME 'a:b' cannot name"):
+        LocalAirflow(home, Ports(8080), REPO_ROOT, Path("airflow"), username="a:b")._make_private_home()
 
 
 def free_three_ports() -> int:

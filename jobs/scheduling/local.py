@@ -15,7 +15,6 @@ import contextlib
 import json
 import logging
 import os
-import secrets
 import signal
 import socket
 import subprocess
@@ -28,6 +27,7 @@ from typing import IO
 import requests
 
 from jobs.errors import AirflowStartError
+from jobs.postgres.secret import new_password, write_secret
 from jobs.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -104,12 +104,20 @@ class LocalAirflow:
     ports: Ports
     project_root: Path
     airflow: Path
+    #: the one user (an admin): AIRFLOW_USERNAME, as whom `retrain airflow trigger` logs in
+    username: str = "admin"
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     _logs: dict[str, IO[bytes]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings, airflow: Path) -> LocalAirflow:
-        return cls(settings.airflow_home, Ports(settings.airflow_port), settings.root, airflow)
+        return cls(
+            settings.airflow_home,
+            Ports(settings.airflow_port),
+            settings.root,
+            airflow,
+            username=settings.airflow_username,
+        )
 
     @property
     def url(self) -> str:
@@ -137,6 +145,9 @@ class LocalAirflow:
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
                 "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
+                # the one user, with the password _make_private_home wrote: any other would be generated and printed
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{self.username}:admin",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.passwords_file),
                 "AIRFLOW__API__PORT": str(self.ports.api),
                 "AIRFLOW__API__BASE_URL": self.url,  # the Execution API's URL that tasks call derives from it
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
@@ -168,17 +179,27 @@ class LocalAirflow:
             raise
 
     def _make_private_home(self) -> None:
-        """The home readable by its owner only (it holds Airflow's keys, its database and the login), and the
-        ``admin`` password generated here: the API server prints a password only when it generates one, into its
-        log, so it finds one already and the log never holds it."""
-        (self.home / "logs").mkdir(parents=True, exist_ok=True)
-        self.home.chmod(0o700)
-        if generated_password(self.home, "admin") is None:
-            passwords = {**_passwords(self.home), "admin": secrets.token_urlsafe(12)}
-            fd = os.open(self.passwords_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                out.write(json.dumps(passwords) + "\n")
-        self.passwords_file.chmod(0o600)
+        """The home readable by its owner only (it holds Airflow's keys, its database and the login), and the user's
+        password generated here: the API server prints a password only when it generates one, into its log, so it
+        finds one already and the log never holds it."""
+        if not self.username or any(c in self.username for c in ",: "):
+            raise AirflowStartError(
+                f"AIRFLOW_USERNAME {self.username!r} cannot name the local Airflow's user: use letters, digits, '-' "
+                "or '_' (the default is admin)."
+            )
+        try:
+            (self.home / "logs").mkdir(parents=True, exist_ok=True)
+            self.home.chmod(0o700)
+            exposed = self.passwords_file.exists() and self.passwords_file.stat().st_mode & 0o077
+            if exposed or generated_password(self.home, self.username) is None:
+                if exposed:  # an earlier start let Airflow generate it, print it into its log and leave it readable
+                    log.warning("A new password for %s: the one in %s was readable by others", self.username, self.home)
+                write_secret(self.passwords_file, json.dumps({**_passwords(self.home), self.username: new_password()}))
+        except PermissionError as e:
+            raise AirflowStartError(
+                f"Cannot make the Airflow home {self.home} private to you ({e.strerror}: {e.filename}): it holds "
+                "Airflow's keys, its database and the login. Set AIRFLOW_HOME to a directory you own."
+            ) from None
 
     def _migrate(self, env: Mapping[str, str]) -> None:
         """``airflow db migrate`` first, alone: it also writes ``airflow.cfg`` with the secrets (the API's JWT key)

@@ -362,7 +362,7 @@ def _json_keys_present(project, renderer, relation, column, filt, label, common,
     )
     text = (
         "{failures} of the "
-        + f"{len(keys)} JSON keys {relation} reads from {column} appear in none of its rows: "
+        + f"{len(keys)} JSON keys {relation} reads from {column} appear in none of its rows"
         + "{detail} (`retrain docs --ds` shows each key's share of missing, null and unusable values)"
     )
     return DataTest(
@@ -370,7 +370,7 @@ def _json_keys_present(project, renderer, relation, column, filt, label, common,
         aggregate=f"({absent})",
         describe_failure=text,
         sample_proof=f"({in_sample})",
-        failure_detail=f"concat_ws(', ', {missing})",
+        failure_detail=f"concat(': ', concat_ws(', ', {missing}))",
         **{**common, "rows": None},
     )
 
@@ -646,10 +646,17 @@ def _proven_on_sample(spark: SparkSession, group: Sequence[DataTest], known: Col
 
 
 def _failure_detail(spark: SparkSession, test: DataTest) -> str:
-    """What a failed test names (its ``failure_detail`` over the model's rows); empty when it names nothing."""
+    """What a failed test names (its ``failure_detail`` over the model's rows); empty when it names nothing, or when
+    that query fails: the failure is already counted and reported, the names only add to its message."""
+    from pyspark.errors import PySparkException
+
     if not (test.failure_detail and test.relation):
         return ""
-    return str(spark.sql(f"SELECT {test.failure_detail} FROM {test.relation}").collect()[0][0] or "")
+    try:
+        return str(spark.sql(f"SELECT {test.failure_detail} FROM {test.relation}").collect()[0][0] or "")
+    except PySparkException as e:
+        log.warning("Could not name what %s on %s found: %s", test.name, test.model, first_line(e))
+        return ""
 
 
 def _broken(test: DataTest, error: SqlProjectError) -> DataTestResult:
