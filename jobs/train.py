@@ -219,6 +219,22 @@ def train_one(
     )
 
 
+def refuse_failed_data_tests(transform_summary: Path, ds: str) -> None:
+    """Stop before training on feature tables that failed their data tests. The DAG never gets here after such a
+    transform; a hand-run `retrain train` would, because transform writes its tables before it tests them."""
+    try:
+        tests = json.loads(transform_summary.read_text(encoding="utf-8")).get("data_tests") or []
+    except (OSError, ValueError, AttributeError):
+        return  # no summary (a transform older than it, or run elsewhere): nothing says the tables failed
+    failed = [f"{t.get('model')}: {t.get('name')}" for t in tests if isinstance(t, dict) and t.get("status") == "error"]
+    if failed:
+        raise TrainError(
+            f"The transform of {ds} failed {len(failed)} data test(s) ({'; '.join(failed[:5])}"
+            f"{', ...' if len(failed) > 5 else ''}; {transform_summary}), so its feature tables are not trained on. "
+            f"Fix the data or the SQL, then run `retrain transform --ds {ds}` again."
+        )
+
+
 def train(
     settings: Settings,
     ctx: RunContext,
@@ -235,6 +251,7 @@ def train(
         raise TrainError(
             f"No feature tables for {ctx.ds_str} at {folder.features}. Run `retrain transform --ds {ctx.ds_str}` first."
         )
+    refuse_failed_data_tests(folder.transform_summary, ctx.ds_str)
     project = load_project(project_dir or settings.sql_project_dir, vars_overrides)
     start, end = project.window(ctx)
     provenance = {

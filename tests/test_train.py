@@ -169,6 +169,24 @@ def test_missing_inputs_say_which_command_to_run(settings, tmp_path) -> None:
         validate(empty, CTX)
 
 
+def test_feature_tables_that_failed_their_data_tests_are_not_trained_on(run) -> None:
+    """transform writes its tables, then tests them: a hand-run train after failed tests stops, naming them."""
+    summary = run.run_folder(CTX.ds_str).transform_summary
+    tests = [
+        {"name": "json_keys_present(data)", "model": "stg_predictions", "status": "error"},
+        {"name": "accepted_values(verified_outcome)", "model": "stg_predictions", "status": "warn"},
+    ]
+    summary.write_text(json.dumps({"ds": CTX.ds_str, "models": [], "data_tests": tests}))
+    with pytest.raises(TrainError, match=r"failed 1 data test\(s\) \(stg_predictions: json_keys_present\(data\);"):
+        train(run, CTX)
+    assert not run.run_folder(CTX.ds_str).train_summary.exists()
+    # Warnings, or tests skipped (--skip-data-tests: data_tests is null), do not stop it.
+    summary.write_text(json.dumps({"ds": CTX.ds_str, "models": [], "data_tests": tests[1:]}))
+    assert list(train(run, CTX).trained) == ["diabetes"]
+    summary.write_text(json.dumps({"ds": CTX.ds_str, "models": [], "data_tests": None}))
+    assert list(train(run, CTX).trained) == ["diabetes"]
+
+
 def test_the_commands_train_validate_and_manage_the_store(settings, tmp_path, monkeypatch, capsys) -> None:
     from jobs.cli import main
 
