@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from jobs.errors import ConfigError
-from jobs.scheduling.week import SCHEDULE, week_ending
+from jobs.scheduling.week import SCHEDULE, check_schedule_zone, week_ending
 
 
 def test_the_week_ending_on_a_sunday_is_the_seven_days_before_it_at_2am() -> None:
@@ -30,6 +30,20 @@ def test_days_the_clocks_change_read_02_00_as_airflow_does() -> None:
     assert week_ending("2026-11-01", "Europe/Paris").start == datetime(2026, 10, 25, 1, tzinfo=UTC)
     assert week_ending("2026-03-29", "Europe/Paris").end == datetime(2026, 3, 29, 1, tzinfo=UTC)
     assert week_ending("2026-07-05", "Europe/Paris").end == datetime(2026, 7, 5, 0, tzinfo=UTC)
+
+
+def test_a_schedule_zone_that_differs_from_airflows_is_refused_before_a_week_is_triggered() -> None:
+    """Airflow's API reports a DAG's timezone as UTC whatever its timetable's: the instants it computed decide."""
+    paris_end = "2026-12-06T01:00:00Z"  # Sunday 02:00 in Paris, as Airflow's next_dagrun_data_interval_end gives it
+    check_schedule_zone(paris_end, "Europe/Paris")
+    check_schedule_zone("2026-03-29T01:00:00Z", "Europe/Paris")  # the Sunday 02:00 does not exist: clocks jump
+    check_schedule_zone("2026-12-06T02:00:00Z", "UTC")
+    check_schedule_zone(None, "UTC")  # nothing computed yet: nothing to compare
+    with pytest.raises(ConfigError, match="Sunday 01:00 UTC .* not Sunday 02:00 in SCHEDULE_TIMEZONE=UTC") as caught:
+        check_schedule_zone(paris_end, "UTC")
+    assert "Set SCHEDULE_TIMEZONE here to the value Airflow's components run with" in str(caught.value)
+    with pytest.raises(ConfigError, match="not Sunday 02:00 in SCHEDULE_TIMEZONE=America/New_York"):
+        check_schedule_zone(paris_end, "America/New_York")
 
 
 SUNDAYS = [date(2026, 1, 4) + timedelta(weeks=n) for n in range(52)]

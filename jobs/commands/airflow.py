@@ -154,12 +154,13 @@ def _api(settings: Settings) -> AirflowApi:
 def run_trigger(settings: Settings, args: argparse.Namespace) -> int:
     from jobs.errors import ConfigError
     from jobs.scheduling.api import WeekHasRun
-    from jobs.scheduling.week import week_ending
+    from jobs.scheduling.week import check_schedule_zone, week_ending
 
-    _ended(week_ending(args.ds, settings.schedule_timezone))  # no Sunday, or a week not over: before anything is asked
+    week = week_ending(args.ds, settings.schedule_timezone)
+    _ended(week)  # no Sunday, or a week not over: before anything is asked
     api = _api(settings)
     dag = api.dag()
-    week = week_ending(args.ds, _zone(dag.get("timezone"), settings.schedule_timezone))
+    check_schedule_zone(dag.get("next_dagrun_data_interval_end") or dag.get("start_date"), settings.schedule_timezone)
     try:
         conf = {"full_refresh": True} if args.full_refresh else {}
         run = api.trigger(week, note=f"retrain airflow trigger --ds {week.ds_str}", conf=conf)
@@ -218,17 +219,6 @@ def _ended(week: Week) -> None:
             f"The week ending {week.ds_str} is not over: it ends at {week.end:%Y-%m-%d %H:%M} UTC, and the schedule "
             "runs it then. Give the Sunday of a week that has ended."
         )
-
-
-def _zone(reported: object, fallback: str) -> str:
-    """The DAG's time zone as the API reports it, if it is an IANA name; else the local SCHEDULE_TIMEZONE."""
-    from zoneinfo import ZoneInfo
-
-    try:
-        ZoneInfo(str(reported))
-    except (ValueError, KeyError, TypeError, OSError):
-        return fallback
-    return str(reported)
 
 
 def _say(args: argparse.Namespace, line: str) -> None:

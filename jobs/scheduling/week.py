@@ -58,3 +58,24 @@ def week_ending(ds: str | date, timezone: str = "UTC") -> Week:
         )
     zone = ZoneInfo(timezone)
     return Week(day, _at_run_time(day - timedelta(days=7), zone), _at_run_time(day, zone))
+
+
+def check_schedule_zone(scheduled_end: str | None, timezone: str) -> None:
+    """Fail when the DAG's own schedule is not Sunday 02:00 in ``timezone``: a week triggered in another zone would
+    cover other hours than the scheduled run of that week.
+
+    ``scheduled_end``: an interval end the scheduler computed (Airflow's ``next_dagrun_data_interval_end``, or the
+    DAG's ``start_date``), an ISO 8601 instant. Airflow's API reports the DAG's ``timezone`` as UTC whatever its
+    timetable's, so the instants it computed are what is compared. None: nothing to compare, nothing checked.
+    """
+    if not scheduled_end:
+        return
+    end = datetime.fromisoformat(scheduled_end.replace("Z", "+00:00"))
+    day = end.astimezone(ZoneInfo(timezone)).date()
+    if day.weekday() == SUNDAY and week_ending(day, timezone).end == end:
+        return
+    raise ConfigError(
+        f"Airflow's DAG runs its weeks at {end:%A %H:%M} UTC ({scheduled_end}), which is not Sunday 02:00 in "
+        f"SCHEDULE_TIMEZONE={timezone}, as set here: the week triggered would not be the scheduled run's. Set "
+        "SCHEDULE_TIMEZONE here to the value Airflow's components run with, then trigger again."
+    )
