@@ -32,7 +32,7 @@ from jobs.errors import (
 )
 from jobs.ml.names import check_model_name, check_version_name
 from jobs.ml.tokens import ADMIN_ROLE, ALGORITHM, TokenRejected, check_claims, check_size
-from jobs.run_context import RunContext
+from jobs.run_context import RunContext, ds_of
 from jobs.settings import Settings
 
 if TYPE_CHECKING:
@@ -249,12 +249,13 @@ class DeployResult:
 
 def approved_versions(decision_path: Path) -> dict[str, str]:
     """``{model: version}`` of the models whose verdict in ``decision.json`` is ``deploy``."""
+    validate = f"`retrain validate --ds {ds_of(decision_path)}`"
     if not decision_path.exists():
-        raise DeployError(f"No decision at {decision_path}: run `retrain validate --ds <ds>` before deploying.")
+        raise DeployError(f"No decision at {decision_path}: run {validate} before deploying.")
     decision = json.loads(decision_path.read_text(encoding="utf-8"))
     models = decision.get("models", {}) if isinstance(decision, dict) else None
     if not isinstance(models, dict):
-        raise DeployError(f"{decision_path} has no 'models' mapping: write it again with `retrain validate --ds <ds>`.")
+        raise DeployError(f"{decision_path} has no 'models' mapping: write it again with {validate}.")
     approved = {}
     for name, entry in models.items():
         if isinstance(entry, dict) and entry.get("verdict") == "deploy":
@@ -265,7 +266,7 @@ def approved_versions(decision_path: Path) -> dict[str, str]:
                 check_model_name(name, where=str(decision_path))
                 check_version_name(version, model=name, where=str(decision_path))
             except InvalidNameError as e:
-                raise DeployError(f"{e} Nothing was promoted; run `retrain validate --ds <ds>` again.") from None
+                raise DeployError(f"{e} Nothing was promoted; run {validate} again.") from None
             approved[name] = version
     return approved
 
@@ -315,7 +316,14 @@ def deploy(settings: Settings, ctx: RunContext, *, backoff_seconds: float = 1.0)
         serving: dict[str, dict[str, str]] = {}
         if reload_sent:  # a failed or unanswered reload may have swapped the set in: point the backend back
             try:
-                serving, account = resync_backend(settings, store, sorted(approved), backoff_seconds=backoff_seconds)
+                # A refused token would be refused again: the backend is only asked what it serves.
+                serving, account = resync_backend(
+                    settings,
+                    store,
+                    sorted(approved),
+                    backoff_seconds=backoff_seconds,
+                    reload=not isinstance(e, TokenRefusedError),
+                )
             except Exception as failed:  # the original error stays the one raised; this one is told in it
                 log.exception("Could not put the backend back on the restored set.")
                 account = f"The backend could not be put back on the restored set ({failed}). {_FIX_HINT}"
@@ -370,7 +378,7 @@ def _restore(store: ModelStore, previous: dict[str, Any], installed: dict[str, A
 
 
 def resync_backend(
-    settings: Settings, store: ModelStore, models: list[str], *, backoff_seconds: float = 1.0
+    settings: Settings, store: ModelStore, models: list[str], *, backoff_seconds: float = 1.0, reload: bool = True
 ) -> tuple[dict[str, dict[str, str]], str]:
     """Make the backend serve what the store names now for ``models``, and check what it reports.
 
@@ -378,21 +386,25 @@ def resync_backend(
     still have swapped the promoted set in. The backend is asked to reload the restored pointers and its answer is
     compared, version and sha256, with them; when it cannot reload, ``GET /models`` says what it serves. Returns
     what the backend reports (empty when unknown) and a sentence for the error message: what the backend serves
-    now and, when that is not the store's set, how to fix it.
+    now and, when that is not the store's set, how to fix it. ``reload=False`` (the backend refused the token):
+    only ``GET /models``.
     """
     wanted = {model: store.production(model) for model in models}
-    token = settings.admin_jwt_token or ""
-    try:
-        answer, _ = reload_backend(
-            settings.backend_url,
-            token,
-            timeout=settings.reload_timeout_seconds,
-            attempts=settings.reload_attempts,
-            backoff_seconds=backoff_seconds,
-        )
-        how, why = "After reloading the restored pointers, the backend", ""
-    except DeployError as e:
-        why = f" It could not be made to reload them: {e}"
+    answer: dict[str, Any] | None = None
+    why = ""
+    if reload:
+        try:
+            answer, _ = reload_backend(
+                settings.backend_url,
+                settings.admin_jwt_token or "",
+                timeout=settings.reload_timeout_seconds,
+                attempts=settings.reload_attempts,
+                backoff_seconds=backoff_seconds,
+            )
+            how = "After reloading the restored pointers, the backend"
+        except DeployError as e:
+            why = f" It could not be made to reload them: {e}"
+    if answer is None:
         try:
             answer = _serving_now(settings)
         except DeployError as unknown:

@@ -56,6 +56,13 @@ class RunContext:
         return self.data_interval_end - timedelta(days=lookback_days), self.data_interval_end
 
 
+def ds_of(path: Path) -> str:
+    """The ``ds`` of the run folder ``path`` is in (``.../runs/ds=2026-11-22/...``), for a message that tells which
+    command to run; ``<ds>`` when it is in none."""
+    folder = next((p.name for p in (path, *path.parents) if p.name.startswith("ds=") and _is_ds_folder(p.name)), None)
+    return folder.removeprefix("ds=") if folder else "<ds>"
+
+
 def _is_ds_folder(name: str) -> bool:
     try:
         date.fromisoformat(name.removeprefix("ds="))

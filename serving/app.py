@@ -83,7 +83,8 @@ def create_app(settings: Settings, *, max_db_connections: int = 8) -> FastAPI:
     async def predict(model: str, request: Request, x_user_id: Annotated[str | None, Header()] = None) -> Any:
         body = await request.body()  # at most SERVING_MAX_BODY_BYTES: RequestGuard answers 413 beyond
         depth = settings.serving_max_json_depth
-        return await run_in_threadpool(_predict, registry, records, model, body, x_user_id, depth)
+        request_id = request.state.request_id  # RequestGuard's, also in the answer's header
+        return await run_in_threadpool(_predict, registry, records, model, body, x_user_id, depth, request_id)
 
     return app
 
@@ -104,14 +105,24 @@ def _error(status: int, detail: str, **extra: Any) -> JSONResponse:
 
 
 def _predict(
-    registry: ModelRegistry, records: RecordLog, model: str, body: bytes, x_user_id: str | None, max_depth: int
+    registry: ModelRegistry,
+    records: RecordLog,
+    model: str,
+    body: bytes,
+    x_user_id: str | None,
+    max_depth: int,
+    request_id: str,
 ) -> JSONResponse | dict[str, Any]:
     from jobs.ml.recipes import coerce_inputs
 
     loaded = registry.models.get(model)  # one read of the set: a concurrent reload cannot change it under us
     if loaded is None:
         known = ", ".join(sorted(registry.models)) or "none"
-        return _error(404, f"Unknown model {_shown(model)}. Models in production: {known}.")
+        return _error(
+            404,
+            f"Unknown model {_shown(model)}. Models in production: {known}. A model is served once a version of it "
+            "is in production: deployed by the pipeline, or `retrain models promote`, then a reload.",
+        )
     try:
         request = read_request(body, x_user_id, max_depth=max_depth)
     except BadRequest as e:
@@ -134,8 +145,14 @@ def _predict(
     except UnknownUserError as e:
         return _error(422, str(e), field="user_id")
     except RecordLogUnavailable as e:
-        log.error("%s", e)
-        return _error(503, "The prediction could not be logged; try again later.")
+        log.error("%s (request id %s)", e, request_id)
+        return _error(
+            503,
+            "The prediction could not be logged: the backend cannot reach its database, so none is returned and "
+            f"nothing was stored. Try again later; if it persists, give the backend's operator the request id "
+            f"{request_id}: its log says why.",
+            request_id=request_id,
+        )
     return {
         "model": model,
         "version": loaded.version,

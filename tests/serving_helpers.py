@@ -245,8 +245,9 @@ class Stack:
         return {name: m["version"] for name, m in self.backend.get("/models").json()["models"].items()}
 
 
-def start_stack(root: Path, pg: Any) -> Stack:
-    """Fit the versions, promote v1 of both models, start the backend on them (stop it with ``.backend.stop()``)."""
+def start_stack(root: Path, pg: Any, database: str | None = None) -> Stack:
+    """Fit the versions, promote v1 of both models, start the backend on them (stop it with ``.backend.stop()``);
+    it logs into ``pg``, or into ``database`` (a URL) when given."""
     from jobs.ml.store import ModelStore
 
     models_dir = write_recipes(root / "models")
@@ -267,6 +268,6 @@ def start_stack(root: Path, pg: Any) -> Stack:
         "MODEL_STORE": str(store.root),
         "MODELS_DIR": str(models_dir),
         "SECRET_KEY": SECRET_KEY,
-        "DATABASE_URL": database_url(pg),
+        "DATABASE_URL": database or database_url(pg),
     }
     return Stack(store, models_dir, versions, Backend(env, root / "backend.log"), pg)

@@ -188,10 +188,14 @@ def test_a_token_the_backend_refuses_fails_the_deploy_without_retries(at_v1: Sta
     forged = mint("not-the-backends-secret-key-0123456789", role="admin", ttl=timedelta(hours=1))
     settings = settings_for(at_v1, tmp_path, at_v1.backend.url, token=forged)
     approve(settings, at_v1, tiny="v2")
-    with pytest.raises(TokenRefusedError, match="refused ADMIN_JWT_TOKEN \\(HTTP 401"):
+    with pytest.raises(TokenRefusedError, match="refused ADMIN_JWT_TOKEN \\(HTTP 401") as caught:
         deploy(settings, CTX)
     assert pointers(at_v1) == v1_everywhere(at_v1)
     assert json.loads(settings.run_folder(DS).deploy_summary.read_text())["attempts"] == 1
+    # The same token is not sent again to point the backend back: it is asked what it serves, and the refusal is
+    # told once.
+    message = str(caught.value)
+    assert message.count("HTTP 401") == 1 and "/models says the backend serves the restored set" in message
 
 
 def test_logs_summaries_and_report_show_no_token_secret_or_password(

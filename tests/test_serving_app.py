@@ -14,6 +14,7 @@ import psycopg2
 import pytest
 
 from jobs.ml.tokens import mint
+from tests.conftest import free_port
 from tests.serving_helpers import SECRET_KEY, Stack, admin_token, assert_no_secrets, start_stack
 
 
@@ -180,3 +181,20 @@ def test_predictions_during_reloads_never_fail(v1: Stack) -> None:
 def test_the_backend_output_shows_no_secret(stack: Stack) -> None:
     assert_no_secrets([stack.backend.output()], [SECRET_KEY, stack.pg.password, *stack.tokens])
     assert "Models reloaded" in stack.backend.output()  # it did log, just not the secrets
+
+
+def test_a_database_it_cannot_reach_is_a_503_the_operator_can_find_in_the_log(tmp_path: Path, pg) -> None:
+    password = "never-shown-0123456789"
+    stack = start_stack(tmp_path, pg, database=f"postgresql://retrain:{password}@127.0.0.1:{free_port()}/retrain")
+    try:
+        sent = '{"x": "3", "color": "red", "user_id": 1}'
+        answer = stack.backend.post("/predict/tiny", data=sent, headers={"Content-Type": "application/json"})
+        assert answer.status_code == 503, answer.text
+        body = answer.json()
+        assert "cannot reach its database" in body["detail"] and "nothing was stored" in body["detail"]
+        assert body["request_id"] == answer.headers["x-request-id"] and body["request_id"] in body["detail"]
+        time.sleep(0.5)  # the log line is written as the answer is sent
+        assert f"request id {body['request_id']}" in stack.backend.output()
+        assert_no_secrets([answer.text, stack.backend.output()], [password])
+    finally:
+        stack.backend.stop()

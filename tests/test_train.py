@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 
 from jobs.deploy import approved_versions
-from jobs.errors import TrainError, ValidateError
-from jobs.ml.dataset import split
+from jobs.errors import DeployError, TrainError, ValidateError
+from jobs.ml.dataset import read_feature_table, split
 from jobs.ml.holdout import holdout_mask
 from jobs.ml.recipes import load_recipes
 from jobs.ml.store import ModelStore, sha256_file
-from jobs.run_context import RunContext
+from jobs.run_context import RunContext, ds_of
 from jobs.train import train
 from jobs.validate import validate
 from tests.ml_helpers import feature_table
@@ -187,7 +187,7 @@ def test_feature_tables_that_failed_their_data_tests_are_not_trained_on(run) -> 
     assert list(train(run, CTX).trained) == ["diabetes"]
 
 
-def test_the_commands_train_validate_and_manage_the_store(settings, tmp_path, monkeypatch, capsys) -> None:
+def test_the_commands_train_validate_and_manage_the_store(settings, tmp_path, monkeypatch, capsys, caplog) -> None:
     from jobs.cli import main
 
     monkeypatch.setenv("RETRAIN_HOME", str(settings.root))
@@ -209,6 +209,8 @@ def test_the_commands_train_validate_and_manage_the_store(settings, tmp_path, mo
     assert shown["production"]["version"] == version and shown["metadata"]["artifact_sha256"]
     assert main(["models", "rollback", "diabetes", "--reason", "test"]) == 1  # nothing earlier: a clear error
     assert main(["models", "promote", "diabetes", "nope", "--reason", "x"]) == 1
+    assert main(["models", "show", "kidney"]) == 1  # not "has no production version": there is no such model
+    assert "The model store has no model 'kidney' (its models: diabetes)" in caplog.text
 
 
 def test_a_champion_with_other_holdout_settings_is_compared_only_on_rows_it_never_saw(run, monkeypatch) -> None:
@@ -264,3 +266,16 @@ def test_a_champion_trained_on_this_evaluation_period_is_compared_after_its_last
         entry["evaluation_rows"]
         < json.loads(run.run_folder(CTX.ds_str).train_summary.read_text())["models"]["diabetes"]["evaluation_rows"]
     )
+
+
+def test_a_missing_input_names_the_command_for_its_own_date(run, tmp_path) -> None:
+    """Not `--ds <ds>`: the date is the run folder's, so the message is the command to run."""
+    folder = run.run_folder("2026-11-29")
+    assert ds_of(folder.features / "diabetes_features" / "part-0.parquet") == "2026-11-29"
+    assert ds_of(tmp_path / "elsewhere") == "<ds>"
+    with pytest.raises(DeployError, match=r"run `retrain validate --ds 2026-11-29` before deploying"):
+        approved_versions(folder.decision)
+    table = run.run_folder(CTX.ds_str).feature_table("heart_features")
+    table.rename(tmp_path / "moved")
+    with pytest.raises(TrainError, match=r"Run `retrain transform --ds 2026-11-22` first"):
+        read_feature_table(table, load_recipes(run.models_dir)["heart"])

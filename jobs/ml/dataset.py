@@ -29,6 +29,7 @@ import pandas as pd
 from jobs.errors import RecipeError, TrainError
 from jobs.ml.holdout import holdout_mask
 from jobs.ml.recipes import Recipe
+from jobs.run_context import ds_of
 
 #: every feature table's columns that the split needs besides the recipe's own
 REQUIRED_COLUMNS = ("record_id", "user_id", "created_at")
@@ -42,7 +43,7 @@ def read_feature_table(path: Path, recipe: Recipe) -> pd.DataFrame:
     if not path.is_dir():
         raise TrainError(
             f"There is no feature table {recipe.feature_table!r} at {path} for model {recipe.name!r}. "
-            "Run `retrain transform --ds <ds>` for this date first."
+            f"Run `retrain transform --ds {ds_of(path)}` first."
         )
     dataset = ds.dataset(path, format="parquet", partitioning="hive")
     names = dataset.schema.names

@@ -148,7 +148,11 @@ def verify_admin(token: str | None, secret_key: str, *, now: datetime | None = N
             token, secret_key, algorithms=[ALGORITHM], options={"verify_exp": False, "verify_iat": False}
         )
     except jwt.InvalidTokenError:
-        raise TokenRejected(401, "Invalid token: not an HS256 JWT signed with this backend's SECRET_KEY.") from None
+        raise TokenRejected(
+            401,
+            "Invalid token: not an HS256 JWT signed with this backend's SECRET_KEY. Mint one where that key is set: "
+            "`retrain token --role admin`.",
+        ) from None
     check_claims(claims, now=now)
     role = claims.get("role")
     if role != ADMIN_ROLE:

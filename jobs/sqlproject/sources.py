@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jobs.errors import ConfigError
+from jobs.run_context import ds_of
 from jobs.spark.atomic import read_manifest
 from jobs.spark.batches import CHANGED_DIR
 from jobs.sqlproject.config import Source
@@ -42,7 +43,7 @@ def snapshot_reader(raw_dir: Path) -> SourceReader:
         path = raw_dir / source.name
         if not path.is_dir():
             raise ConfigError(
-                f"No snapshot of source {source.name!r} at {path}. Run `retrain extract --ds <ds>` for this date "
+                f"No snapshot of source {source.name!r} at {path}. Run `retrain extract --ds {ds_of(path)}` "
                 "first, or read the database directly with `retrain transform --from-database`."
             )
         frame = spark.read.schema(source.spark_schema_ddl).parquet(str(path))
