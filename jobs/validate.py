@@ -258,6 +258,11 @@ def validate(
     gate says (recorded in decision.json, with ``force_reason``). Spark is not needed.
     """
     started = time.perf_counter()
+    if force and not (force_reason or "").strip():
+        raise ValidateError(
+            "A forced deployment needs a reason, recorded in decision.json beside the gate's own verdict: add "
+            '--force-reason "..." (as `retrain models promote` needs --reason).'
+        )
     folder = settings.run_folder(ctx.ds_str)
     if not folder.train_summary.exists():
         raise ValidateError(
@@ -294,7 +299,7 @@ def validate(
             log.error("%s: could not be validated: %s", model, e)
             verdict = _skipped(model, f"Could not be validated: {e}", entry["version"])
         if verdict.forced and verdict.record is not None:
-            verdict.record["force_reason"] = force_reason or "no reason given"
+            verdict.record["force_reason"] = force_reason
         verdicts.append(verdict)
     result = ValidateResult(ctx.ds_str, tuple(verdicts), round(time.perf_counter() - started, 3))
     payload = {"ds": ctx.ds_str, "forced": sorted(forced), **result.to_dict()}

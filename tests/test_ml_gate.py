@@ -154,7 +154,9 @@ def test_forced_deployment_is_explicit_and_recorded() -> None:
     d = judge(y, old, new, force=True)
     assert d.verdict == "deploy" and d.forced and d.gate_verdict == "reject"
     assert d.codes == (gate.FORCED, gate.SIGNIFICANTLY_WORSE)
-    assert d.reasons[0] == "Deployment FORCED by an operator; the gate's own verdict was 'reject'."
+    assert d.reasons[0] == (
+        "Deployment FORCED by an operator, overriding the gate's own verdict 'reject', for these reasons:"
+    )
     assert d.to_dict()["forced"] is True and d.to_dict()["gate_verdict"] == "reject"
     assert not judge(y, old, new).forced
 

@@ -158,7 +158,9 @@ def test_first_validation_deploys_then_same_data_is_inconclusive_and_force_is_re
     assert entry["forced"] is True and entry["gate_verdict"] == "inconclusive"
     assert entry["force_reason"] == "hotfix for a data bug"
     with pytest.raises(ValidateError, match="Cannot force model.*kidney"):
-        validate(run, CTX, force=["kidney"])
+        validate(run, CTX, force=["kidney"], force_reason="x")
+    with pytest.raises(ValidateError, match='A forced deployment needs a reason.*--force-reason "..."'):
+        validate(run, CTX, force=["diabetes"], force_reason=" ")
 
 
 def test_missing_inputs_say_which_command_to_run(settings, tmp_path) -> None:

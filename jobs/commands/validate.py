@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="deploy whatever the gate says: the named models, or every trained model when none is named "
         "(recorded as forced in decision.json)",
     )
-    parser.add_argument("--force-reason", help="why the deployment is forced (recorded in decision.json)")
+    parser.add_argument("--force-reason", help="why the deployment is forced (required with --force; in decision.json)")
     parser.add_argument("--json", action="store_true", help="print decision.json")
     parser.set_defaults(handler=run)
 

@@ -256,7 +256,8 @@ def decide(
     if force:
         gate_verdict, result = result, DEPLOY
         codes.insert(0, FORCED)
-        reasons.insert(0, f"Deployment FORCED by an operator; the gate's own verdict was '{gate_verdict}'.")
+        overridden = f"overriding the gate's own verdict '{gate_verdict}', for these reasons:"
+        reasons.insert(0, f"Deployment FORCED by an operator, {overridden}")
 
     return Decision(
         verdict=result,
