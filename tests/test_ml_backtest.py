@@ -56,6 +56,7 @@ def test_the_gate_is_no_worse_than_never_retraining_and_the_outputs_say_so(tmp_p
     assert means["gate"] >= means["never"] and means["always"] > means["never"]
     text = table(result)
     assert "diabetes (roc_auc on the next week's outcomes; higher is better)" in text and "mean" in text
+    assert text.splitlines()[-1].startswith("(-: not scored, because that policy had no model in production yet")
     paths = write(result, tmp_path / "out")
     assert json.loads(paths["json"].read_text())["models"]["diabetes"]["mean"] == means
     assert paths["plot"].stat().st_size > 10_000 and set(POLICIES) == {"never", "always", "gate"}

@@ -189,6 +189,10 @@ def table(result: dict[str, Any]) -> str:
             lines.append(f"  {row['sunday']:<11} {cells}  {row['gate_verdict'] or '-'}")
         means = " ".join(f"{'-' if v is None else f'{v:.4f}':>8}" for v in model["mean"].values())
         lines.append(f"  {'mean':<11} {means}")
+    lines.append(
+        "(-: not scored, because that policy had no model in production yet or the next week has no verified "
+        "outcomes; a mean covers the weeks every policy was scored, - when there are none)"
+    )
     return "\n".join(lines)
 
 

@@ -47,16 +47,16 @@ class TokenRejected(Exception):
 
 def require_secret(secret_key: str | None) -> str:
     """The signing key, or a :class:`ConfigError` saying how to set one."""
+    generate = "Generate one with `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`."
     if not secret_key:
         raise ConfigError(
             "The SECRET_KEY setting is not set: the serving backend needs it to verify admin tokens and "
-            "`retrain token` to sign them. Generate one with "
-            "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`."
+            f"`retrain token` to sign them. {generate}"
         )
     if len(secret_key) < MIN_SECRET_LENGTH:
         raise ConfigError(
             f"The SECRET_KEY setting must be at least {MIN_SECRET_LENGTH} characters long for HS256. "
-            f"Got {len(secret_key)} characters instead."
+            f"Got {len(secret_key)} characters instead. {generate}"
         )
     return secret_key
 
