@@ -52,7 +52,7 @@ from jobs.airflow_tasks import (
     failed_tasks,
 )
 from jobs.scheduling.timeouts import TOKEN_VALID_FOR
-from jobs.scheduling.week import SCHEDULE
+from jobs.scheduling.week import SCHEDULE, TIMEZONE_TAG
 from jobs.settings import schedule_timezone
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ steps = StepTasks(project_root=Path(__file__).resolve().parents[1], timezone=SCH
         "max_retry_delay": MAX_RETRY_DELAY,
         "retry_policy": RETRY_POLICY,
     },
-    tags=["ml", "retraining", "weekly"],
+    tags=["ml", "retraining", "weekly", f"{TIMEZONE_TAG}{SCHEDULE_TIMEZONE}"],  # the API reports every zone as UTC
     params={
         "full_refresh": Param(
             False,

@@ -424,8 +424,8 @@ def resync_backend(
 
 _FIX_HINT = (
     "To fix it, make the backend reload the production pointers once it answers: `curl -X POST "
-    '"$BACKEND_URL/admin/reload_models" -H "Authorization: Bearer $ADMIN_JWT_TOKEN"` (or restart it), then check '
-    '`curl "$BACKEND_URL/models"`.'
+    '"$BACKEND_URL/admin/reload_models" -H "Authorization: Bearer $ADMIN_JWT_TOKEN"`, with a token it accepts (or '
+    'restart it), then check `curl "$BACKEND_URL/models"`.'
 )
 
 

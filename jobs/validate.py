@@ -163,7 +163,14 @@ def _skipped(model: str, reason: str, version: str | None = None) -> ModelVerdic
 
 
 def validate_one(
-    settings: Settings, ctx: RunContext, recipe: Recipe, version: str, *, store: ModelStore, force: bool
+    settings: Settings,
+    ctx: RunContext,
+    recipe: Recipe,
+    version: str,
+    *,
+    store: ModelStore,
+    force: bool,
+    force_reason: str = "",
 ) -> ModelVerdict:
     challenger_meta = store.metadata(recipe.name, version)
     pointer = store.production(recipe.name)
@@ -206,6 +213,7 @@ def validate_one(
         thresholds=recipe.thresholds,
         notes=notes,
         force=force,
+        force_reason=force_reason,
     )
     new_metrics = classification_metrics(
         y, predicted_labels(new_score, new_threshold), new_score, slices, recipe.slice_column
@@ -292,7 +300,15 @@ def validate(
             verdicts.append(_skipped(model, f"The recipe models/{model}.py no longer exists.", entry["version"]))
             continue
         try:
-            verdict = validate_one(settings, ctx, recipes[model], entry["version"], store=store, force=model in forced)
+            verdict = validate_one(
+                settings,
+                ctx,
+                recipes[model],
+                entry["version"],
+                store=store,
+                force=model in forced,
+                force_reason=force_reason or "",
+            )
         except ValidateError:
             raise
         except (ModelStoreError, RetrainError) as e:

@@ -146,11 +146,11 @@ def _predict(
         return _error(422, str(e), field="user_id")
     except RecordLogUnavailable as e:
         log.error("%s (request id %s)", e, request_id)
+        why = "the backend cannot reach its database" if not e.reachable else "its database refused the record"
         return _error(
             503,
-            "The prediction could not be logged: the backend cannot reach its database, so none is returned and "
-            f"nothing was stored. Try again later; if it persists, give the backend's operator the request id "
-            f"{request_id}: its log says why.",
+            f"The prediction could not be logged: {why}, so none is returned and nothing was stored. Try again "
+            f"later; if it persists, give the backend's operator the request id {request_id}: its log says why.",
             request_id=request_id,
         )
     return {

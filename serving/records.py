@@ -27,7 +27,13 @@ class UnknownUserError(Exception):
 
 
 class RecordLogUnavailable(Exception):
-    """The database did not take the record; the message names the database without its password."""
+    """The database did not take the record; the message names the database without its password. ``reachable``:
+    False when no connection could be made, True when the database refused the write (a missing table, a
+    permission, a full disk)."""
+
+    def __init__(self, message: str, *, reachable: bool = True) -> None:
+        super().__init__(message)
+        self.reachable = reachable
 
 
 class RecordLog:
@@ -66,7 +72,9 @@ class RecordLog:
                 pool = self._get_pool()
                 conn = pool.getconn()
             except psycopg2.Error as e:
-                raise RecordLogUnavailable(f"Cannot reach {self.database.redacted()}: {_first_line(e)}") from e
+                raise RecordLogUnavailable(
+                    f"Cannot reach {self.database.redacted()}: {_first_line(e)}", reachable=False
+                ) from e
             broken = False
             try:
                 with conn, conn.cursor() as cur:

@@ -69,7 +69,7 @@ def test_dag_settings(dag):
     assert dag.catchup is False
     assert dag.max_active_runs == 1
     assert dag.start_date == datetime(2026, 1, 4, 2, tzinfo=UTC)
-    assert set(dag.tags) == {"ml", "retraining", "weekly"}
+    assert set(dag.tags) == {"ml", "retraining", "weekly", "timezone:UTC"}
     assert "Weekly model retraining" in dag.doc_md
     for t in dag.tasks:
         assert t.retries == 2, t.task_id

@@ -154,11 +154,14 @@ def test_forced_deployment_is_explicit_and_recorded() -> None:
     d = judge(y, old, new, force=True)
     assert d.verdict == "deploy" and d.forced and d.gate_verdict == "reject"
     assert d.codes == (gate.FORCED, gate.SIGNIFICANTLY_WORSE)
-    assert d.reasons[0] == (
-        "Deployment FORCED by an operator, overriding the gate's own verdict 'reject', for these reasons:"
-    )
+    overridden = "overriding the gate's verdict 'reject' (its reasons follow)."
+    assert d.reasons[0] == f"Deployment FORCED by an operator, {overridden}"
     assert d.to_dict()["forced"] is True and d.to_dict()["gate_verdict"] == "reject"
     assert not judge(y, old, new).forced
+    better = judge(y, new, old, force=True, force_reason="hotfix")  # the gate deploys this one on its own
+    assert better.verdict == "deploy" and better.gate_verdict == "deploy"
+    anyway = "the gate would have deployed it anyway."
+    assert better.reasons[0] == f"Deployment forced by an operator (why: hotfix); {anyway}"
 
 
 def test_recipe_thresholds_change_the_verdict() -> None:

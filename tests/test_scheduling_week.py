@@ -33,17 +33,29 @@ def test_days_the_clocks_change_read_02_00_as_airflow_does() -> None:
 
 
 def test_a_schedule_zone_that_differs_from_airflows_is_refused_before_a_week_is_triggered() -> None:
-    """Airflow's API reports a DAG's timezone as UTC whatever its timetable's: the instants it computed decide."""
-    paris_end = "2026-12-06T01:00:00Z"  # Sunday 02:00 in Paris, as Airflow's next_dagrun_data_interval_end gives it
+    """Airflow's API reports a DAG's timezone as UTC whatever its timetable's: the DAG's tag names it."""
+    paris = {"timezone": "UTC", "tags": [{"name": "ml"}, {"name": "timezone:Europe/Paris"}]}
+    check_schedule_zone(paris, "Europe/Paris")
+    with pytest.raises(ConfigError, match="schedules its weeks in Europe/Paris .* SCHEDULE_TIMEZONE here is UTC") as e:
+        check_schedule_zone(paris, "UTC")
+    assert "Set SCHEDULE_TIMEZONE=Europe/Paris here" in str(e.value)
+    # London and UTC agree in winter: the tag tells them apart where an instant could not.
+    london = {"tags": [{"name": "timezone:Europe/London"}], "next_dagrun_data_interval_end": "2026-12-06T02:00:00Z"}
+    with pytest.raises(ConfigError, match="Europe/London"):
+        check_schedule_zone(london, "UTC")
+
+
+def test_a_dag_without_the_tag_is_checked_on_its_next_interval() -> None:
+    paris_end = {"next_dagrun_data_interval_end": "2026-12-06T01:00:00Z"}  # Sunday 02:00 in Paris
     check_schedule_zone(paris_end, "Europe/Paris")
-    check_schedule_zone("2026-03-29T01:00:00Z", "Europe/Paris")  # the Sunday 02:00 does not exist: clocks jump
-    check_schedule_zone("2026-12-06T02:00:00Z", "UTC")
-    check_schedule_zone(None, "UTC")  # nothing computed yet: nothing to compare
-    with pytest.raises(ConfigError, match="Sunday 01:00 UTC .* not Sunday 02:00 in SCHEDULE_TIMEZONE=UTC") as caught:
+    check_schedule_zone({"next_dagrun_data_interval_end": "2026-03-29T01:00:00Z"}, "Europe/Paris")  # clocks jump
+    check_schedule_zone({"next_dagrun_data_interval_end": "2026-12-06T02:00:00+00:00"}, "UTC")
+    check_schedule_zone({"next_dagrun_data_interval_end": None}, "UTC")  # nothing computed yet: nothing to compare
+    with pytest.raises(ConfigError, match="Sunday 01:00 UTC .* not Sunday 02:00 in SCHEDULE_TIMEZONE=UTC") as e:
         check_schedule_zone(paris_end, "UTC")
-    assert "Set SCHEDULE_TIMEZONE here to the value Airflow's components run with" in str(caught.value)
-    with pytest.raises(ConfigError, match="not Sunday 02:00 in SCHEDULE_TIMEZONE=America/New_York"):
-        check_schedule_zone(paris_end, "America/New_York")
+    assert "Set SCHEDULE_TIMEZONE here to the value Airflow's components run with" in str(e.value)
+    with pytest.raises(ConfigError, match="not a time"):
+        check_schedule_zone({"next_dagrun_data_interval_end": "soon"}, "UTC")
 
 
 SUNDAYS = [date(2026, 1, 4) + timedelta(weeks=n) for n in range(52)]

@@ -212,6 +212,8 @@ def test_the_commands_train_validate_and_manage_the_store(settings, tmp_path, mo
     assert main(["models", "rollback", "diabetes", "--reason", "test"]) == 1  # nothing earlier: a clear error
     assert main(["models", "promote", "diabetes", "nope", "--reason", "x"]) == 1
     assert main(["models", "show", "kidney"]) == 1  # not "has no production version": there is no such model
+    assert main(["validate", "--ds", CTX.ds_str, "--force-reason", "x"]) == 2  # a reason for no --force
+    assert "--force-reason is the reason for --force, which was not given" in caplog.text
     assert "The model store has no model 'kidney' (its models: diabetes)" in caplog.text
 
 

@@ -41,7 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     trigger = commands.add_parser(
         "trigger",
         help="run the DAG for the week ending on a given Sunday, through Airflow's REST API",
-        description="Creates the run of the week [D - 7 days, D) at 02:00 in the DAG's time zone, with that exact "
+        description="Creates the run of the week [D - 7 days, D) at 02:00 in SCHEDULE_TIMEZONE (which must be the "
+        "DAG's: checked), with that exact "
         "data interval: the run the schedule would have made for it, writing data/runs/ds=D/. Talks to "
         "AIRFLOW_API_URL (default http://localhost:AIRFLOW_PORT) as AIRFLOW_USERNAME (default admin) with "
         "AIRFLOW_PASSWORD (default: the password `make airflow` generated in AIRFLOW_HOME).",
@@ -160,7 +161,7 @@ def run_trigger(settings: Settings, args: argparse.Namespace) -> int:
     _ended(week)  # no Sunday, or a week not over: before anything is asked
     api = _api(settings)
     dag = api.dag()
-    check_schedule_zone(dag.get("next_dagrun_data_interval_end") or dag.get("start_date"), settings.schedule_timezone)
+    check_schedule_zone(dag, settings.schedule_timezone)
     try:
         conf = {"full_refresh": True} if args.full_refresh else {}
         run = api.trigger(week, note=f"retrain airflow trigger --ds {week.ds_str}", conf=conf)

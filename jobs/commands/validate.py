@@ -26,8 +26,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
+    from jobs.errors import ConfigError
     from jobs.validate import validate
 
+    if args.force_reason and args.force is None:
+        raise ConfigError("--force-reason is the reason for --force, which was not given: add --force [MODEL ...].")
     force = True if args.force == [] else (args.force or False)
     ctx = run_context(args)
     result = validate(settings, ctx, force=force, force_reason=args.force_reason)

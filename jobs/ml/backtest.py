@@ -190,8 +190,9 @@ def table(result: dict[str, Any]) -> str:
         means = " ".join(f"{'-' if v is None else f'{v:.4f}':>8}" for v in model["mean"].values())
         lines.append(f"  {'mean':<11} {means}")
     lines.append(
-        "(-: not scored, because that policy had no model in production yet or the next week has no verified "
-        "outcomes; a mean covers the weeks every policy was scored, - when there are none)"
+        "(-: not scored, because that policy had no model in production yet, or the next week has no verified "
+        "outcomes or only one kind; a mean covers the weeks every policy was scored, - when there are none; a gate "
+        "verdict -: nothing was trained that Sunday)"
     )
     return "\n".join(lines)
 

@@ -155,6 +155,7 @@ def decide(
     thresholds: GateThresholds | None = None,
     notes: Sequence[str] = (),
     force: bool = False,
+    force_reason: str = "",
 ) -> Decision:
     """The verdict on replacing ``champion_score``'s model (None: nothing in production) by ``challenger_score``'s.
 
@@ -256,8 +257,12 @@ def decide(
     if force:
         gate_verdict, result = result, DEPLOY
         codes.insert(0, FORCED)
-        overridden = f"overriding the gate's own verdict '{gate_verdict}', for these reasons:"
-        reasons.insert(0, f"Deployment FORCED by an operator, {overridden}")
+        why = f" (why: {force_reason})" if force_reason else ""
+        if gate_verdict == DEPLOY:
+            reasons.insert(0, f"Deployment forced by an operator{why}; the gate would have deployed it anyway.")
+        else:
+            overridden = f"overriding the gate's verdict '{gate_verdict}' (its reasons follow)"
+            reasons.insert(0, f"Deployment FORCED by an operator{why}, {overridden}.")
 
     return Decision(
         verdict=result,

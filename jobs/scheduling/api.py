@@ -132,7 +132,8 @@ class AirflowApi:
     # -- the DAG -----------------------------------------------------------------------------------------------
 
     def dag(self, dag_id: str = DAG_ID) -> dict[str, Any]:
-        """The DAG's details (``timezone``, ``is_paused``); a DAG the API does not know is a clear error."""
+        """The DAG's details (``tags``, ``is_paused``, its next interval); a DAG the API does not know is a clear
+        error."""
         try:
             return self._request("GET", f"/dags/{dag_id}/details")
         except AirflowApiError as e:

@@ -9,14 +9,18 @@ of that week would (``tests/test_scheduling_week.py`` compares the two).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from jobs.errors import ConfigError
 from jobs.run_context import parse_ds
 
 SCHEDULE = "0 2 * * 0"  # Sundays at 02:00, in the schedule's time zone
+#: the DAG's tag naming its time zone (``timezone:Europe/Paris``): Airflow's API reports every DAG's as UTC
+TIMEZONE_TAG = "timezone:"
 RUN_TIME = time(2, 0)
 SUNDAY = 6  # date.weekday()
 
@@ -60,17 +64,33 @@ def week_ending(ds: str | date, timezone: str = "UTC") -> Week:
     return Week(day, _at_run_time(day - timedelta(days=7), zone), _at_run_time(day, zone))
 
 
-def check_schedule_zone(scheduled_end: str | None, timezone: str) -> None:
-    """Fail when the DAG's own schedule is not Sunday 02:00 in ``timezone``: a week triggered in another zone would
-    cover other hours than the scheduled run of that week.
+def check_schedule_zone(dag: Mapping[str, Any], timezone: str) -> None:
+    """Fail when Airflow's DAG (its details, as the REST API gives them) schedules its weeks in another time zone than
+    ``timezone``: a week triggered in one zone would cover other hours than the scheduled run of that week, and get
+    another logical date, so a second run of the same ``ds``.
 
-    ``scheduled_end``: an interval end the scheduler computed (Airflow's ``next_dagrun_data_interval_end``, or the
-    DAG's ``start_date``), an ISO 8601 instant. Airflow's API reports the DAG's ``timezone`` as UTC whatever its
-    timetable's, so the instants it computed are what is compared. None: nothing to compare, nothing checked.
+    Airflow's API reports every DAG's ``timezone`` as UTC, whatever its timetable's, so the DAG names its zone in a
+    tag (:data:`TIMEZONE_TAG`). A DAG without that tag (an older DAG file) is checked on the one instant the
+    scheduler computed, its next interval's end, which must be Sunday 02:00 in ``timezone``.
     """
+    tags = [str(tag.get("name", "")) if isinstance(tag, Mapping) else str(tag) for tag in dag.get("tags") or ()]
+    named = next((tag.removeprefix(TIMEZONE_TAG) for tag in tags if tag.startswith(TIMEZONE_TAG)), None)
+    if named is not None:
+        if named != timezone:
+            raise ConfigError(
+                f"Airflow's DAG schedules its weeks in {named} (its tag {TIMEZONE_TAG}{named}), and SCHEDULE_TIMEZONE "
+                f"here is {timezone}: the week triggered would not be the scheduled run's. Set "
+                f"SCHEDULE_TIMEZONE={named} here, as Airflow's components have it, then trigger again."
+            )
+        return
+    scheduled_end = dag.get("next_dagrun_data_interval_end")
     if not scheduled_end:
         return
-    end = datetime.fromisoformat(scheduled_end.replace("Z", "+00:00"))
+    try:
+        end = datetime.fromisoformat(str(scheduled_end).replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"Airflow's API gave the DAG's next interval end as {scheduled_end!r}, not a time.") from None
+    end = end.replace(tzinfo=UTC) if end.tzinfo is None else end.astimezone(UTC)
     day = end.astimezone(ZoneInfo(timezone)).date()
     if day.weekday() == SUNDAY and week_ending(day, timezone).end == end:
         return
