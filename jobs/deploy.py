@@ -301,13 +301,7 @@ def deploy(settings: Settings, ctx: RunContext, *, backoff_seconds: float = 1.0)
             expected[model] = (version, pointer.artifact_sha256)
             log.info("Promoted %s %s (was %s).", model, version, previous_versions[model] or "none")
         reload_sent = True  # from here on the backend may have loaded the promoted set, even if no answer says so
-        answer, attempts = reload_backend(
-            settings.backend_url,
-            settings.admin_jwt_token or "",
-            timeout=settings.reload_timeout_seconds,
-            attempts=settings.reload_attempts,
-            backoff_seconds=backoff_seconds,
-        )
+        answer, attempts = _reload_with_settings(settings, backoff_seconds)
         backend = verify_loaded(answer, expected)
     except Exception as e:
         if isinstance(e, BackendError):  # the requests sent before it failed, not 0
@@ -377,6 +371,17 @@ def _restore(store: ModelStore, previous: dict[str, Any], installed: dict[str, A
 # -- putting the backend back after a failed deployment -----------------------------------------------------------
 
 
+def _reload_with_settings(settings: Settings, backoff_seconds: float) -> tuple[dict[str, Any], int]:
+    """:func:`reload_backend` as the settings configure it: their backend, token, timeout and attempts."""
+    return reload_backend(
+        settings.backend_url,
+        settings.admin_jwt_token or "",
+        timeout=settings.reload_timeout_seconds,
+        attempts=settings.reload_attempts,
+        backoff_seconds=backoff_seconds,
+    )
+
+
 def resync_backend(
     settings: Settings, store: ModelStore, models: list[str], *, backoff_seconds: float = 1.0, reload: bool = True
 ) -> tuple[dict[str, dict[str, str]], str]:
@@ -394,13 +399,7 @@ def resync_backend(
     why = ""
     if reload:
         try:
-            answer, _ = reload_backend(
-                settings.backend_url,
-                settings.admin_jwt_token or "",
-                timeout=settings.reload_timeout_seconds,
-                attempts=settings.reload_attempts,
-                backoff_seconds=backoff_seconds,
-            )
+            answer, _ = _reload_with_settings(settings, backoff_seconds)
             how = "After reloading the restored pointers, the backend"
         except DeployError as e:
             why = f" It could not be made to reload them: {e}"

@@ -68,10 +68,11 @@ def run_show(settings: Settings, args: argparse.Namespace) -> int:
     version = args.version
     pointer = store.production(args.model)
     if version is None:
-        if pointer is None and args.model not in store.models():
-            known = ", ".join(store.models()) or "none yet"
-            raise ModelStoreError(f"The model store has no model {args.model!r} (its models: {known}).")
         if pointer is None:
+            models = store.models()
+            if args.model not in models:
+                known = ", ".join(models) or "none yet"
+                raise ModelStoreError(f"The model store has no model {args.model!r} (its models: {known}).")
             raise ModelStoreError(f"Model {args.model!r} has no production version; name a version to show.")
         version = pointer.version
     payload = {

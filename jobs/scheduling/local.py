@@ -125,7 +125,7 @@ class LocalAirflow:
 
     @property
     def passwords_file(self) -> Path:
-        """The simple auth manager's passwords (user ``admin``), generated before the API server's first start."""
+        """The simple auth manager's passwords (user :attr:`username`), generated before the API server starts."""
         return self.home / PASSWORDS_FILE
 
     def log_file(self, component: str) -> Path:
