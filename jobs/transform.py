@@ -31,7 +31,7 @@ from jobs.sqlproject.dbtcontext import Target
 from jobs.sqlproject.incremental import find_previous
 from jobs.sqlproject.project import SqlProject, load_project
 from jobs.sqlproject.runner import SUCCESS, ModelRuns, SqlRunner
-from jobs.sqlproject.sources import SourceReader, snapshot_reader
+from jobs.sqlproject.sources import SourceReader, require_snapshots, snapshot_reader
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -147,6 +147,23 @@ def sql_target(settings: Settings, name: str | None = None) -> Target:
     return Target(name=name or settings.sql_target, threads=settings.sql_threads)
 
 
+def load_run_project(
+    settings: Settings,
+    ctx: RunContext,
+    *,
+    project_dir: Path | None = None,
+    vars_overrides: Mapping[str, Any] | None = None,
+    target: str | None = None,
+    from_database: bool = False,
+) -> SqlProject:
+    """The project a transform of ``ctx``'s run builds, once its sources' snapshots are known to be there: a run
+    that has none fails in a second, before a Spark driver is started (and its log folder made) for nothing."""
+    project = load_project(project_dir or settings.sql_project_dir, vars_overrides, target=sql_target(settings, target))
+    if not from_database:
+        require_snapshots(settings.run_folder(ctx.ds_str).raw, project.sources.values())
+    return project
+
+
 def transform(
     settings: Settings,
     ctx: RunContext,
@@ -161,6 +178,7 @@ def transform(
     target: str | None = None,
     raise_failures: bool = True,
     full_refresh: bool = False,
+    project: SqlProject | None = None,
 ) -> TransformResult:
     """Build the selected models for ``ctx``'s run and test the result.
 
@@ -171,10 +189,13 @@ def transform(
     A partial build (``select`` or ``exclude``) skips the data tests, which read every model, and leaves
     ``transform.json`` alone. ``target``: dbt's ``target.name`` (default: the ``SQL_TARGET`` setting).
     An incremental model builds on its newest earlier output (:mod:`jobs.sqlproject.incremental`);
-    ``full_refresh`` (dbt's ``--full-refresh``) builds every one from its sources instead.
+    ``full_refresh`` (dbt's ``--full-refresh``) builds every one from its sources instead. ``project``: the
+    project already loaded (:func:`load_run_project`), in place of ``project_dir``, ``vars_overrides`` and ``target``.
     """
     started = time.monotonic()
-    project = load_project(project_dir or settings.sql_project_dir, vars_overrides, target=sql_target(settings, target))
+    project = project or load_project(
+        project_dir or settings.sql_project_dir, vars_overrides, target=sql_target(settings, target)
+    )
     folder = settings.run_folder(ctx.ds_str)
     previous = None if full_refresh else functools.partial(find_previous, folder)
     compiled = CompiledProject.build(project, ctx, keep_going=True, previous=previous)

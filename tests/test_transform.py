@@ -126,3 +126,17 @@ def test_a_few_hostile_outcomes_warn_but_a_systematic_change_stops_the_run(spark
         r"error_if >1%",
     ):
         transform(run_settings, later, spark)
+
+
+def test_a_run_without_a_snapshot_fails_before_spark_starts(settings, tmp_path, caplog, monkeypatch) -> None:
+    """`retrain transform` before `retrain extract`: one line naming the command to run, and no driver started."""
+    from jobs import cli
+
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("SPARK_MASTER", settings.spark_master)
+    code = cli.main(["transform", "--ds", "2026-11-29"])
+    err = caplog.text
+    assert code == 2
+    assert "No snapshot of source 'predictions'" in err
+    assert "retrain extract --ds 2026-11-29" in err
+    assert not (tmp_path / "runs").exists()  # no run folder, so no logs/ made by a Spark driver

@@ -40,9 +40,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
     from jobs.spark.session import spark_session
-    from jobs.transform import summary_line, transform
+    from jobs.transform import load_run_project, summary_line, transform
 
     ctx = run_context(args)
+    project = load_run_project(
+        settings,
+        ctx,
+        project_dir=project_dir(args),
+        vars_overrides=vars_overrides(args),
+        target=args.target,
+        from_database=args.from_database,
+    )
     spark = spark_session(
         settings,
         "retrain-transform",
@@ -53,13 +61,11 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         settings,
         ctx,
         spark,
-        project_dir=project_dir(args),
-        vars_overrides=vars_overrides(args),
+        project=project,
         select=args.select,
         exclude=args.exclude,
         from_database=args.from_database,
         run_data_tests=not args.skip_data_tests,
-        target=args.target,
         raise_failures=False,
         full_refresh=args.full_refresh,
     )

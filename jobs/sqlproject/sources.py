@@ -40,17 +40,24 @@ def snapshot_reader(raw_dir: Path) -> SourceReader:
     """
 
     def read(spark: SparkSession, source: Source) -> DataFrame:
+        require_snapshots(raw_dir, [source])
+        path = raw_dir / source.name
+        frame = spark.read.schema(source.spark_schema_ddl).parquet(str(path))
+        changed = path / CHANGED_DIR
+        return _patched(spark, source, frame, path) if changed.is_dir() else frame
+
+    return read
+
+
+def require_snapshots(raw_dir: Path, sources: Iterable[Source]) -> None:
+    """Refuse a run that has no snapshot of one of ``sources``: checked before a Spark driver is started for it."""
+    for source in sources:
         path = raw_dir / source.name
         if not path.is_dir():
             raise ConfigError(
                 f"No snapshot of source {source.name!r} at {path}. Run `retrain extract --ds {ds_of(path)}` "
                 "first, or read the database directly with `retrain transform --from-database`."
             )
-        frame = spark.read.schema(source.spark_schema_ddl).parquet(str(path))
-        changed = path / CHANGED_DIR
-        return _patched(spark, source, frame, path) if changed.is_dir() else frame
-
-    return read
 
 
 def _patched(spark: SparkSession, source: Source, frame: DataFrame, path: Path) -> DataFrame:
