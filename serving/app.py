@@ -1,8 +1,9 @@
 """The reference serving backend: ``create_app(settings)`` builds it, ``retrain-serve`` runs it with uvicorn.
 
 Routes: ``POST /predict/{model}`` (JSON inputs -> prediction, logged into ``health_records``),
-``POST /admin/reload_models`` (admin JWT; all-or-nothing reload of the production pointers), ``GET /models`` and
-``GET /healthz``. Run one process: the models live in the process, so a reload reaches only the worker it lands on.
+``POST /admin/reload_models`` (admin JWT; all-or-nothing reload of the production pointers), ``GET /models``,
+``GET /healthz`` (liveness) and ``GET /readyz`` (readiness: models loaded, database writable). Run one process:
+the models live in the process, so a reload reaches only the worker it lands on.
 """
 
 # No `from __future__ import annotations` here: FastAPI resolves the routes' annotations at runtime, and the admin
@@ -60,7 +61,14 @@ def create_app(settings: Settings, *, max_db_connections: int = 8) -> FastAPI:
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
+        """Liveness: the process answers. Restarting it would not bring back a database or a model."""
         return {"status": "ok", "models": len(registry.models)}
+
+    @app.get("/readyz")
+    def readyz() -> JSONResponse:
+        """Readiness: a prediction asked now could be served and logged. 503 says why not, without the server's
+        URLs or paths (the route needs no token); the log has the detail."""
+        return _readiness(registry, records)
 
     @app.get("/models")
     def models() -> dict[str, Any]:
@@ -87,6 +95,27 @@ def create_app(settings: Settings, *, max_db_connections: int = 8) -> FastAPI:
         return await run_in_threadpool(_predict, registry, records, model, body, x_user_id, depth, request_id)
 
     return app
+
+
+def _readiness(registry: ModelRegistry, records: RecordLog) -> JSONResponse:
+    models = len(registry.models)
+    reasons = []
+    if not models:
+        reasons.append(
+            "no model is loaded: put a version in production (deploy, or `retrain models promote`), then reload"
+        )
+    try:
+        records.check()
+        database = "ok"
+    except RecordLogUnavailable as e:
+        log.warning("Not ready: %s", e)
+        database = "refused" if e.reachable else "unreachable"
+        why = "refuses to log records" if e.reachable else "cannot be reached"
+        reasons.append(f"the database {why}: the backend's log says why")
+    content: dict[str, Any] = {"status": "not ready" if reasons else "ready", "models": models, "database": database}
+    if reasons:
+        content["reasons"] = reasons
+    return JSONResponse(status_code=503 if reasons else 200, content=content)
 
 
 #: how much of a name the client sent an answer repeats: enough to recognise it, not a path's 16 KB back

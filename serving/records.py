@@ -8,18 +8,30 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from jobs.postgres.url import DatabaseUrl
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
-INSERT = """
-INSERT INTO health_records (user_id, record_type, data, prediction, confidence, model_version, created_at)
-VALUES (%s, %s, %s, %s, %s, %s, now())
+#: the columns a prediction's record is written with (``created_at`` by the database's clock)
+INSERT_COLUMNS = ("user_id", "record_type", "data", "prediction", "confidence", "model_version", "created_at")
+INSERT = f"""
+INSERT INTO health_records ({", ".join(INSERT_COLUMNS)})
+VALUES ({", ".join(["%s"] * (len(INSERT_COLUMNS) - 1))}, now())
 RETURNING id
 """
 FOREIGN_KEY_VIOLATION = "23503"
+#: may this backend's role log a record (each column, as the embedded database grants them): the readiness
+#: check's one query, which writes nothing
+CAN_INSERT = (
+    "SELECT bool_and(has_column_privilege(current_user, 'health_records', name, 'INSERT')) "
+    f"FROM unnest(ARRAY[{', '.join(repr(c) for c in INSERT_COLUMNS)}]) AS name"
+)
+#: seconds to wait for a connection when the URL sets no ``connect_timeout`` (libpq waits for ever)
+CONNECT_TIMEOUT_SECONDS = 5
 
 
 class UnknownUserError(Exception):
@@ -28,8 +40,8 @@ class UnknownUserError(Exception):
 
 class RecordLogUnavailable(Exception):
     """The database did not take the record; the message names the database without its password. ``reachable``:
-    False when no connection could be made, True when the database refused the write (a missing table, a
-    permission, a full disk)."""
+    False when no connection could be made or it broke, True when the database refused the write (a missing
+    table, a permission, a full disk)."""
 
     def __init__(self, message: str, *, reachable: bool = True) -> None:
         super().__init__(message)
@@ -51,8 +63,22 @@ class RecordLog:
             if self._pool is None:
                 from psycopg2.pool import ThreadedConnectionPool
 
-                self._pool = ThreadedConnectionPool(1, self.max_connections, **self.database.psycopg_kwargs())
+                kwargs = {"connect_timeout": CONNECT_TIMEOUT_SECONDS, **self.database.psycopg_kwargs()}
+                self._pool = ThreadedConnectionPool(1, self.max_connections, **kwargs)
             return self._pool
+
+    def check(self) -> None:
+        """Raise :class:`RecordLogUnavailable` unless a record could be logged now: the database answers, and this
+        role may insert into ``health_records``. Nothing is written."""
+        self._execute(self._require_insert)
+
+    def _require_insert(self, cur: Any) -> None:
+        cur.execute(CAN_INSERT)
+        if not cur.fetchone()[0]:
+            raise RecordLogUnavailable(
+                f"The role of {self.database.redacted()} may not insert into health_records: GRANT INSERT "
+                f"({', '.join(INSERT_COLUMNS)}) ON health_records (and USAGE on its id sequence) to it."
+            )
 
     def insert(
         self,
@@ -67,6 +93,22 @@ class RecordLog:
         """Insert one record and return its id."""
         import psycopg2
 
+        def insert(cur: Any) -> int:
+            try:
+                cur.execute(INSERT, (user_id, record_type, data, prediction, confidence, model_version))
+            except psycopg2.Error as e:
+                if e.pgcode == FOREIGN_KEY_VIOLATION:
+                    raise UnknownUserError(f"user_id {user_id} is not a known user.") from e
+                raise
+            return int(cur.fetchone()[0])
+
+        return self._execute(insert)
+
+    def _execute(self, work: Callable[[Any], T]) -> T:
+        """``work(cursor)`` in one transaction on a pooled connection; a database error is
+        :class:`RecordLogUnavailable`, saying whether the database could be reached at all."""
+        import psycopg2
+
         with self._slots:
             try:
                 pool = self._get_pool()
@@ -78,14 +120,11 @@ class RecordLog:
             broken = False
             try:
                 with conn, conn.cursor() as cur:
-                    cur.execute(INSERT, (user_id, record_type, data, prediction, confidence, model_version))
-                    return int(cur.fetchone()[0])
+                    return work(cur)
             except psycopg2.Error as e:
-                if e.pgcode == FOREIGN_KEY_VIOLATION:
-                    raise UnknownUserError(f"user_id {user_id} is not a known user.") from e
                 broken = isinstance(e, psycopg2.OperationalError | psycopg2.InterfaceError)
                 raise RecordLogUnavailable(
-                    f"Could not log the record in {self.database.redacted()}: {_first_line(e)}"
+                    f"Could not log a record in {self.database.redacted()}: {_first_line(e)}", reachable=not broken
                 ) from e
             finally:
                 pool.putconn(conn, close=broken or bool(conn.closed))

@@ -37,6 +37,8 @@ def v1(stack: Stack, pg_admin) -> Stack:
 
 def test_healthz_and_models_list_the_loaded_versions_with_their_hashes(v1: Stack) -> None:
     assert v1.backend.get("/healthz").json() == {"status": "ok", "models": 2}
+    ready = v1.backend.get("/readyz")
+    assert (ready.status_code, ready.json()) == (200, {"status": "ready", "models": 2, "database": "ok"})
     models = v1.backend.get("/models").json()["models"]
     assert models["tiny"]["version"] == v1.versions["tiny"]["v1"]
     assert models["tiny"]["artifact_sha256"] == v1.store.artifact_sha256("tiny", v1.versions["tiny"]["v1"])
@@ -195,6 +197,35 @@ def test_a_database_it_cannot_reach_is_a_503_the_operator_can_find_in_the_log(tm
         assert body["request_id"] == answer.headers["x-request-id"] and body["request_id"] in body["detail"]
         time.sleep(0.5)  # the log line is written as the answer is sent
         assert f"request id {body['request_id']}" in stack.backend.output()
-        assert_no_secrets([answer.text, stack.backend.output()], [password])
+        # Alive, but not ready: an orchestrator stops sending it traffic instead of restarting it.
+        assert stack.backend.get("/healthz").status_code == 200
+        ready = stack.backend.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["database"] == "unreachable", ready.text
+        assert ready.json()["reasons"] == ["the database cannot be reached: the backend's log says why"]
+        assert_no_secrets([answer.text, ready.text, stack.backend.output()], [password])
     finally:
         stack.backend.stop()
+
+
+def test_a_role_that_may_not_log_records_is_not_ready(tmp_path: Path, pg, pg_admin) -> None:
+    import dataclasses
+
+    password = "reader-0123456789"
+    with psycopg2.connect(**pg_admin.psycopg_kwargs()) as conn, conn.cursor() as cur:
+        cur.execute("DROP ROLE IF EXISTS records_reader")
+        cur.execute(f"CREATE ROLE records_reader LOGIN PASSWORD '{password}'")
+        cur.execute("GRANT SELECT ON health_records, users TO records_reader")
+    reader = dataclasses.replace(pg, user="records_reader", password=password)
+    stack = start_stack(tmp_path, pg, database=reader.full_url())
+    try:
+        ready = stack.backend.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["database"] == "refused", ready.text
+        assert ready.json()["reasons"] == ["the database refuses to log records: the backend's log says why"]
+        time.sleep(0.5)
+        assert "may not insert into health_records: GRANT INSERT (user_id," in stack.backend.output()
+        assert_no_secrets([ready.text, stack.backend.output()], [password])
+    finally:
+        stack.backend.stop()
+        with psycopg2.connect(**pg_admin.psycopg_kwargs()) as conn, conn.cursor() as cur:
+            cur.execute("REVOKE ALL ON health_records, users FROM records_reader")
+            cur.execute("DROP ROLE records_reader")
