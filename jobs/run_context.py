@@ -5,11 +5,17 @@ Nothing reads the wall clock, so re-running a logical date reads and writes exac
 
 from __future__ import annotations
 
+import logging
+import os
+import shutil
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from jobs.errors import ConfigError, check_scalar
+
+log = logging.getLogger(__name__)
 
 
 def parse_ds(ds: str) -> date:
@@ -85,13 +91,17 @@ class RunFolder:
     def under(cls, data_dir: Path, ds: str) -> RunFolder:
         return cls(data_dir / "runs" / f"ds={ds}")
 
+    @classmethod
+    def every(cls, data_dir: Path) -> list[RunFolder]:
+        """Every run folder under ``data_dir``, oldest first."""
+        folders = [p for p in (data_dir / "runs").glob("ds=*") if p.is_dir() and _is_ds_folder(p.name)]
+        return [cls(p) for p in sorted(folders)]
+
     def earlier(self) -> list[RunFolder]:
         """The run folders of dates before this one, newest first: where an incremental step finds its previous
         output. Only earlier dates count, so re-running a date reads what it read the first time."""
-        runs = self.path.parent
-        mine = self.path.name
-        folders = [p for p in runs.glob("ds=*") if p.is_dir() and p.name < mine and _is_ds_folder(p.name)]
-        return [RunFolder(p) for p in sorted(folders, reverse=True)]
+        every = RunFolder.every(self.path.parent.parent)
+        return [folder for folder in reversed(every) if folder.path.name < self.path.name]
 
     @property
     def ds(self) -> str:
@@ -155,3 +165,84 @@ class RunFolder:
     def logs(self) -> Path:
         """Spark's full log and other diagnostics of the run (the console shows the pipeline's own lines)."""
         return self.path / "logs"
+
+
+# -- retention: `retrain runs prune` ------------------------------------------------------------------------------
+# A run folder keeps what its week read and built (the snapshot, staging, the quarantine) until it is deleted:
+# withdrawn patients' rows included, and a few hundred MB a week at a window of millions of rows. Later weeks read
+# only the newest run before them (the incremental extract and models build on it; a backtest reads the one it is
+# given), so the older ones can go. Nothing deletes a run unless asked: how long to keep them is the operator's.
+# Unchanged snapshot batches are hard links shared by consecutive runs, so a folder's size on disk is not what
+# deleting it frees: `disk_usage` counts a file as freed only when every link to it is deleted.
+
+#: a run folder being deleted is first renamed to this prefix: no step sees a half-deleted run as one of its own
+PRUNING_PREFIX = ".pruning-"
+
+
+@dataclass(frozen=True)
+class PrunePlan:
+    """The runs that stay (newest last) and those to delete (oldest first), with what deleting them frees."""
+
+    kept: Sequence[RunFolder]
+    deleted: Sequence[RunFolder]
+    freed_bytes: int
+
+
+def plan_prune(data_dir: Path, keep: int) -> PrunePlan:
+    """Keep the ``keep`` newest runs, delete the rest. ``keep`` is at least 1: the newest run is what next week's
+    incremental extract and models build on."""
+    if keep < 1:
+        raise ConfigError(
+            f"--keep must be at least 1. Got {keep} instead: the newest run is what next week's incremental "
+            "extract and models build on (without it, next week reads the whole window again)."
+        )
+    runs = RunFolder.every(data_dir)
+    deleted, kept = runs[:-keep], runs[-keep:]
+    return PrunePlan(kept=kept, deleted=deleted, freed_bytes=disk_usage(f.path for f in deleted))
+
+
+def prune(data_dir: Path, plan: PrunePlan) -> None:
+    """Delete the plan's runs, each renamed aside first (so a step listing runs never sees it half gone), then
+    removed. What an interrupted prune left renamed aside is removed too."""
+    runs = data_dir / "runs"
+    for folder in plan.deleted:
+        aside = runs / f"{PRUNING_PREFIX}{folder.path.name}"
+        folder.path.rename(aside)
+        log.info("Deleting the run of %s (%s).", folder.ds, folder.path)
+    for aside in sorted(runs.glob(f"{PRUNING_PREFIX}*")):
+        shutil.rmtree(aside)
+
+
+def disk_usage(folders: Iterable[Path]) -> int:
+    """The bytes that deleting ``folders`` together frees: each file counted once, and only when no link to it
+    is left outside them."""
+    links: dict[tuple[int, int], int] = {}
+    sizes: dict[tuple[int, int], tuple[int, int]] = {}
+    for folder in folders:
+        for root, _, files in os.walk(folder):
+            for name in files:
+                stat = os.lstat(os.path.join(root, name))
+                inode = (stat.st_dev, stat.st_ino)
+                links[inode] = links.get(inode, 0) + 1
+                sizes[inode] = (stat.st_blocks * 512, stat.st_nlink)
+    return sum(size for inode, (size, nlink) in sizes.items() if links[inode] >= nlink)
+
+
+def human_bytes(count: int) -> str:
+    for unit, scale in (("GB", 1024**3), ("MB", 1024**2), ("KB", 1024)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count} B"
+
+
+def steps_done(folder: RunFolder) -> list[str]:
+    """The steps whose output the run folder holds, in the DAG's order."""
+    outputs = {
+        "extract": folder.raw,
+        "transform": folder.transform_summary,
+        "train": folder.train_summary,
+        "validate": folder.decision,
+        "deploy": folder.deploy_summary,
+        "notify": folder.report_json,
+    }
+    return [step for step, path in outputs.items() if path.exists()]

@@ -1,0 +1,85 @@
+"""``retrain runs``: the old run folders deleted, the newest kept, and the disk freed counted link by link."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from jobs import cli
+from jobs.errors import ConfigError
+from jobs.run_context import PRUNING_PREFIX, RunFolder, plan_prune, prune
+
+BATCH = 64 * 1024  # a snapshot batch: shared by hard links between consecutive runs
+
+
+def make_run(data_dir: Path, ds: str, *, shared_with: RunFolder | None = None) -> RunFolder:
+    """A run folder with a snapshot batch (linked to ``shared_with``'s when given), a table and a report."""
+    folder = RunFolder.under(data_dir, ds)
+    batch = folder.snapshot("predictions") / "batch=1.parquet"
+    batch.parent.mkdir(parents=True)
+    if shared_with is None:
+        batch.write_bytes(os.urandom(BATCH))
+    else:
+        os.link(shared_with.snapshot("predictions") / "batch=1.parquet", batch)
+    (folder.feature_table("stg_predictions")).mkdir(parents=True)
+    (folder.feature_table("stg_predictions") / "part-0.parquet").write_bytes(os.urandom(BATCH))
+    folder.transform_summary.write_text("{}")
+    return folder
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> list[RunFolder]:
+    first = make_run(tmp_path, "2026-11-08")
+    second = make_run(tmp_path, "2026-11-15", shared_with=first)
+    third = make_run(tmp_path, "2026-11-22", shared_with=second)
+    return [first, second, third]
+
+
+def test_prune_keeps_the_newest_and_frees_only_what_no_kept_run_links(tmp_path: Path, runs) -> None:
+    plan = plan_prune(tmp_path, keep=1)
+    assert [f.ds for f in plan.deleted] == ["2026-11-08", "2026-11-15"]
+    assert [f.ds for f in plan.kept] == ["2026-11-22"]
+    # Two tables freed; the batch all three share stays, linked from the kept run.
+    assert 2 * BATCH <= plan.freed_bytes < 3 * BATCH
+    prune(tmp_path, plan)
+    assert [f.ds for f in RunFolder.every(tmp_path)] == ["2026-11-22"]
+    assert (runs[2].snapshot("predictions") / "batch=1.parquet").stat().st_size == BATCH
+    assert runs[2].earlier() == []  # next week's incremental steps build on the newest run, still there
+
+
+def test_a_run_deleted_with_every_link_frees_the_shared_batch(tmp_path: Path, runs) -> None:
+    assert plan_prune(tmp_path, keep=3).deleted == []
+    everything = plan_prune(tmp_path, keep=1).freed_bytes
+    prune(tmp_path, plan_prune(tmp_path, keep=2))
+    assert plan_prune(tmp_path, keep=1).freed_bytes < everything
+
+
+def test_keep_must_leave_the_newest_run(tmp_path: Path, runs) -> None:
+    with pytest.raises(ConfigError, match="--keep must be at least 1. Got 0 instead: the newest run is what"):
+        plan_prune(tmp_path, keep=0)
+    assert len(RunFolder.every(tmp_path)) == 3
+
+
+def test_what_an_interrupted_prune_renamed_aside_is_removed_and_never_seen_as_a_run(tmp_path: Path, runs) -> None:
+    aside = tmp_path / "runs" / f"{PRUNING_PREFIX}ds=2026-11-01"
+    (aside / "raw").mkdir(parents=True)
+    assert [f.ds for f in runs[0].earlier()] == []  # not a run: no incremental step builds on it
+    prune(tmp_path, plan_prune(tmp_path, keep=3))
+    assert not aside.exists()
+
+
+def test_the_commands_list_the_runs_and_a_dry_run_deletes_nothing(tmp_path: Path, runs, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    assert cli.main(["runs", "list"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in listed] == ["2026-11-08", "2026-11-15", "2026-11-22"]
+    assert all(line.endswith("extract, transform") for line in listed)
+    assert cli.main(["runs", "prune", "--keep", "2", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "Would delete the run of 2026-11-08" in out and "kept: 2026-11-15, 2026-11-22." in out
+    assert len(RunFolder.every(tmp_path)) == 3
+    assert cli.main(["runs", "prune", "--keep", "2"]) == 0
+    assert "1 run(s) freed" in capsys.readouterr().out
+    assert [f.ds for f in RunFolder.every(tmp_path)] == ["2026-11-15", "2026-11-22"]
