@@ -24,7 +24,7 @@ from typing import Any
 
 from jobs.ml.names import is_model_name
 from jobs.ml.report_plots import drift_plot, metric_plot
-from jobs.run_context import RunContext, RunFolder
+from jobs.run_context import RunContext, RunFolder, read_step_output
 from jobs.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -87,13 +87,7 @@ def notify(settings: Settings, ctx: RunContext, *, failures: Mapping[str, str] |
 
 
 def _read(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as e:
-        log.warning("Could not read %s for the report: %s", path, e)
-        return None
+    return read_step_output(path, "the report")
 
 
 def gather(folder: RunFolder, ds: str, failures: Mapping[str, str]) -> dict[str, Any]:

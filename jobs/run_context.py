@@ -5,6 +5,7 @@ Nothing reads the wall clock, so re-running a logical date reads and writes exac
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -12,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from jobs.errors import ConfigError, check_scalar
 
@@ -75,6 +77,19 @@ def _is_ds_folder(name: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def read_step_output(path: Path, reader: str) -> Any:
+    """The JSON a step left in a run folder, or None. Missing means the step did not run (or ran before it wrote
+    this file); unreadable or not JSON is logged as a warning naming ``reader`` and treated as missing, so a report
+    or a site is still written from the rest."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        log.warning("Could not read %s for %s, which goes on without it: %s", path, reader, e)
+        return None
 
 
 @dataclass(frozen=True)

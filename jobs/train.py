@@ -29,7 +29,7 @@ from jobs.ml.provenance import code_revision, file_sha256, library_versions, sql
 from jobs.ml.recipes import Recipe, features_frame, load_recipes
 from jobs.ml.skew import check_servable
 from jobs.ml.store import ModelStore
-from jobs.run_context import RunContext
+from jobs.run_context import RunContext, read_step_output
 from jobs.settings import Settings
 from jobs.sqlproject.project import load_project
 
@@ -222,10 +222,9 @@ def train_one(
 def refuse_failed_data_tests(transform_summary: Path, ds: str) -> None:
     """Stop before training on feature tables that failed their data tests. The DAG never gets here after such a
     transform; a hand-run `retrain train` would, because transform writes its tables before it tests them."""
-    try:
-        tests = json.loads(transform_summary.read_text(encoding="utf-8")).get("data_tests") or []
-    except (OSError, ValueError, AttributeError):
-        return  # no summary (a transform older than it, or run elsewhere): nothing says the tables failed
+    summary = read_step_output(transform_summary, "the check of the data tests before training")
+    # No summary (a transform older than it, or run elsewhere): nothing says the tables failed.
+    tests = (summary.get("data_tests") if isinstance(summary, dict) else None) or []
     failed = [f"{t.get('model')}: {t.get('name')}" for t in tests if isinstance(t, dict) and t.get("status") == "error"]
     if failed:
         raise TrainError(

@@ -171,7 +171,7 @@ def test_missing_inputs_say_which_command_to_run(settings, tmp_path) -> None:
         validate(empty, CTX)
 
 
-def test_feature_tables_that_failed_their_data_tests_are_not_trained_on(run) -> None:
+def test_feature_tables_that_failed_their_data_tests_are_not_trained_on(run, caplog) -> None:
     """transform writes its tables, then tests them: a hand-run train after failed tests stops, naming them."""
     summary = run.run_folder(CTX.ds_str).transform_summary
     tests = [
@@ -187,6 +187,10 @@ def test_feature_tables_that_failed_their_data_tests_are_not_trained_on(run) -> 
     assert list(train(run, CTX).trained) == ["diabetes"]
     summary.write_text(json.dumps({"ds": CTX.ds_str, "models": [], "data_tests": None}))
     assert list(train(run, CTX).trained) == ["diabetes"]
+    # A summary that cannot be read says nothing either way: training goes on, and the log says so.
+    summary.write_text('{"ds": "2026-11-22", "models": [')
+    assert list(train(run, CTX).trained) == ["diabetes"]
+    assert f"Could not read {summary} for the check of the data tests before training" in caplog.text
 
 
 def test_the_commands_train_validate_and_manage_the_store(settings, tmp_path, monkeypatch, capsys, caplog) -> None:

@@ -9,13 +9,13 @@ which needs Spark for the columns' types (the models analysed against the declar
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jobs.errors import RetrainError
+from jobs.run_context import read_step_output
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -101,10 +101,7 @@ class Catalog:
 
 
 def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    return read_step_output(path, "the documentation site")
 
 
 def read_run(folder: RunFolder, ds: str) -> RunInfo:
