@@ -67,3 +67,24 @@ def test_set_token_checks_a_token_without_importing_airflow(tmp_path: Path) -> N
     assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout + done.stderr
     assert "not-a-jwt" not in done.stderr  # the refused token is not repeated
     assert not (tmp_path / "airflow").exists()
+
+
+def test_the_run_unpausing_started_is_reported_once_the_triggered_one_ends() -> None:
+    """`trigger --unpause --wait` exits with its own run's state, so the schedule's run is said in words."""
+    from jobs.commands.airflow import scheduled_run_line
+    from jobs.scheduling.api import DagRun
+    from jobs.scheduling.week import week_ending
+
+    week = week_ending("2026-11-29")
+
+    def run(state: str) -> DagRun:
+        body = {"dag_run_id": "scheduled__2026-11-22T02:00:00+00:00", "state": state}
+        return DagRun.from_api(body)
+
+    assert "has not started the week ending 2026-11-29 yet" in scheduled_run_line(week, None)
+    running = scheduled_run_line(week, run("running"))
+    assert "is running: follow it with `retrain airflow trigger --ds 2026-11-29 --wait`" in running
+    assert scheduled_run_line(week, run("success")).endswith("2026-11-29 succeeded.")
+    failed = scheduled_run_line(week, run("failed"))
+    assert "2026-11-29 failed: see its report, runs/ds=2026-11-29/report.md" in failed
+    assert "`retrain airflow trigger --ds 2026-11-29 --rerun-failed --wait`" in failed

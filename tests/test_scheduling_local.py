@@ -286,6 +286,8 @@ def test_make_airflow_then_the_trigger_command_runs_a_given_week_under_the_sched
     done, run = op.trigger("--ds", week.isoformat(), "--unpause", "--full-refresh", "--wait")
     refused_seconds = time.monotonic() - started
     assert done.returncode == 1 and "tasks" in run, done.stdout + done.stderr
+    assert "Unpaused model_retraining." in done.stderr
+    assert "The schedule" not in done.stderr  # the week unpausing runs is this one: no second run to report
     tasks = run["tasks"]
     assert run["state"] == "failed" and run["run_id"] == f"manual__{week.isoformat()}", run
     assert run["data_interval_end"] == f"{week.isoformat()}T02:00:00Z"

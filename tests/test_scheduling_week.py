@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from jobs.errors import ConfigError
-from jobs.scheduling.week import SCHEDULE, check_schedule_zone, week_ending
+from jobs.scheduling.week import SCHEDULE, check_schedule_zone, latest_ended_week, week_ending
 
 
 def test_the_week_ending_on_a_sunday_is_the_seven_days_before_it_at_2am() -> None:
@@ -30,6 +30,18 @@ def test_days_the_clocks_change_read_02_00_as_airflow_does() -> None:
     assert week_ending("2026-11-01", "Europe/Paris").start == datetime(2026, 10, 25, 1, tzinfo=UTC)
     assert week_ending("2026-03-29", "Europe/Paris").end == datetime(2026, 3, 29, 1, tzinfo=UTC)
     assert week_ending("2026-07-05", "Europe/Paris").end == datetime(2026, 7, 5, 0, tzinfo=UTC)
+
+
+def test_the_latest_ended_week_is_the_one_unpausing_runs() -> None:
+    monday = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+    assert latest_ended_week(monday).ds == date(2026, 11, 29)
+    sunday = datetime(2026, 11, 29, tzinfo=UTC)
+    assert latest_ended_week(sunday + timedelta(hours=1, minutes=59)).ds == date(2026, 11, 22)  # not over until 02:00
+    assert latest_ended_week(sunday + timedelta(hours=2)).ds == date(2026, 11, 29)
+    # 01:30 UTC on Sunday is 02:30 in Paris: that week has ended there, not in UTC.
+    assert latest_ended_week(sunday + timedelta(hours=1, minutes=30), "Europe/Paris").ds == date(2026, 11, 29)
+    # Late on Saturday in UTC is already Sunday 03:00 in Auckland, whose week ended an hour before.
+    assert latest_ended_week(datetime(2026, 11, 28, 14, 0, tzinfo=UTC), "Pacific/Auckland").ds == date(2026, 11, 29)
 
 
 def test_a_schedule_zone_that_differs_from_airflows_is_refused_before_a_week_is_triggered() -> None:

@@ -153,9 +153,11 @@ def _api(settings: Settings) -> AirflowApi:
 
 
 def run_trigger(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
     from jobs.errors import ConfigError
     from jobs.scheduling.api import WeekHasRun
-    from jobs.scheduling.week import check_schedule_zone, week_ending
+    from jobs.scheduling.week import check_schedule_zone, latest_ended_week, week_ending
 
     week = week_ending(args.ds, settings.schedule_timezone)
     _ended(week)  # no Sunday, or a week not over: before anything is asked
@@ -182,13 +184,19 @@ def run_trigger(settings: Settings, args: argparse.Namespace) -> int:
             _say(args, f"Cleared {run.run_id} (was {e.run.state}): {what} again for the week ending {week.ds_str}.")
         else:
             raise
+    scheduled = None  # the week the schedule starts by being unpaused, when it is not this one
     if dag.get("is_paused"):
         if args.unpause:
             api.unpause()
-            _say(
-                args,
-                "Unpaused model_retraining (the schedule also runs the latest complete week, unless it has a run).",
+            latest = latest_ended_week(datetime.now(UTC), settings.schedule_timezone)
+            scheduled = latest if latest.ds != week.ds else None
+            also = (
+                f" The schedule also runs the latest complete week, ending {latest.ds_str}, unless it has a run"
+                f"{': --wait reports on it too' if args.wait else f'; follow it with {_follow(latest)}'}."
+                if scheduled
+                else ""
             )
+            _say(args, f"Unpaused model_retraining.{also}")
         else:
             _say(
                 args,
@@ -206,7 +214,30 @@ def run_trigger(settings: Settings, args: argparse.Namespace) -> int:
         for task, info in final.tasks.items():
             print(f"  {task:<16} {info['state']}  (tries: {info['try_number']})")
         print(f"{final.run_id}: {final.state}. Its report: runs/ds={week.ds_str}/report.md under the tasks' DATA_DIR.")
+    if scheduled:
+        _say(args, scheduled_run_line(scheduled, api.run_of_week(scheduled)))
     return 0 if final.state == "success" else 1
+
+
+def _follow(week: Week) -> str:
+    return f"`retrain airflow trigger --ds {week.ds_str} --wait`"
+
+
+def scheduled_run_line(week: Week, run: DagRun | None) -> str:
+    """What became of the run that unpausing started, said once this command's own run has finished: its exit
+    code is its own run's, so a failed scheduled run must be said in words."""
+    if run is None:
+        return f"The schedule has not started the week ending {week.ds_str} yet; follow it with {_follow(week)}."
+    its = f"The schedule's run {run.run_id} of the week ending {week.ds_str}"
+    if not run.finished:
+        return f"{its} is {run.state}: follow it with {_follow(week)}."
+    if run.state == "success":
+        return f"{its} succeeded."
+    return (
+        f"{its} {run.state}: see its report, "
+        f"runs/ds={week.ds_str}/report.md, then rerun its failed tasks with "
+        f"`retrain airflow trigger --ds {week.ds_str} --rerun-failed --wait`."
+    )
 
 
 def _ended(week: Week) -> None:

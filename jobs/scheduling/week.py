@@ -64,6 +64,16 @@ def week_ending(ds: str | date, timezone: str = "UTC") -> Week:
     return Week(day, _at_run_time(day - timedelta(days=7), zone), _at_run_time(day, zone))
 
 
+def latest_ended_week(now: datetime, timezone: str = "UTC") -> Week:
+    """The latest week that has ended at ``now``: the one the schedule runs at once when the DAG is unpaused (it
+    does not catch up on older weeks)."""
+    zone = ZoneInfo(timezone)
+    today = now.astimezone(zone).date()
+    sunday = today - timedelta(days=(today.weekday() - SUNDAY) % 7)
+    week = week_ending(sunday, timezone)
+    return week if week.end <= now else week_ending(sunday - timedelta(days=7), timezone)
+
+
 def check_schedule_zone(dag: Mapping[str, Any], timezone: str) -> None:
     """Fail when Airflow's DAG (its details, as the REST API gives them) schedules its weeks in another time zone than
     ``timezone``: a week triggered in one zone would cover other hours than the scheduled run of that week, and get
