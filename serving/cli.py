@@ -21,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="retrain-serve",
         description="Runs the reference serving backend (FastAPI + uvicorn): /predict/{model}, "
-        "/admin/reload_models, /models, /healthz. Serves the production version of every model in MODEL_STORE "
+        "/admin/reload_models, /models, /healthz, /readyz. Serves the production version of every model in MODEL_STORE "
         "(recipes from MODELS_DIR) and logs each prediction into health_records (DATABASE_URL or the embedded "
         "PostgreSQL). Needs SECRET_KEY. One process: the models live in it, so a reload reaches every request.",
     )
@@ -56,7 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from serving.protocol import head_limited
 
-    # uvicorn's httptools protocol, refusing a request line and headers over SERVING_MAX_HEADER_BYTES (431)
-    protocol = head_limited(settings.serving_max_header_bytes)
+    # uvicorn's httptools protocol, refusing a request line and headers over SERVING_MAX_HEADER_BYTES (431) or
+    # slower than SERVING_HEADER_TIMEOUT_SECONDS (408)
+    protocol = head_limited(settings.serving_max_header_bytes, settings.serving_header_timeout_seconds)
     uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False, http=protocol)
     return 0

@@ -1,4 +1,5 @@
-"""The HTTP/1.1 protocol the backend runs under uvicorn: uvicorn's own (httptools), with a limit on a request's head.
+"""The HTTP/1.1 protocol the backend runs under uvicorn: uvicorn's own (httptools), with limits on a request's head:
+its size (431) and how long it may take to arrive (408).
 
 uvicorn's httptools protocol reads a request line and headers of any length before the app sees them: a 49 MB
 ``Authorization`` header was read in full before its 401. This subclass counts the bytes of each request's head as
@@ -29,17 +30,20 @@ LINGER_BYTES = 1 << 20
 _HEADER_OVERHEAD = 4  # ": " and CRLF around each header
 
 
-def head_limited(max_header_bytes: int) -> type[HttpToolsProtocol]:
-    """The protocol class to give uvicorn (``http=``), refusing heads longer than ``max_header_bytes``."""
+def head_limited(max_header_bytes: int, header_timeout_seconds: float = 10.0) -> type[HttpToolsProtocol]:
+    """The protocol class to give uvicorn (``http=``), refusing heads longer than ``max_header_bytes`` or slower
+    than ``header_timeout_seconds``."""
 
     class HeadLimitedProtocol(_HeadLimitedProtocol):
         max_head = max_header_bytes
+        max_head_seconds = header_timeout_seconds
 
     return HeadLimitedProtocol
 
 
 class _HeadLimitedProtocol(HttpToolsProtocol):
     max_head = 16_384
+    max_head_seconds = 10.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -47,15 +51,48 @@ class _HeadLimitedProtocol(HttpToolsProtocol):
         self._raw_head = 0  # bytes received while in a head (a whole read counted)
         self._exact_head = 0  # request line and headers, as parsed
         self._head_refused = False
+        self._head_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(LingeringTransport(transport, self._client_still_sending))
+        self._start_head_timer()  # a connection that never sends a request is closed too
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
         transport = self.transport
         super().connection_lost(exc)
         if isinstance(transport, LingeringTransport):
             transport.connection_lost()
+
+    # A slow client (one byte of header every few seconds: slowloris) would hold a connection, and enough of them
+    # every connection. The head must arrive whole within max_head_seconds of the connection's start, or of the
+    # first byte of a later request on a kept-alive connection (uvicorn's keep-alive timeout closes an idle one).
+    # The timer never runs while the app answers, however long that takes.
+
+    def _start_head_timer(self) -> None:
+        self._cancel_head_timer()
+        self._head_timer = self.loop.call_later(self.max_head_seconds, self._head_timed_out)
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if not self._in_head or self._head_refused or self.transport.is_closing():
+            return
+        self._head_refused = True
+        log.warning(
+            "Closed a connection from %s: its request's line and headers did not arrive within %g s (408).",
+            _peer(self.client),
+            self.max_head_seconds,
+        )
+        detail = (
+            f"The request's line and headers did not arrive within {self.max_head_seconds:g} s "
+            "(SERVING_HEADER_TIMEOUT_SECONDS). Send the whole request at once."
+        )
+        refuse(self.transport, 408, "Request Timeout", {"detail": detail})
 
     def _client_still_sending(self) -> bool:
         """Whether closing now would cut off a request being received (a refused head, or a body not read)."""
@@ -69,6 +106,8 @@ class _HeadLimitedProtocol(HttpToolsProtocol):
             transport.dropped(len(data))
             return
         if self._in_head:
+            if self._raw_head == 0 and self._head_timer is None:
+                self._start_head_timer()  # the first byte of a later request on a kept-alive connection
             self._raw_head += len(data)
         super().data_received(data)
         # Still in the head after this read, and past the limit: refuse now, without reading the rest.
@@ -91,6 +130,7 @@ class _HeadLimitedProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        self._cancel_head_timer()
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:

@@ -263,6 +263,7 @@ def test_the_limits_are_settings(tmp_path_factory: pytest.TempPathFactory, pg) -
         "SERVING_MAX_BODY_BYTES": "2048",
         "SERVING_MAX_HEADER_BYTES": "4096",
         "SERVING_MAX_JSON_DEPTH": "3",
+        "SERVING_HEADER_TIMEOUT_SECONDS": "1",
     }
     backend = Backend(env, stack_root / "limited.log")
     try:
@@ -272,5 +273,36 @@ def test_the_limits_are_settings(tmp_path_factory: pytest.TempPathFactory, pg) -
         assert post("/predict/tiny", data='{"x": 1, "d": [[[1]]]}').status_code == 422
         assert post("/predict/tiny", data='{"x": 1, "d": [[1]]}').status_code == 200
         assert backend.reload(admin_token()).status_code == 200
+        # A head sent a byte at a time (slowloris) is cut off at the timeout, and so is a connection that sends none.
+        answer, elapsed = _trickle_head(backend.url, every=0.2)
+        assert answer.startswith(b"HTTP/1.1 408 ") and b"SERVING_HEADER_TIMEOUT_SECONDS" in answer, answer
+        assert 0.9 < elapsed < 3, elapsed
+        answer, elapsed = _trickle_head(backend.url, every=None)
+        assert answer.startswith(b"HTTP/1.1 408 ") and 0.9 < elapsed < 3, (answer, elapsed)
+        # Whole requests on a connection kept alive longer than the timeout are served: the clock runs per head.
+        with requests.Session() as session:
+            for _ in range(2):
+                answer = session.post(backend.url + "/predict/tiny", json={"x": 1, "color": "red"}, timeout=10)
+                assert answer.status_code == 200, answer.text
+                time.sleep(1.5)
+        assert "did not arrive within 1 s (408)" in backend.output()
     finally:
         backend.stop()
+
+
+def _trickle_head(url: str, every: float | None) -> tuple[bytes, float]:
+    """Open a connection and send a request's head a byte every ``every`` seconds (or nothing): what the server
+    answered, and when."""
+    host, port = url.removeprefix("http://").split(":")
+    head = b"POST /predict/tiny HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100 if every else b""
+    started = time.monotonic()
+    with socket.create_connection((host, int(port)), timeout=every or 10) as sock:
+        try:
+            for byte in head:
+                sock.sendall(bytes([byte]))
+                with contextlib.suppress(TimeoutError):
+                    return sock.recv(4096), time.monotonic() - started  # the server answered before the end
+            sock.settimeout(10)
+            return sock.recv(4096), time.monotonic() - started
+        except (BrokenPipeError, ConnectionResetError):
+            return b"", time.monotonic() - started
