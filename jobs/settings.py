@@ -102,7 +102,7 @@ class Settings:
     serving_max_body_bytes: int = 65_536
     serving_max_header_bytes: int = 16_384
     serving_max_json_depth: int = 16
-    serving_header_timeout_seconds: int = 10
+    serving_client_timeout_seconds: int = 10
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, root: Path | None = None) -> Settings:
@@ -151,7 +151,7 @@ class Settings:
             serving_max_body_bytes=_int(env, "SERVING_MAX_BODY_BYTES", 65_536, minimum=1024),  # type: ignore[arg-type]
             serving_max_header_bytes=_int(env, "SERVING_MAX_HEADER_BYTES", 16_384, minimum=1024),  # type: ignore[arg-type]
             serving_max_json_depth=_int(env, "SERVING_MAX_JSON_DEPTH", 16, minimum=2),  # type: ignore[arg-type]
-            serving_header_timeout_seconds=_int(env, "SERVING_HEADER_TIMEOUT_SECONDS", 10),  # type: ignore[arg-type]
+            serving_client_timeout_seconds=_int(env, "SERVING_CLIENT_TIMEOUT_SECONDS", 10),  # type: ignore[arg-type]
         )
         if settings.database_url:
             DatabaseUrl.parse(settings.database_url)  # fail early, with a clear message

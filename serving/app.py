@@ -47,7 +47,11 @@ def create_app(settings: Settings, *, max_db_connections: int = 8) -> FastAPI:
         records.close()
 
     app = FastAPI(title="retrain reference serving backend", lifespan=lifespan)
-    app.add_middleware(RequestGuard, max_body_bytes=settings.serving_max_body_bytes)  # outermost: ids, 413, 500
+    app.add_middleware(  # outermost: ids, 413, 408, 500
+        RequestGuard,
+        max_body_bytes=settings.serving_max_body_bytes,
+        body_timeout_seconds=settings.serving_client_timeout_seconds,
+    )
     app.state.registry = registry
     app.state.records = records
     folders = {"MODEL_STORE": settings.model_store, "MODELS_DIR": settings.models_dir}

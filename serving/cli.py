@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from serving.protocol import head_limited
 
     # uvicorn's httptools protocol, refusing a request line and headers over SERVING_MAX_HEADER_BYTES (431) or
-    # slower than SERVING_HEADER_TIMEOUT_SECONDS (408)
-    protocol = head_limited(settings.serving_max_header_bytes, settings.serving_header_timeout_seconds)
+    # slower than SERVING_CLIENT_TIMEOUT_SECONDS (408)
+    protocol = head_limited(settings.serving_max_header_bytes, settings.serving_client_timeout_seconds)
     uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False, http=protocol)
     return 0

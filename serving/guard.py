@@ -5,6 +5,9 @@
 - **Body limit.** A body longer than ``max_body_bytes`` gets ``413`` and is never read whole: a ``Content-Length``
   over the limit is refused before a byte of the body is read, and a chunked body as soon as it passes the limit.
   The answer closes the connection (``serving.protocol`` lingers so the client can read it).
+- **Body timeout.** A body whose next bytes take longer than ``body_timeout_seconds`` to arrive gets ``408``, and
+  the connection is closed: a client sending its body a byte at a time cannot hold a connection (nginx's
+  ``client_body_timeout``; the head's time limit is ``serving.protocol``'s).
 - **Unexpected errors.** Any exception that escapes the app is logged with its traceback and the request id, and
   answered ``500`` with the request id in the body: never a connection dropped without an answer, never the
   exception's text (which may name files or values) in the answer.
@@ -12,6 +15,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
@@ -33,12 +37,18 @@ class BodyTooLarge(Exception):
     """The request's body passed the limit while it was read."""
 
 
-class RequestGuard:
-    """Wraps the app: request ids, the body limit (413), and 500 with a request id for any unexpected error."""
+class BodyTimedOut(Exception):
+    """The request's body stopped arriving."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+
+class RequestGuard:
+    """Wraps the app: request ids, the body's limits (413, 408), and 500 with a request id for any unexpected
+    error."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int, body_timeout_seconds: float = 10.0) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.body_timeout_seconds = body_timeout_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -62,15 +72,21 @@ class RequestGuard:
         if declared is not None and declared > self.max_body_bytes:
             await self._too_large(send_with_id, request_id)
             return
-        received = 0
+        received, body_done = 0, False
 
         async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_done
+            if body_done:  # what the app awaits now is the client's going away: not timed
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.body_timeout_seconds)
+            except TimeoutError:
+                raise BodyTimedOut from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
                     raise BodyTooLarge
+                body_done = not message.get("more_body", False)
             return message
 
         try:
@@ -78,6 +94,19 @@ class RequestGuard:
         except BodyTooLarge:
             if not started:
                 await self._too_large(send_with_id, request_id)
+        except BodyTimedOut:
+            log.warning(
+                "Closed a request from %s (request id %s): its body stopped arriving for %g s (408).",
+                _client(scope),
+                request_id,
+                self.body_timeout_seconds,
+            )
+            if not started:
+                detail = (
+                    f"The request's body stopped arriving for {self.body_timeout_seconds:g} s "
+                    "(SERVING_CLIENT_TIMEOUT_SECONDS). Send the whole request at once."
+                )
+                await _answer(send_with_id, 408, {"detail": detail, "request_id": request_id}, close=True)
         except Exception:
             log.exception(
                 "Unexpected error answering %s %s (request id %s).", scope.get("method"), scope.get("path"), request_id
@@ -96,6 +125,11 @@ class RequestGuard:
             "inputs are a small JSON object."
         )
         await _answer(send, 413, {"detail": detail, "request_id": request_id}, close=True)
+
+
+def _client(scope: Scope) -> str:
+    client = scope.get("client")
+    return f"{client[0]}:{client[1]}" if client else "an unknown client"
 
 
 def _content_length(scope: Scope) -> int | None:

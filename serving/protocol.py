@@ -90,7 +90,7 @@ class _HeadLimitedProtocol(HttpToolsProtocol):
         )
         detail = (
             f"The request's line and headers did not arrive within {self.max_head_seconds:g} s "
-            "(SERVING_HEADER_TIMEOUT_SECONDS). Send the whole request at once."
+            "(SERVING_CLIENT_TIMEOUT_SECONDS). Send the whole request at once."
         )
         refuse(self.transport, 408, "Request Timeout", {"detail": detail})
 

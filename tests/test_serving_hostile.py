@@ -263,7 +263,7 @@ def test_the_limits_are_settings(tmp_path_factory: pytest.TempPathFactory, pg) -
         "SERVING_MAX_BODY_BYTES": "2048",
         "SERVING_MAX_HEADER_BYTES": "4096",
         "SERVING_MAX_JSON_DEPTH": "3",
-        "SERVING_HEADER_TIMEOUT_SECONDS": "1",
+        "SERVING_CLIENT_TIMEOUT_SECONDS": "1",
     }
     backend = Backend(env, stack_root / "limited.log")
     try:
@@ -275,10 +275,21 @@ def test_the_limits_are_settings(tmp_path_factory: pytest.TempPathFactory, pg) -
         assert backend.reload(admin_token()).status_code == 200
         # A head sent a byte at a time (slowloris) is cut off at the timeout, and so is a connection that sends none.
         answer, elapsed = _trickle_head(backend.url, every=0.2)
-        assert answer.startswith(b"HTTP/1.1 408 ") and b"SERVING_HEADER_TIMEOUT_SECONDS" in answer, answer
-        assert 0.9 < elapsed < 3, elapsed
+        assert answer.startswith(b"HTTP/1.1 408 ") and b"SERVING_CLIENT_TIMEOUT_SECONDS" in answer, answer
+        assert 0.9 < elapsed < 5, elapsed
         answer, elapsed = _trickle_head(backend.url, every=None)
-        assert answer.startswith(b"HTTP/1.1 408 ") and 0.9 < elapsed < 3, (answer, elapsed)
+        assert answer.startswith(b"HTTP/1.1 408 ") and 0.9 < elapsed < 5, (answer, elapsed)
+        # A body that stops arriving: 408 once it has stalled for the timeout, and nothing is logged.
+        host, port = backend.url.removeprefix("http://").split(":")
+        before = records(pg)
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(b"POST /predict/tiny HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n" + b'{"x": 1, ')
+            started = time.monotonic()
+            answer = sock.recv(4096)
+            elapsed = time.monotonic() - started
+            answer += _rest(sock)  # the answer's body may come in a read of its own
+        assert answer.startswith(b"HTTP/1.1 408 ") and b"body stopped arriving for 1 s" in answer, answer
+        assert 0.9 < elapsed < 5 and records(pg) == before, elapsed
         # Whole requests on a connection kept alive longer than the timeout are served: the clock runs per head.
         with requests.Session() as session:
             for _ in range(2):
@@ -286,23 +297,34 @@ def test_the_limits_are_settings(tmp_path_factory: pytest.TempPathFactory, pg) -
                 assert answer.status_code == 200, answer.text
                 time.sleep(1.5)
         assert "did not arrive within 1 s (408)" in backend.output()
+        assert "its body stopped arriving for 1 s (408)" in backend.output()
     finally:
         backend.stop()
 
 
 def _trickle_head(url: str, every: float | None) -> tuple[bytes, float]:
-    """Open a connection and send a request's head a byte every ``every`` seconds (or nothing): what the server
-    answered, and when."""
+    """Open a connection and send a request's head a byte every ``every`` seconds (or nothing): the server's whole
+    answer, and how long it took to begin."""
     host, port = url.removeprefix("http://").split(":")
     head = b"POST /predict/tiny HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100 if every else b""
     started = time.monotonic()
     with socket.create_connection((host, int(port)), timeout=every or 10) as sock:
-        try:
-            for byte in head:
-                sock.sendall(bytes([byte]))
-                with contextlib.suppress(TimeoutError):
-                    return sock.recv(4096), time.monotonic() - started  # the server answered before the end
+        for byte in head:
+            sock.sendall(bytes([byte]))
+            with contextlib.suppress(TimeoutError):
+                first = sock.recv(4096)  # the server answered before the head's end
+                break
+        else:
             sock.settimeout(10)
-            return sock.recv(4096), time.monotonic() - started
-        except (BrokenPipeError, ConnectionResetError):
-            return b"", time.monotonic() - started
+            first = sock.recv(4096)
+        elapsed = time.monotonic() - started
+        sock.settimeout(10)
+        return first + _rest(sock), elapsed
+
+
+def _rest(sock: socket.socket) -> bytes:
+    """What the server still sends until it closes the connection."""
+    data = b""
+    while chunk := sock.recv(4096):
+        data += chunk
+    return data
