@@ -77,3 +77,37 @@ sources:
 def test_a_wrong_optional_column_is_refused_with_the_reason(tmp_path: Path, optional: str, error: str) -> None:
     with pytest.raises((ConfigError, SqlProjectError), match=error):
         sources(tmp_path, QUERY_SOURCE.format(optional=optional))
+
+
+def test_every_wrong_source_is_reported_at_once(tmp_path: Path) -> None:
+    """`retrain check` says every error: a sources.yml with three wrong sources lists the three, each with its
+    place, and the right one in between is read still."""
+    text = """
+sources:
+  - name: first
+    table: raw.first
+    partition_column: id
+    window_column: created_at
+    columns: {id: bigint, created_at: timestamp}
+    typo: 1
+  - name: fine
+    table: raw.fine
+    partition_column: id
+    window_column: created_at
+    columns: {id: bigint, created_at: timestamp}
+  - just a string
+  - name: shop
+    tables:
+      - name: orders
+        partition_column: id
+        window_column: created_at
+        columns: {id: bigint, created_at: timestamp}
+        optional_columns: [nope]
+"""
+    with pytest.raises(ConfigError) as raised:
+        sources(tmp_path, text)
+    message = str(raised.value)
+    assert message.startswith("3 errors in the project's sources; each is below.")
+    assert "unknown key 'typo'" in message
+    assert "each source must be a mapping with a 'name'. Got 'just a string' instead." in message
+    assert "must be a mapping of column name to" in message

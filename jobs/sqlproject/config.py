@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from jobs.errors import ConfigError, check_scalar
+from jobs.errors import ConfigError, RetrainError, SqlProjectError, check_scalar
 from jobs.sqlproject.yamlfile import check_keys, load_yaml, where
 
 PROJECT_FILE = "project.yml"
@@ -414,36 +414,59 @@ def load_sources(project_dir: Path, files: Sequence[Path] | None = None) -> dict
         if isinstance(document, dict) and "sources" in document:
             documents.append((other, document))
     sources: dict[str, Source] = {}
+    errors: list[RetrainError] = []  # every source's error, not only the first: each one is fixed on its own
     for file, document in documents:
         entries = document.get("sources")
         if not isinstance(entries, list):
-            raise ConfigError(f"{where(str(file), document, 'sources')}: 'sources:' must be a list of sources.")
-        for source in _sources_of(entries, file):
+            place = where(str(file), document, "sources")
+            errors.append(ConfigError(f"{place}: 'sources:' must be a list of sources."))
+            continue
+        for source in _sources_of(entries, file, errors):
             if source.name in sources:
-                raise ConfigError(
-                    f"{file}: the source {source.name!r} is declared twice (also in {sources[source.name].path})."
+                errors.append(
+                    ConfigError(
+                        f"{file}: the source {source.name!r} is declared twice (also in {sources[source.name].path})."
+                    )
                 )
             sources[source.name] = source
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        listed = "\n\n".join(str(e) for e in errors)
+        raise ConfigError(f"{len(errors)} errors in the project's sources; each is below.\n\n{listed}") from errors[0]
     return sources
 
 
-def _sources_of(entries: list, path: Path) -> list[Source]:
+def _sources_of(entries: list, path: Path, errors: list[RetrainError]) -> list[Source]:
+    """The sources of one file's ``sources:`` list; an entry (or a group's table) with an error is added to
+    ``errors`` and the others are read still."""
     found: list[Source] = []
     for entry in entries:
-        if not isinstance(entry, dict):
-            raise ConfigError(f"{path}: each source must be a mapping with a 'name'. Got {entry!r} instead.")
-        if "tables" in entry:
-            check_keys(entry, GROUP_KEYS, str(path), "a source group")
-            group_name = _require_identifier(entry.get("name"), "a source group's 'name'", path)
-            tables = entry.get("tables")
-            if not isinstance(tables, list) or not tables:
-                raise ConfigError(
-                    f"{where(str(path), entry, 'tables')}: 'tables' of source group "
-                    f"{group_name!r} must be a non-empty list."
-                )
-            found.extend(_source(table, path, entry) for table in tables)
-        else:
-            found.append(_source(entry, path))
+        try:
+            found.extend(_entry_sources(entry, path, errors))
+        except (ConfigError, SqlProjectError) as e:
+            errors.append(e)
+    return found
+
+
+def _entry_sources(entry: Any, path: Path, errors: list[RetrainError]) -> list[Source]:
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{path}: each source must be a mapping with a 'name'. Got {entry!r} instead.")
+    if "tables" not in entry:
+        return [_source(entry, path)]
+    check_keys(entry, GROUP_KEYS, str(path), "a source group")
+    group_name = _require_identifier(entry.get("name"), "a source group's 'name'", path)
+    tables = entry.get("tables")
+    if not isinstance(tables, list) or not tables:
+        raise ConfigError(
+            f"{where(str(path), entry, 'tables')}: 'tables' of source group {group_name!r} must be a non-empty list."
+        )
+    found = []
+    for table in tables:
+        try:
+            found.append(_source(table, path, entry))
+        except (ConfigError, SqlProjectError) as e:
+            errors.append(e)
     return found
 
 
