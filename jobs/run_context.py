@@ -184,11 +184,11 @@ class RunFolder:
 
 # -- retention: `retrain runs prune` ------------------------------------------------------------------------------
 # A run folder keeps what its week read and built (the snapshot, staging, the quarantine) until it is deleted:
-# withdrawn patients' rows included, and a few hundred MB a week at a window of millions of rows. Later weeks read
-# only the newest run before them (the incremental extract and models build on it; a backtest reads the one it is
-# given), so the older ones can go. Nothing deletes a run unless asked: how long to keep them is the operator's.
-# Unchanged snapshot batches are hard links shared by consecutive runs, so a folder's size on disk is not what
-# deleting it frees: `disk_usage` counts a file as freed only when every link to it is deleted.
+# withdrawn patients' rows included, and a few hundred MiB a week at a window of millions of rows. Later weeks read
+# only the newest run before them that holds what they build on (the incremental extract and models; a backtest
+# reads the one it is given), so the older ones can go. Nothing deletes a run unless asked: how long to keep them
+# is the operator's. Unchanged snapshot batches are hard links shared by consecutive runs, so a folder's size on
+# disk is not what deleting it frees: `disk_usage` counts a file as freed only when every link to it is deleted.
 
 #: a run folder being deleted is first renamed to this prefix: no step sees a half-deleted run as one of its own
 PRUNING_PREFIX = ".pruning-"
@@ -196,34 +196,44 @@ PRUNING_PREFIX = ".pruning-"
 
 @dataclass(frozen=True)
 class PrunePlan:
-    """The runs that stay (newest last) and those to delete (oldest first), with what deleting them frees."""
+    """The runs that stay and those to delete (oldest first), what an interrupted prune left renamed aside, and
+    what deleting all that frees."""
 
     kept: Sequence[RunFolder]
     deleted: Sequence[RunFolder]
+    leftovers: Sequence[Path]
     freed_bytes: int
 
 
 def plan_prune(data_dir: Path, keep: int) -> PrunePlan:
-    """Keep the ``keep`` newest runs, delete the rest. ``keep`` is at least 1: the newest run is what next week's
-    incremental extract and models build on."""
+    """Keep the ``keep`` newest complete runs (their transform finished: they hold what next week's incremental
+    extract and models build on) and every run newer than them (failed or under way: small, and perhaps not
+    over); delete the older ones. ``keep`` is at least 1."""
     if keep < 1:
         raise ConfigError(
-            f"--keep must be at least 1. Got {keep} instead: the newest run is what next week's incremental "
-            "extract and models build on (without it, next week reads the whole window again)."
+            f"--keep must be at least 1. Got {keep} instead: the newest complete run is what next week's "
+            "incremental extract and models build on (without it, next week reads the whole window again)."
         )
     runs = RunFolder.every(data_dir)
-    deleted, kept = runs[:-keep], runs[-keep:]
-    return PrunePlan(kept=kept, deleted=deleted, freed_bytes=disk_usage(f.path for f in deleted))
+    complete = [folder for folder in runs if folder.transform_summary.is_file()]
+    oldest_kept = complete[-keep].path.name if len(complete) > keep else ""
+    deleted = [folder for folder in runs if folder.path.name < oldest_kept]
+    kept = [folder for folder in runs if folder.path.name >= oldest_kept]
+    leftovers = sorted((data_dir / "runs").glob(f"{PRUNING_PREFIX}*"))
+    freed = disk_usage([*(f.path for f in deleted), *leftovers])
+    return PrunePlan(kept=kept, deleted=deleted, leftovers=leftovers, freed_bytes=freed)
 
 
 def prune(data_dir: Path, plan: PrunePlan) -> None:
     """Delete the plan's runs, each renamed aside first (so a step listing runs never sees it half gone), then
-    removed. What an interrupted prune left renamed aside is removed too."""
+    removed, with what an interrupted prune left renamed aside."""
     runs = data_dir / "runs"
     for folder in plan.deleted:
         aside = runs / f"{PRUNING_PREFIX}{folder.path.name}"
         folder.path.rename(aside)
         log.info("Deleting the run of %s (%s).", folder.ds, folder.path)
+    for aside in plan.leftovers:
+        log.info("Finishing the deletion an interrupted prune began: %s.", aside)
     for aside in sorted(runs.glob(f"{PRUNING_PREFIX}*")):
         shutil.rmtree(aside)
 
@@ -244,7 +254,7 @@ def disk_usage(folders: Iterable[Path]) -> int:
 
 
 def human_bytes(count: int) -> str:
-    for unit, scale in (("GB", 1024**3), ("MB", 1024**2), ("KB", 1024)):
+    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
         if count >= scale:
             return f"{count / scale:.1f} {unit}"
     return f"{count} B"
@@ -252,12 +262,12 @@ def human_bytes(count: int) -> str:
 
 def steps_done(folder: RunFolder) -> list[str]:
     """The steps whose output the run folder holds, in the DAG's order."""
-    outputs = {
-        "extract": folder.raw,
-        "transform": folder.transform_summary,
-        "train": folder.train_summary,
-        "validate": folder.decision,
-        "deploy": folder.deploy_summary,
-        "notify": folder.report_json,
+    done = {
+        "extract": any(folder.raw.glob("*/_manifest.json")),
+        "transform": folder.transform_summary.is_file(),
+        "train": folder.train_summary.is_file(),
+        "validate": folder.decision.is_file(),
+        "deploy": folder.deploy_summary.is_file(),
+        "notify": folder.report_json.is_file(),
     }
-    return [step for step, path in outputs.items() if path.exists()]
+    return [step for step, finished in done.items() if finished]

@@ -57,16 +57,33 @@ def test_a_run_deleted_with_every_link_frees_the_shared_batch(tmp_path: Path, ru
 
 
 def test_keep_must_leave_the_newest_run(tmp_path: Path, runs) -> None:
-    with pytest.raises(ConfigError, match="--keep must be at least 1. Got 0 instead: the newest run is what"):
+    with pytest.raises(ConfigError, match="--keep must be at least 1. Got 0 instead: the newest complete run is"):
         plan_prune(tmp_path, keep=0)
     assert len(RunFolder.every(tmp_path)) == 3
+
+
+def test_only_complete_runs_count_and_newer_ones_stay(tmp_path: Path, runs) -> None:
+    """A week whose extract failed (a folder with logs only) or that is under way is not what next week builds on:
+    it does not count toward --keep, and it is not deleted either."""
+    failed = RunFolder.under(tmp_path, "2026-11-29")
+    failed.logs.mkdir(parents=True)
+    plan = plan_prune(tmp_path, keep=1)
+    assert [f.ds for f in plan.kept] == ["2026-11-22", "2026-11-29"]
+    assert [f.ds for f in plan.deleted] == ["2026-11-08", "2026-11-15"]
+    # Older failed runs are deleted with the complete ones around them.
+    runs[1].transform_summary.unlink()
+    assert [f.ds for f in plan_prune(tmp_path, keep=1).deleted] == ["2026-11-08", "2026-11-15"]
+    assert plan_prune(tmp_path, keep=2).deleted == []  # two complete runs only: both stay
 
 
 def test_what_an_interrupted_prune_renamed_aside_is_removed_and_never_seen_as_a_run(tmp_path: Path, runs) -> None:
     aside = tmp_path / "runs" / f"{PRUNING_PREFIX}ds=2026-11-01"
     (aside / "raw").mkdir(parents=True)
+    (aside / "raw" / "part-0.parquet").write_bytes(os.urandom(BATCH))
     assert [f.ds for f in runs[0].earlier()] == []  # not a run: no incremental step builds on it
-    prune(tmp_path, plan_prune(tmp_path, keep=3))
+    plan = plan_prune(tmp_path, keep=3)
+    assert plan.deleted == [] and plan.leftovers == [aside] and plan.freed_bytes >= BATCH
+    prune(tmp_path, plan)
     assert not aside.exists()
 
 
@@ -75,11 +92,19 @@ def test_the_commands_list_the_runs_and_a_dry_run_deletes_nothing(tmp_path: Path
     assert cli.main(["runs", "list"]) == 0
     listed = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in listed] == ["2026-11-08", "2026-11-15", "2026-11-22"]
-    assert all(line.endswith("extract, transform") for line in listed)
+    assert all(line.endswith("transform") and "KiB" in line for line in listed)
     assert cli.main(["runs", "prune", "--keep", "2", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "Would delete the run of 2026-11-08" in out and "kept: 2026-11-15, 2026-11-22." in out
+    assert "Would delete the run of 2026-11-08" in out
+    assert "1 run(s) would be deleted, freeing " in out and "kept: 2026-11-15, 2026-11-22." in out
     assert len(RunFolder.every(tmp_path)) == 3
     assert cli.main(["runs", "prune", "--keep", "2"]) == 0
-    assert "1 run(s) freed" in capsys.readouterr().out
+    assert "1 run(s) deleted, " in capsys.readouterr().out
     assert [f.ds for f in RunFolder.every(tmp_path)] == ["2026-11-15", "2026-11-22"]
+
+
+def test_without_runs_the_commands_say_so(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    assert cli.main(["runs", "prune", "--keep", "1"]) == 0
+    assert capsys.readouterr().out == f"No runs under {tmp_path / 'runs'}.\n"
+    assert not (tmp_path / "runs").exists()

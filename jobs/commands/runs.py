@@ -13,9 +13,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     listing = commands.add_parser("list", help="each run's date, the steps it holds and the disk it alone takes")
     listing.set_defaults(handler=run_list)
     pruning = commands.add_parser(
-        "prune", help="delete every run but the newest --keep N (their snapshots, tables, reports and logs)"
+        "prune",
+        help="delete the runs older than the newest --keep N complete ones (snapshots, tables, reports and logs)",
     )
-    pruning.add_argument("--keep", type=int, required=True, metavar="N", help="how many of the newest runs stay")
+    pruning.add_argument(
+        "--keep", type=int, required=True, metavar="N", help="how many of the newest complete runs stay (at least 1)"
+    )
     pruning.add_argument("--dry-run", action="store_true", help="say what would be deleted, and delete nothing")
     pruning.set_defaults(handler=run_prune)
 
@@ -36,12 +39,20 @@ def run_prune(settings: Settings, args: argparse.Namespace) -> int:
     from jobs.run_context import human_bytes, plan_prune, prune
 
     plan = plan_prune(settings.data_dir, args.keep)
+    if not plan.kept and not plan.leftovers:
+        print(f"No runs under {settings.data_dir / 'runs'}.")
+        return 0
     if args.dry_run:
         for folder in plan.deleted:
             print(f"Would delete the run of {folder.ds} ({folder.path}).")
+        for aside in plan.leftovers:
+            print(f"Would finish deleting {aside}, which an interrupted prune left.")
     else:
         prune(settings.data_dir, plan)  # logs each run it deletes
     kept = ", ".join(f.ds for f in plan.kept) or "none"
-    done = "would free" if args.dry_run else "freed"
-    print(f"{len(plan.deleted)} run(s) {done} {human_bytes(plan.freed_bytes)}; kept: {kept}.")
+    freed = human_bytes(plan.freed_bytes)
+    if args.dry_run:
+        print(f"{len(plan.deleted)} run(s) would be deleted, freeing {freed}; kept: {kept}.")
+    else:
+        print(f"{len(plan.deleted)} run(s) deleted, {freed} freed; kept: {kept}.")
     return 0
