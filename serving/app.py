@@ -68,11 +68,13 @@ def create_app(settings: Settings, *, max_db_connections: int = 8) -> FastAPI:
         """Liveness: the process answers. Restarting it would not bring back a database or a model."""
         return {"status": "ok", "models": len(registry.models)}
 
+    findings = ChangeLog()
+
     @app.get("/readyz")
     def readyz() -> JSONResponse:
         """Readiness: a prediction asked now could be served and logged. 503 says why not, without the server's
         URLs or paths (the route needs no token); the log has the detail."""
-        return _readiness(registry, records)
+        return _readiness(registry, records, findings)
 
     @app.get("/models")
     def models() -> dict[str, Any]:
@@ -101,7 +103,23 @@ def create_app(settings: Settings, *, max_db_connections: int = 8) -> FastAPI:
     return app
 
 
-def _readiness(registry: ModelRegistry, records: RecordLog) -> JSONResponse:
+class ChangeLog:
+    """Logs what the readiness probe finds when it changes: a probe every few seconds must not repeat a warning."""
+
+    def __init__(self) -> None:
+        self._last: str | None = None  # the database's last problem; None while it takes records
+
+    def found(self, problem: str | None) -> None:
+        if problem == self._last:
+            return
+        if problem:
+            log.warning("Not ready: %s", problem)
+        else:
+            log.info("Ready again: the database takes records.")
+        self._last = problem
+
+
+def _readiness(registry: ModelRegistry, records: RecordLog, findings: ChangeLog) -> JSONResponse:
     models = len(registry.models)
     reasons = []
     if not models:
@@ -111,8 +129,9 @@ def _readiness(registry: ModelRegistry, records: RecordLog) -> JSONResponse:
     try:
         records.check()
         database = "ok"
+        findings.found(None)
     except RecordLogUnavailable as e:
-        log.warning("Not ready: %s", e)
+        findings.found(str(e))
         database = "refused" if e.reachable else "unreachable"
         why = "refuses to log records" if e.reachable else "cannot be reached"
         reasons.append(f"the database {why}: the backend's log says why")

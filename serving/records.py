@@ -26,10 +26,15 @@ RETURNING id
 FOREIGN_KEY_VIOLATION = "23503"
 #: may this backend's role log a record (each column, as the embedded database grants them): the readiness
 #: check's one query, which writes nothing
-CAN_INSERT = (
-    "SELECT bool_and(has_column_privilege(current_user, 'health_records', name, 'INSERT')) "
-    f"FROM unnest(ARRAY[{', '.join(repr(c) for c in INSERT_COLUMNS)}]) AS name"
-)
+CAN_INSERT = f"""
+SELECT
+  (SELECT bool_and(has_column_privilege(current_user, 'health_records', name, 'INSERT'))
+   FROM unnest(ARRAY[{", ".join(repr(c) for c in INSERT_COLUMNS)}]) AS name),
+  -- A serial id draws from its sequence with the inserting role's USAGE; an identity column needs none.
+  (SELECT attidentity <> '' OR COALESCE(has_sequence_privilege(pg_get_serial_sequence('health_records', 'id'),
+                                                                'USAGE'), true)
+   FROM pg_attribute WHERE attrelid = 'health_records'::regclass AND attname = 'id')
+"""
 #: seconds to wait for a connection when the URL sets no ``connect_timeout`` (libpq waits for ever)
 CONNECT_TIMEOUT_SECONDS = 5
 
@@ -70,14 +75,19 @@ class RecordLog:
     def check(self) -> None:
         """Raise :class:`RecordLogUnavailable` unless a record could be logged now: the database answers, and this
         role may insert into ``health_records``. Nothing is written."""
-        self._execute(self._require_insert)
+        self._execute(self._require_insert, failure="Could not check that a record can be logged in")
 
     def _require_insert(self, cur: Any) -> None:
         cur.execute(CAN_INSERT)
-        if not cur.fetchone()[0]:
+        columns, sequence = cur.fetchone()
+        grant = None
+        if not columns:
+            grant = f"GRANT INSERT ({', '.join(INSERT_COLUMNS)}) ON health_records"
+        elif sequence is False:
+            grant = "GRANT USAGE ON SEQUENCE health_records_id_seq (the id's sequence)"
+        if grant:
             raise RecordLogUnavailable(
-                f"The role of {self.database.redacted()} may not insert into health_records: GRANT INSERT "
-                f"({', '.join(INSERT_COLUMNS)}) ON health_records (and USAGE on its id sequence) to it."
+                f"The role of {self.database.redacted()} may not insert into health_records: {grant} to it."
             )
 
     def insert(
@@ -102,11 +112,12 @@ class RecordLog:
                 raise
             return int(cur.fetchone()[0])
 
-        return self._execute(insert)
+        return self._execute(insert, failure="Could not log the record in")
 
-    def _execute(self, work: Callable[[Any], T]) -> T:
+    def _execute(self, work: Callable[[Any], T], *, failure: str) -> T:
         """``work(cursor)`` in one transaction on a pooled connection; a database error is
-        :class:`RecordLogUnavailable`, saying whether the database could be reached at all."""
+        :class:`RecordLogUnavailable` (``failure``, the database, the error), saying whether the database could be
+        reached at all."""
         import psycopg2
 
         with self._slots:
@@ -124,7 +135,7 @@ class RecordLog:
             except psycopg2.Error as e:
                 broken = isinstance(e, psycopg2.OperationalError | psycopg2.InterfaceError)
                 raise RecordLogUnavailable(
-                    f"Could not log a record in {self.database.redacted()}: {_first_line(e)}", reachable=not broken
+                    f"{failure} {self.database.redacted()}: {_first_line(e)}", reachable=not broken
                 ) from e
             finally:
                 pool.putconn(conn, close=broken or bool(conn.closed))
