@@ -5,9 +5,10 @@
 - **Body limit.** A body longer than ``max_body_bytes`` gets ``413`` and is never read whole: a ``Content-Length``
   over the limit is refused before a byte of the body is read, and a chunked body as soon as it passes the limit.
   The answer closes the connection (``serving.protocol`` lingers so the client can read it).
-- **Body timeout.** A body whose next bytes take longer than ``body_timeout_seconds`` to arrive gets ``408``, and
-  the connection is closed: a client sending its body a byte at a time cannot hold a connection (nginx's
-  ``client_body_timeout``; the head's time limit is ``serving.protocol``'s).
+- **Body deadline.** A body that has not arrived whole ``body_timeout_seconds`` after its headers gets ``408``, and
+  the connection is closed: a client sending its body a byte at a time cannot hold a connection. A deadline for the
+  whole body, not nginx's ``client_body_timeout`` between two reads, which a byte every few seconds would meet
+  for days. The head's time limit is ``serving.protocol``'s.
 - **Unexpected errors.** Any exception that escapes the app is logged with its traceback and the request id, and
   answered ``500`` with the request id in the body: never a connection dropped without an answer, never the
   exception's text (which may name files or values) in the answer.
@@ -38,11 +39,11 @@ class BodyTooLarge(Exception):
 
 
 class BodyTimedOut(Exception):
-    """The request's body stopped arriving."""
+    """The request's body did not arrive whole in time."""
 
 
 class RequestGuard:
-    """Wraps the app: request ids, the body's limits (413, 408), and 500 with a request id for any unexpected
+    """Wraps the app: request ids, the body's size and deadline (413, 408), and 500 with a request id for any unexpected
     error."""
 
     def __init__(self, app: ASGIApp, max_body_bytes: int, body_timeout_seconds: float = 10.0) -> None:
@@ -73,13 +74,14 @@ class RequestGuard:
             await self._too_large(send_with_id, request_id)
             return
         received, body_done = 0, False
+        deadline = asyncio.get_running_loop().time() + self.body_timeout_seconds
 
         async def limited_receive() -> Message:
             nonlocal received, body_done
             if body_done:  # what the app awaits now is the client's going away: not timed
                 return await receive()
             try:
-                message = await asyncio.wait_for(receive(), self.body_timeout_seconds)
+                message = await asyncio.wait_for(receive(), deadline - asyncio.get_running_loop().time())
             except TimeoutError:
                 raise BodyTimedOut from None
             if message["type"] == "http.request":
@@ -96,14 +98,14 @@ class RequestGuard:
                 await self._too_large(send_with_id, request_id)
         except BodyTimedOut:
             log.warning(
-                "Closed a request from %s (request id %s): its body stopped arriving for %g s (408).",
+                "Closed a request from %s (request id %s): its body did not arrive whole within %g s (408).",
                 _client(scope),
                 request_id,
                 self.body_timeout_seconds,
             )
             if not started:
                 detail = (
-                    f"The request's body stopped arriving for {self.body_timeout_seconds:g} s "
+                    f"The request's body did not arrive whole within {self.body_timeout_seconds:g} s of its headers "
                     "(SERVING_CLIENT_TIMEOUT_SECONDS). Send the whole request at once."
                 )
                 await _answer(send_with_id, 408, {"detail": detail, "request_id": request_id}, close=True)
