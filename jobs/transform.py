@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jobs.run_context import RunContext
+from jobs.errors import ConfigError
+from jobs.run_context import RunContext, RunFolder
 from jobs.settings import Settings
 from jobs.sqlproject.compiled import CompiledProject
 from jobs.sqlproject.datatests import (
@@ -229,6 +230,17 @@ def transform(
     if raise_failures:
         result.raise_for_failures()
     return result
+
+
+def require_built(folder: RunFolder) -> None:
+    """Refuse the data tests of a run that ``transform`` has not built, before a Spark driver starts (and the unit
+    tests run) for nothing."""
+    if not folder.features.is_dir():
+        raise ConfigError(
+            f"No tables of the run of {folder.ds} at {folder.features}: its data tests read what `retrain transform` "
+            f"wrote. Run `retrain extract --ds {folder.ds}` and `retrain transform --ds {folder.ds}` first, or leave "
+            "out --ds to run the unit tests alone."
+        )
 
 
 def rerun_data_tests(

@@ -140,3 +140,16 @@ def test_a_run_without_a_snapshot_fails_before_spark_starts(settings, tmp_path, 
     assert "No snapshot of source 'predictions'" in err
     assert "retrain extract --ds 2026-11-29" in err
     assert not (tmp_path / "runs").exists()  # no run folder, so no logs/ made by a Spark driver
+
+
+def test_data_tests_of_a_run_not_built_fail_before_spark_and_the_unit_tests(
+    settings, tmp_path, caplog, monkeypatch
+) -> None:
+    from jobs import cli
+
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("SPARK_MASTER", settings.spark_master)
+    assert cli.main(["test", "--ds", "2026-11-29"]) == 2
+    assert "No tables of the run of 2026-11-29" in caplog.text
+    assert "Run `retrain extract --ds 2026-11-29` and `retrain transform --ds 2026-11-29` first" in caplog.text
+    assert not (tmp_path / "runs").exists()

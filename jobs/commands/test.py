@@ -41,7 +41,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     from jobs.sqlproject.project import load_project
     from jobs.sqlproject.testselect import select_tests
     from jobs.sqlproject.unittests import DEFAULT_DS, run_unit_tests
-    from jobs.transform import rerun_data_tests, summary_counts, summary_line
+    from jobs.transform import require_built, rerun_data_tests, summary_counts, summary_line
 
     has_run = args.ds is not None
     target = Target(name=args.target or settings.sql_target, threads=settings.sql_threads)
@@ -55,6 +55,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             f"{len(chosen.data)} data test(s) selected, but data tests read what `retrain transform` wrote for a "
             "run: give its date, --ds YYYY-MM-DD."
         )
+    if chosen.data and has_run:
+        require_built(settings.run_folder(compiled.ctx.ds_str))
     spark = spark_session(settings, "retrain-test", require_jdbc=False)
     statuses: list[str] = []
     unit_failures: list[str] = []
