@@ -1,6 +1,8 @@
-"""The logical date of a run and its data interval: the only notion of time the pipeline uses.
+"""The logical date of a run and its data interval, the only notion of time the pipeline uses; and its folder.
 
-Nothing reads the wall clock, so re-running a logical date reads and writes exactly the same data.
+Nothing reads the wall clock, so re-running a logical date reads and writes exactly the same data. ``RunFolder``
+names every path of a run, :func:`read_step_output` reads what a step left there, and :func:`plan_prune` and
+:func:`prune` delete old runs (``retrain runs prune``).
 """
 
 from __future__ import annotations
@@ -224,17 +226,16 @@ def plan_prune(data_dir: Path, keep: int) -> PrunePlan:
     return PrunePlan(kept=kept, deleted=deleted, leftovers=leftovers, freed_bytes=freed)
 
 
-def prune(data_dir: Path, plan: PrunePlan) -> None:
-    """Delete the plan's runs, each renamed aside first (so a step listing runs never sees it half gone), then
-    removed, with what an interrupted prune left renamed aside."""
-    runs = data_dir / "runs"
-    for folder in plan.deleted:
-        aside = runs / f"{PRUNING_PREFIX}{folder.path.name}"
-        folder.path.rename(aside)
-        log.info("Deleting the run of %s (%s).", folder.ds, folder.path)
+def prune(plan: PrunePlan) -> None:
+    """Delete what an interrupted prune left renamed aside, then the plan's runs, each renamed aside first (so a
+    step listing runs never sees it half gone) and then removed."""
     for aside in plan.leftovers:
         log.info("Finishing the deletion an interrupted prune began: %s.", aside)
-    for aside in sorted(runs.glob(f"{PRUNING_PREFIX}*")):
+        shutil.rmtree(aside)
+    for folder in plan.deleted:
+        log.info("Deleting the run of %s (%s).", folder.ds, folder.path)
+        aside = folder.path.with_name(f"{PRUNING_PREFIX}{folder.path.name}")
+        folder.path.rename(aside)
         shutil.rmtree(aside)
 
 

@@ -43,7 +43,7 @@ def test_prune_keeps_the_newest_and_frees_only_what_no_kept_run_links(tmp_path: 
     assert [f.ds for f in plan.kept] == ["2026-11-22"]
     # Two tables freed; the batch all three share stays, linked from the kept run.
     assert 2 * BATCH <= plan.freed_bytes < 3 * BATCH
-    prune(tmp_path, plan)
+    prune(plan)
     assert [f.ds for f in RunFolder.every(tmp_path)] == ["2026-11-22"]
     assert (runs[2].snapshot("predictions") / "batch=1.parquet").stat().st_size == BATCH
     assert runs[2].earlier() == []  # next week's incremental steps build on the newest run, still there
@@ -52,7 +52,7 @@ def test_prune_keeps_the_newest_and_frees_only_what_no_kept_run_links(tmp_path: 
 def test_a_run_deleted_with_every_link_frees_the_shared_batch(tmp_path: Path, runs) -> None:
     assert plan_prune(tmp_path, keep=3).deleted == []
     everything = plan_prune(tmp_path, keep=1).freed_bytes
-    prune(tmp_path, plan_prune(tmp_path, keep=2))
+    prune(plan_prune(tmp_path, keep=2))
     assert plan_prune(tmp_path, keep=1).freed_bytes < everything
 
 
@@ -83,7 +83,7 @@ def test_what_an_interrupted_prune_renamed_aside_is_removed_and_never_seen_as_a_
     assert [f.ds for f in runs[0].earlier()] == []  # not a run: no incremental step builds on it
     plan = plan_prune(tmp_path, keep=3)
     assert plan.deleted == [] and plan.leftovers == [aside] and plan.freed_bytes >= BATCH
-    prune(tmp_path, plan)
+    prune(plan)
     assert not aside.exists()
 
 

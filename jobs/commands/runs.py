@@ -48,7 +48,7 @@ def run_prune(settings: Settings, args: argparse.Namespace) -> int:
         for aside in plan.leftovers:
             print(f"Would finish deleting {aside}, which an interrupted prune left.")
     else:
-        prune(settings.data_dir, plan)  # logs each run it deletes
+        prune(plan)  # logs each run it deletes
     kept = ", ".join(f.ds for f in plan.kept) or "none"
     freed = human_bytes(plan.freed_bytes)
     if args.dry_run:
