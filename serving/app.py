@@ -68,7 +68,7 @@ def create_app(settings: Settings, *, max_db_connections: int = 8) -> FastAPI:
         """Liveness: the process answers. Restarting it would not bring back a database or a model."""
         return {"status": "ok", "models": len(registry.models)}
 
-    findings = ChangeLog()
+    findings = ReadinessLog()
 
     @app.get("/readyz")
     def readyz() -> JSONResponse:
@@ -103,7 +103,7 @@ def create_app(settings: Settings, *, max_db_connections: int = 8) -> FastAPI:
     return app
 
 
-class ChangeLog:
+class ReadinessLog:
     """Logs what the readiness probe finds when it changes: a probe every few seconds must not repeat a warning."""
 
     def __init__(self) -> None:
@@ -119,7 +119,7 @@ class ChangeLog:
         self._last = problem
 
 
-def _readiness(registry: ModelRegistry, records: RecordLog, findings: ChangeLog) -> JSONResponse:
+def _readiness(registry: ModelRegistry, records: RecordLog, findings: ReadinessLog) -> JSONResponse:
     models = len(registry.models)
     reasons = []
     if not models:

@@ -33,7 +33,8 @@ SELECT
   -- A serial id draws from its sequence with the inserting role's USAGE; an identity column needs none.
   (SELECT attidentity <> '' OR COALESCE(has_sequence_privilege(pg_get_serial_sequence('health_records', 'id'),
                                                                 'USAGE'), true)
-   FROM pg_attribute WHERE attrelid = 'health_records'::regclass AND attname = 'id')
+   FROM pg_attribute WHERE attrelid = 'health_records'::regclass AND attname = 'id'),
+  pg_get_serial_sequence('health_records', 'id')
 """
 #: seconds to wait for a connection when the URL sets no ``connect_timeout`` (libpq waits for ever)
 CONNECT_TIMEOUT_SECONDS = 5
@@ -79,12 +80,12 @@ class RecordLog:
 
     def _require_insert(self, cur: Any) -> None:
         cur.execute(CAN_INSERT)
-        columns, sequence = cur.fetchone()
+        columns, sequence_usage, sequence = cur.fetchone()
         grant = None
         if not columns:
             grant = f"GRANT INSERT ({', '.join(INSERT_COLUMNS)}) ON health_records"
-        elif sequence is False:
-            grant = "GRANT USAGE ON SEQUENCE health_records_id_seq (the id's sequence)"
+        elif sequence_usage is False:
+            grant = f"GRANT USAGE ON SEQUENCE {sequence}"
         if grant:
             raise RecordLogUnavailable(
                 f"The role of {self.database.redacted()} may not insert into health_records: {grant} to it."
