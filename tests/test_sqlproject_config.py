@@ -109,5 +109,5 @@ sources:
     message = str(raised.value)
     assert message.startswith("3 errors in the project's sources; each is below.")
     assert "unknown key 'typo'" in message
-    assert "each source must be a mapping with a 'name'. Got 'just a string' instead." in message
+    assert "sources.yml, line 14: each source must be a mapping with a 'name'. Got 'just a string' instead." in message
     assert "must be a mapping of column name to" in message

@@ -441,17 +441,20 @@ def _sources_of(entries: list, path: Path, errors: list[RetrainError]) -> list[S
     """The sources of one file's ``sources:`` list; an entry (or a group's table) with an error is added to
     ``errors`` and the others are read still."""
     found: list[Source] = []
-    for entry in entries:
+    for index, entry in enumerate(entries):
         try:
+            if not isinstance(entry, dict):
+                raise ConfigError(
+                    f"{where(str(path), entries, index)}: each source must be a mapping with a 'name'. "
+                    f"Got {entry!r} instead."
+                )
             found.extend(_entry_sources(entry, path, errors))
         except (ConfigError, SqlProjectError) as e:
             errors.append(e)
     return found
 
 
-def _entry_sources(entry: Any, path: Path, errors: list[RetrainError]) -> list[Source]:
-    if not isinstance(entry, dict):
-        raise ConfigError(f"{path}: each source must be a mapping with a 'name'. Got {entry!r} instead.")
+def _entry_sources(entry: dict, path: Path, errors: list[RetrainError]) -> list[Source]:
     if "tables" not in entry:
         return [_source(entry, path)]
     check_keys(entry, GROUP_KEYS, str(path), "a source group")
