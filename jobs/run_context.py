@@ -208,16 +208,16 @@ class PrunePlan:
 
 
 def plan_prune(data_dir: Path, keep: int) -> PrunePlan:
-    """Keep the ``keep`` newest complete runs (their transform finished: they hold what next week's incremental
-    extract and models build on) and every run newer than them (failed or under way: small, and perhaps not
-    over); delete the older ones. ``keep`` is at least 1."""
+    """Keep the ``keep`` newest complete runs (:func:`is_complete`: they hold what next week's incremental extract
+    and models build on) and every run newer than them (failed or under way: small, and perhaps not over); delete
+    the older ones. ``keep`` is at least 1."""
     if keep < 1:
         raise ConfigError(
             f"--keep must be at least 1. Got {keep} instead: the newest complete run is what next week's "
             "incremental extract and models build on (without it, next week reads the whole window again)."
         )
     runs = RunFolder.every(data_dir)
-    complete = [folder for folder in runs if folder.transform_summary.is_file()]
+    complete = [folder for folder in runs if is_complete(folder)]
     oldest_kept = complete[-keep].path.name if len(complete) > keep else ""
     deleted = [folder for folder in runs if folder.path.name < oldest_kept]
     kept = [folder for folder in runs if folder.path.name >= oldest_kept]
@@ -226,17 +226,36 @@ def plan_prune(data_dir: Path, keep: int) -> PrunePlan:
     return PrunePlan(kept=kept, deleted=deleted, leftovers=leftovers, freed_bytes=freed)
 
 
+def is_complete(folder: RunFolder) -> bool:
+    """Whether a run holds what next week's incremental steps build on: a snapshot, and every model built by a
+    whole transform (one whose models failed, or that read the database instead of a snapshot, does not)."""
+    summary = read_step_output(folder.transform_summary, "the check of a complete run")
+    models = summary.get("models") if isinstance(summary, dict) else None
+    built = bool(models) and all(isinstance(m, dict) and m.get("status") == "success" for m in models)
+    return built and any(folder.raw.glob("*/_manifest.json"))
+
+
 def prune(plan: PrunePlan) -> None:
     """Delete what an interrupted prune left renamed aside, then the plan's runs, each renamed aside first (so a
     step listing runs never sees it half gone) and then removed."""
     for aside in plan.leftovers:
         log.info("Finishing the deletion an interrupted prune began: %s.", aside)
-        shutil.rmtree(aside)
+        _remove(aside)
     for folder in plan.deleted:
         log.info("Deleting the run of %s (%s).", folder.ds, folder.path)
         aside = folder.path.with_name(f"{PRUNING_PREFIX}{folder.path.name}")
-        folder.path.rename(aside)
-        shutil.rmtree(aside)
+        try:
+            folder.path.rename(aside)
+        except FileNotFoundError:
+            continue  # another prune took it first
+        _remove(aside)
+
+
+def _remove(path: Path) -> None:
+    """Remove a folder, as much of it as is still there: another prune may be removing it too."""
+    shutil.rmtree(path, ignore_errors=True)
+    if path.exists():
+        shutil.rmtree(path)  # what stopped the first pass was not the other prune: raised this time
 
 
 def disk_usage(folders: Iterable[Path]) -> int:
@@ -247,7 +266,10 @@ def disk_usage(folders: Iterable[Path]) -> int:
     for folder in folders:
         for root, _, files in os.walk(folder):
             for name in files:
-                stat = os.lstat(os.path.join(root, name))
+                try:
+                    stat = os.lstat(os.path.join(root, name))
+                except FileNotFoundError:  # a step's temporary file, gone while it was counted
+                    continue
                 inode = (stat.st_dev, stat.st_ino)
                 links[inode] = links.get(inode, 0) + 1
                 sizes[inode] = (stat.st_blocks * 512, stat.st_nlink)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -23,10 +25,16 @@ def make_run(data_dir: Path, ds: str, *, shared_with: RunFolder | None = None) -
         batch.write_bytes(os.urandom(BATCH))
     else:
         os.link(shared_with.snapshot("predictions") / "batch=1.parquet", batch)
+    (folder.snapshot("predictions") / "_manifest.json").write_text("{}")
     (folder.feature_table("stg_predictions")).mkdir(parents=True)
     (folder.feature_table("stg_predictions") / "part-0.parquet").write_bytes(os.urandom(BATCH))
-    folder.transform_summary.write_text("{}")
+    built(folder, "success")
     return folder
+
+
+def built(folder: RunFolder, status: str) -> None:
+    """The run's transform.json, its one model with ``status``."""
+    folder.transform_summary.write_text(json.dumps({"models": [{"name": "stg_predictions", "status": status}]}))
 
 
 @pytest.fixture
@@ -74,6 +82,16 @@ def test_only_complete_runs_count_and_newer_ones_stay(tmp_path: Path, runs) -> N
     runs[1].transform_summary.unlink()
     assert [f.ds for f in plan_prune(tmp_path, keep=1).deleted] == ["2026-11-08", "2026-11-15"]
     assert plan_prune(tmp_path, keep=2).deleted == []  # two complete runs only: both stay
+
+
+def test_a_transform_that_failed_or_read_the_database_is_not_a_complete_run(tmp_path: Path, runs) -> None:
+    """Next week's incremental models could not build on a model that failed, nor its extract on a run that read
+    the database instead of a snapshot: neither run counts, so the complete one before them stays."""
+    built(runs[2], "error")
+    assert [f.ds for f in plan_prune(tmp_path, keep=1).kept] == ["2026-11-15", "2026-11-22"]
+    built(runs[2], "success")
+    shutil.rmtree(runs[2].raw)
+    assert [f.ds for f in plan_prune(tmp_path, keep=1).kept] == ["2026-11-15", "2026-11-22"]
 
 
 def test_what_an_interrupted_prune_renamed_aside_is_removed_and_never_seen_as_a_run(tmp_path: Path, runs) -> None:
