@@ -59,21 +59,24 @@ class RequestGuard:
         scope.setdefault("state", {})["request_id"] = request_id
         started = False
 
+        declared = _content_length(scope)
+        received, body_done = 0, not (declared or _chunked(scope))
+
         async def send_with_id(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                message = {
-                    **message,
-                    "headers": [*message.get("headers", []), (REQUEST_ID_HEADER, request_id.encode())],
-                }
+                headers = [*message.get("headers", []), (REQUEST_ID_HEADER, request_id.encode())]
+                if not body_done and (b"connection", b"close") not in headers:
+                    # Answered before the body was read (a 404, a 401): the connection cannot carry another
+                    # request, and closing it (lingering) stops a body sent slowly from holding it.
+                    headers.append((b"connection", b"close"))
+                message = {**message, "headers": headers}
             await send(message)
 
-        declared = _content_length(scope)
         if declared is not None and declared > self.max_body_bytes:
             await self._too_large(send_with_id, request_id)
             return
-        received, body_done = 0, False
         deadline = asyncio.get_running_loop().time() + self.body_timeout_seconds
 
         async def limited_receive() -> Message:
@@ -132,6 +135,10 @@ class RequestGuard:
 def _client(scope: Scope) -> str:
     client = scope.get("client")
     return f"{client[0]}:{client[1]}" if client else "an unknown client"
+
+
+def _chunked(scope: Scope) -> bool:
+    return any(name == b"transfer-encoding" and b"chunked" in value.lower() for name, value in scope.get("headers", []))
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -52,6 +52,7 @@ class _HeadLimitedProtocol(HttpToolsProtocol):
         self._exact_head = 0  # request line and headers, as parsed
         self._head_refused = False
         self._head_timer: asyncio.TimerHandle | None = None
+        self._head_begun = False  # a request's first byte is parsed, its headers not yet complete
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(LingeringTransport(transport, self._client_still_sending))
@@ -66,8 +67,8 @@ class _HeadLimitedProtocol(HttpToolsProtocol):
 
     # A slow client (one byte of header every few seconds: slowloris) would hold a connection, and enough of them
     # every connection. The head must arrive whole within max_head_seconds of the connection's start, or of the
-    # first byte of a later request on a kept-alive connection (uvicorn's keep-alive timeout closes an idle one).
-    # The timer never runs while the app answers, however long that takes.
+    # first byte of a later request on a kept-alive connection (uvicorn's keep-alive timeout closes an idle one),
+    # or of the end of the answer before it. The timer never runs while the app answers, however long that takes.
 
     def _start_head_timer(self) -> None:
         self._cancel_head_timer()
@@ -106,8 +107,6 @@ class _HeadLimitedProtocol(HttpToolsProtocol):
             transport.dropped(len(data))
             return
         if self._in_head:
-            if self._raw_head == 0 and self._head_timer is None:
-                self._start_head_timer()  # the first byte of a later request on a kept-alive connection
             self._raw_head += len(data)
         super().data_received(data)
         # Still in the head after this read, and past the limit: refuse now, without reading the rest.
@@ -117,6 +116,9 @@ class _HeadLimitedProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._exact_head = 0
+        self._head_begun = True
+        if self._head_timer is None and self._answered():
+            self._start_head_timer()  # the first byte of a later request on a kept-alive connection
 
     def on_url(self, url: bytes) -> None:
         self._exact_head += len(url)
@@ -128,8 +130,18 @@ class _HeadLimitedProtocol(HttpToolsProtocol):
         self._check_exact()
         super().on_header(name, value)
 
+    def _answered(self) -> bool:
+        """Whether no request of this connection is being answered: a pipelined head waits for the answer before
+        it, untimed (its 408 would replace that answer), and is timed once it is sent."""
+        return self.cycle is None or self.cycle.response_complete
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self._head_begun and self._head_timer is None and not self.transport.is_closing():
+            self._start_head_timer()  # a pipelined head, begun while the answer before it was written
+
     def on_headers_complete(self) -> None:
-        self._in_head = False
+        self._in_head = self._head_begun = False
         self._cancel_head_timer()
         super().on_headers_complete()
 

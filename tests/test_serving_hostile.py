@@ -20,7 +20,7 @@ import psycopg2
 import pytest
 import requests
 
-from tests.serving_helpers import SECRET_KEY, Stack, admin_token, start_stack
+from tests.serving_helpers import SECRET_KEY, Backend, Stack, admin_token, database_url, start_stack
 
 MB = 1 << 20
 DEFAULT_MAX_BODY = 65_536
@@ -249,9 +249,9 @@ def test_public_answers_do_not_show_the_servers_paths(v1: Stack) -> None:
     assert str(v1.store.root) in v1.backend.output()  # the log keeps the full path
 
 
-def test_the_limits_are_settings(tmp_path_factory: pytest.TempPathFactory, pg) -> None:
-    from tests.serving_helpers import Backend, database_url
-
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory: pytest.TempPathFactory, pg) -> Iterator[Backend]:
+    """A backend with every limit set low, the client timeout at 1 s."""
     stack_root = tmp_path_factory.mktemp("limits")
     base = start_stack(stack_root, pg)
     base.backend.stop()
@@ -266,42 +266,72 @@ def test_the_limits_are_settings(tmp_path_factory: pytest.TempPathFactory, pg) -
         "SERVING_CLIENT_TIMEOUT_SECONDS": "1",
     }
     backend = Backend(env, stack_root / "limited.log")
-    try:
-        post = backend.post
-        assert post("/predict/tiny", data='{"x": 1, "p": "' + "a" * 3000 + '"}').status_code == 413
-        assert post("/predict/tiny", data="{}", headers={"X-Pad": "a" * 5000}).status_code == 431
-        assert post("/predict/tiny", data='{"x": 1, "d": [[[1]]]}').status_code == 422
-        assert post("/predict/tiny", data='{"x": 1, "d": [[1]]}').status_code == 200
-        assert backend.reload(admin_token()).status_code == 200
-        # A head sent a byte at a time (slowloris) is cut off at the timeout, and so is a connection that sends none.
-        answer, elapsed = _trickle_head(backend.url, every=0.2)
-        assert answer.startswith(b"HTTP/1.1 408 ") and b"SERVING_CLIENT_TIMEOUT_SECONDS" in answer, answer
-        assert 0.9 < elapsed < 5, elapsed
-        answer, elapsed = _trickle_head(backend.url, every=None)
-        assert answer.startswith(b"HTTP/1.1 408 ") and 0.9 < elapsed < 5, (answer, elapsed)
-        # A body that stops arriving, or arrives a byte at a time: 408 at the deadline, and nothing is logged.
-        host, port = backend.url.removeprefix("http://").split(":")
-        before = records(pg)
-        with socket.create_connection((host, int(port)), timeout=10) as sock:
-            sock.sendall(b"POST /predict/tiny HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n" + b'{"x": 1, ')
-            started = time.monotonic()
-            answer = sock.recv(4096)
-            elapsed = time.monotonic() - started
-            answer += _rest(sock)  # the answer's body may come in a read of its own
-        assert answer.startswith(b"HTTP/1.1 408 ") and b"body did not arrive whole within 1 s" in answer, answer
-        assert 0.9 < elapsed < 5 and records(pg) == before, elapsed
-        answer, elapsed = _trickle_body(backend.url, every=0.3)
-        assert answer.startswith(b"HTTP/1.1 408 ") and 0.9 < elapsed < 5 and records(pg) == before, (answer, elapsed)
-        # Whole requests on a connection kept alive longer than the timeout are served: the clock runs per head.
-        with requests.Session() as session:
-            for _ in range(2):
-                answer = session.post(backend.url + "/predict/tiny", json={"x": 1, "color": "red"}, timeout=10)
-                assert answer.status_code == 200, answer.text
-                time.sleep(1.5)
-        assert "did not arrive within 1 s (408)" in backend.output()
-        assert "its body did not arrive whole within 1 s (408)" in backend.output()
-    finally:
-        backend.stop()
+    yield backend
+    backend.stop()
+
+
+def test_the_limits_are_settings(limited: Backend) -> None:
+    post = limited.post
+    assert post("/predict/tiny", data='{"x": 1, "p": "' + "a" * 3000 + '"}').status_code == 413
+    assert post("/predict/tiny", data="{}", headers={"X-Pad": "a" * 5000}).status_code == 431
+    assert post("/predict/tiny", data='{"x": 1, "d": [[[1]]]}').status_code == 422
+    assert post("/predict/tiny", data='{"x": 1, "d": [[1]]}').status_code == 200
+    assert limited.reload(admin_token()).status_code == 200
+
+
+def test_a_head_sent_slowly_or_not_at_all_is_cut_off(limited: Backend) -> None:
+    """slowloris: a head a byte at a time, or a connection that sends nothing, gets 408 at the timeout."""
+    answer, elapsed = _trickle_head(limited.url, every=0.2)
+    assert answer.startswith(b"HTTP/1.1 408 ") and b"SERVING_CLIENT_TIMEOUT_SECONDS" in answer, answer
+    assert 0.9 < elapsed < 5, elapsed
+    answer, elapsed = _trickle_head(limited.url, every=None)
+    assert answer.startswith(b"HTTP/1.1 408 ") and 0.9 < elapsed < 5, (answer, elapsed)
+    # Whole requests on a connection kept alive longer than the timeout are served: the clock runs per head.
+    with requests.Session() as session:
+        for _ in range(2):
+            answer = session.post(limited.url + "/predict/tiny", json={"x": 1, "color": "red"}, timeout=10)
+            assert answer.status_code == 200, answer.text
+            time.sleep(1.5)
+    assert "did not arrive within 1 s (408)" in limited.output()
+
+
+def test_a_body_sent_slowly_or_not_at_all_is_cut_off(limited: Backend, pg) -> None:
+    """A body that stops, or comes a byte at a time: 408 at the deadline, and nothing is logged. Answered without
+    reading its body (a 404), the connection is closed all the same."""
+    host, port = limited.url.removeprefix("http://").split(":")
+    before = records(pg)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"POST /predict/tiny HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n" + b'{"x": 1, ')
+        started = time.monotonic()
+        answer = sock.recv(4096)
+        elapsed = time.monotonic() - started
+        answer += _rest(sock)  # the answer's body may come in a read of its own
+    assert answer.startswith(b"HTTP/1.1 408 ") and b"body did not arrive whole within 1 s" in answer, answer
+    assert 0.9 < elapsed < 5 and records(pg) == before, elapsed
+    answer, elapsed = _trickle_body(limited.url, "/predict/tiny", every=0.3)
+    assert answer.startswith(b"HTTP/1.1 408 ") and 0.9 < elapsed < 5 and records(pg) == before, (answer, elapsed)
+    assert "its body did not arrive whole within 1 s (408)" in limited.output()
+    started = time.monotonic()
+    answer, _ = _trickle_body(limited.url, "/no-such-route", every=0.3)
+    assert answer.startswith(b"HTTP/1.1 404 ") and b"connection: close" in answer.lower(), answer
+    assert time.monotonic() - started < 5  # closed after the lingering close's 2 s, not held while bytes come
+
+
+def test_a_pipelined_head_waits_untimed_for_the_answer_before_it(limited: Backend, pg_admin) -> None:
+    """A prediction that takes longer than the timeout (its insert waits for a lock), with the next request's
+    head begun behind it: the prediction is answered, then the unfinished head gets its 408."""
+    host, port = limited.url.removeprefix("http://").split(":")
+    body = b'{"x": 1, "color": "red"}'
+    first = b"POST /predict/tiny HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    with psycopg2.connect(**pg_admin.psycopg_kwargs()) as conn, conn.cursor() as cur:
+        cur.execute("LOCK TABLE health_records IN ACCESS EXCLUSIVE MODE")  # held until this transaction ends
+        sock = socket.create_connection((host, int(port)), timeout=10)
+        sock.sendall(first + b"POST /predict/tiny HTTP/1.1\r\nHost: x\r\n")
+        time.sleep(2.5)  # longer than the timeout: the prediction waits, and so does the head behind it
+    with sock:
+        answers = sock.recv(4096) + _rest(sock)
+    assert answers.startswith(b"HTTP/1.1 200 "), answers
+    assert b"HTTP/1.1 408 " in answers and answers.index(b"HTTP/1.1 408 ") > 0, answers
 
 
 def _trickle_head(url: str, every: float | None) -> tuple[bytes, float]:
@@ -324,13 +354,13 @@ def _trickle_head(url: str, every: float | None) -> tuple[bytes, float]:
         return first + _rest(sock), elapsed
 
 
-def _trickle_body(url: str, every: float) -> tuple[bytes, float]:
+def _trickle_body(url: str, path: str, every: float) -> tuple[bytes, float]:
     """Send a request's head whole, then its body a byte every ``every`` seconds: the server's whole answer, and how
     long after the head it began."""
     host, port = url.removeprefix("http://").split(":")
     body = b'{"x": 1, "color": "red", "pad": "' + b"a" * 40 + b'"}'
     with socket.create_connection((host, int(port)), timeout=every) as sock:
-        sock.sendall(b"POST /predict/tiny HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body))
+        sock.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (path.encode(), len(body)))
         started = time.monotonic()
         for byte in body:
             sock.sendall(bytes([byte]))
