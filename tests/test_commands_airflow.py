@@ -82,6 +82,7 @@ def test_the_run_unpausing_started_is_reported_once_the_triggered_one_ends() -> 
         return DagRun.from_api(body)
 
     assert "has not started the week ending 2026-11-29 yet" in scheduled_run_line(week, None)
+    assert scheduled_run_line(week, run("success")).startswith("The run scheduled__2026-11-22T02:00:00+00:00 of")
     running = scheduled_run_line(week, run("running"))
     assert "is running: follow it with `retrain airflow trigger --ds 2026-11-29 --wait`" in running
     assert scheduled_run_line(week, run("success")).endswith("2026-11-29 succeeded.")

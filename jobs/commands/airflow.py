@@ -155,7 +155,7 @@ def _api(settings: Settings) -> AirflowApi:
 def run_trigger(settings: Settings, args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    from jobs.errors import ConfigError
+    from jobs.errors import AirflowApiError, ConfigError
     from jobs.scheduling.api import WeekHasRun
     from jobs.scheduling.week import check_schedule_zone, latest_ended_week, week_ending
 
@@ -215,7 +215,10 @@ def run_trigger(settings: Settings, args: argparse.Namespace) -> int:
             print(f"  {task:<16} {info['state']}  (tries: {info['try_number']})")
         print(f"{final.run_id}: {final.state}. Its report: runs/ds={week.ds_str}/report.md under the tasks' DATA_DIR.")
     if scheduled:
-        _say(args, scheduled_run_line(scheduled, api.run_of_week(scheduled)))
+        try:
+            _say(args, scheduled_run_line(scheduled, api.run_of_week(scheduled)))
+        except AirflowApiError as e:  # this command's answer is its own run's: the other one is told, not raised
+            _say(args, f"Could not ask Airflow about the week ending {scheduled.ds_str}: {e}")
     return 0 if final.state == "success" else 1
 
 
@@ -228,7 +231,7 @@ def scheduled_run_line(week: Week, run: DagRun | None) -> str:
     code is its own run's, so a failed scheduled run must be said in words."""
     if run is None:
         return f"The schedule has not started the week ending {week.ds_str} yet; follow it with {_follow(week)}."
-    its = f"The schedule's run {run.run_id} of the week ending {week.ds_str}"
+    its = f"The run {run.run_id} of the week ending {week.ds_str}"  # the schedule's, or one triggered before
     if not run.finished:
         return f"{its} is {run.state}: follow it with {_follow(week)}."
     if run.state == "success":
