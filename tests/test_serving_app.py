@@ -243,3 +243,24 @@ def test_a_role_that_may_not_log_records_is_not_ready(tmp_path: Path, pg, pg_adm
             cur.execute("REVOKE ALL ON health_records, users FROM records_reader")
             cur.execute("REVOKE ALL ON SEQUENCE health_records_id_seq FROM records_reader")
             cur.execute("DROP ROLE records_reader")
+
+
+def test_a_backend_with_no_model_in_production_is_alive_but_not_ready(tmp_path: Path, pg) -> None:
+    from tests.serving_helpers import Backend, database_url
+
+    env = {
+        "MODEL_STORE": str(tmp_path / "store"),
+        "MODELS_DIR": str(tmp_path / "models"),
+        "SECRET_KEY": SECRET_KEY,
+        "DATABASE_URL": database_url(pg),
+    }
+    backend = Backend(env, tmp_path / "backend.log")
+    try:
+        assert backend.get("/healthz").json() == {"status": "ok", "models": 0}
+        ready = backend.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["database"] == "ok", ready.text
+        assert ready.json()["reasons"] == [
+            "no model is loaded: put a version in production (deploy, or `retrain models promote`), then reload"
+        ]
+    finally:
+        backend.stop()
