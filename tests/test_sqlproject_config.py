@@ -111,3 +111,37 @@ sources:
     assert "unknown key 'typo'" in message
     assert "sources.yml, line 14: each source must be a mapping with a 'name'. Got 'just a string' instead." in message
     assert "must be a mapping of column name to" in message
+
+
+@pytest.mark.parametrize(
+    ("columns", "line", "bad"),
+    [
+        ("{id: bigint, created_at: timestamp, confidence: dubble}", 7, "dubble"),
+        ("{id: bigint, created_at: timestamp, tags: 'array<strng>'}", 7, "array<strng>"),
+        ("{id: bigint, created_at: timestamp, name: 'varchar(20)'}", 7, "varchar(20)"),
+    ],
+)
+def test_a_column_type_spark_cannot_read_is_refused_at_its_line(tmp_path: Path, columns: str, line: int, bad: str):
+    """Before, a misspelt type passed `retrain ls` and crashed `check` and `test` with Spark's parse error."""
+    text = f"""
+sources:
+  - name: predictions
+    table: health_records
+    partition_column: id
+    window_column: created_at
+    columns: {columns}
+"""
+    with pytest.raises(ConfigError) as raised:
+        sources(tmp_path, text)
+    message = str(raised.value)
+    assert f"sources.yml, line {line}: column" in message and f"has type {bad!r}, which is not a Spark SQL" in message
+    assert "decimal(p,s)" in message
+
+
+def test_the_types_spark_reads_are_accepted() -> None:
+    from jobs.sqlproject.config import is_spark_type
+
+    for type_ in ("BIGINT", "decimal(10, 2)", "map<string, array<int>>", "struct<a: int, b string>", "date"):
+        assert is_spark_type(type_), type_
+    for type_ in ("dubble", "array<dubble>", "map<string>", "struct<a>", "char(3)"):
+        assert not is_spark_type(type_), type_

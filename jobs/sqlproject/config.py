@@ -8,6 +8,7 @@ views) read sources from here, so a source is declared once.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -209,7 +210,8 @@ def source_key(group: str | None, table: str) -> str:
 
 
 def _columns(value: Any, path: Path, name: str, at: str) -> dict[str, str]:
-    """``{id: bigint}`` or dbt's list ``[{name: id, data_type: bigint}]``."""
+    """``{id: bigint}`` or dbt's list ``[{name: id, data_type: bigint}]``, each a type Spark can read."""
+    places: dict[str, str] = {}
     if isinstance(value, list):
         columns = {}
         for column in value:
@@ -217,13 +219,65 @@ def _columns(value: Any, path: Path, name: str, at: str) -> dict[str, str]:
             if not column.get("name") or not column.get("data_type"):
                 raise ConfigError(f"{at}: each column of source {name!r} needs 'name' and 'data_type'.")
             columns[str(column["name"])] = str(column["data_type"])
+            places[str(column["name"])] = where(str(path), column, "data_type")
         value = columns
     if not isinstance(value, dict) or not value:
         raise ConfigError(
             f"{at}: source {name!r} needs 'columns:', a mapping of column name to Spark type "
             "(e.g. id: bigint) or a list of {name, data_type}, so models can be checked without reading data."
         )
+    for column, type_ in value.items():
+        if not is_spark_type(str(type_)):
+            place = places.get(str(column)) or where(str(path), value, column)
+            raise ConfigError(
+                f"{place}: column {column!r} of source {name!r} has type {type_!r}, which is not a Spark SQL type. "
+                f"Use one of {', '.join(SPARK_TYPE_NAMES)}, decimal(p,s), or array<...>, map<...,...>, "
+                "struct<name: ..., ...> of them (for char(n) and varchar(n), string)."
+            )
     return {str(k): str(v) for k, v in value.items()}
+
+
+#: the simple types of Spark SQL's DDL (``retrain`` declares a source's columns in it)
+SPARK_TYPE_NAMES = (
+    "bigint", "int", "smallint", "tinyint", "double", "float", "boolean", "string", "date", "timestamp",
+    "timestamp_ntz", "binary", "integer", "long", "short", "byte", "real", "timestamp_ltz", "variant",
+)  # fmt: skip
+_DECIMAL_TYPE = re.compile(r"(decimal|dec|numeric)(\(\s*\d+\s*(,\s*\d+\s*)?\))?")
+
+
+def is_spark_type(text: str) -> bool:
+    """Whether Spark's DDL parser reads ``text`` as a type: checked when the project loads, so that a misspelt
+    type is an error naming its file and line, not Spark's parse error when the source is first read."""
+    type_ = text.strip().lower()
+    if type_ in SPARK_TYPE_NAMES or _DECIMAL_TYPE.fullmatch(type_) or type_.startswith("interval "):
+        return True
+    for kind in ("array", "map", "struct"):
+        inner = type_.removeprefix(kind).strip()
+        if inner == type_ or not (inner.startswith("<") and inner.endswith(">")):
+            continue
+        if kind == "struct" and not inner[1:-1].strip():
+            return True
+        parts = _top_level_split(inner[1:-1])
+        if kind == "array":
+            return len(parts) == 1 and is_spark_type(parts[0])
+        if kind == "map":
+            return len(parts) == 2 and all(is_spark_type(part) for part in parts)
+        fields = [part.split(":", 1) if ":" in part else part.strip().split(None, 1) for part in parts]
+        return all(len(f) == 2 and f[0].strip() and is_spark_type(f[1]) for f in fields)
+    return False
+
+
+def _top_level_split(text: str) -> list[str]:
+    """``text`` split at the commas outside ``<...>`` and ``(...)``."""
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        depth += char in "<("
+        depth -= char in ">)"
+        if char == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return parts
 
 
 def _optional_columns(
