@@ -124,3 +124,25 @@ def test_a_tally_of_some_cases_counts_only_those(spark, compiled) -> None:
     result = tally.result(["bands", "counts"])
     assert result["counts"].unit_tests == ("counts_the_x",) and result["counts"].reached_count == 1
     assert result["bands"].unit_tests == () and result["bands"].reached_count == 0
+
+
+def test_a_model_that_does_not_render_is_not_measured_and_the_rest_is(spark, tmp_path) -> None:
+    """`retrain test` with a model using an undefined var: its error is said once, and the coverage table says the
+    model was not measured instead of the command ending in a KeyError."""
+    from jobs.sqlproject.coverage import of_cases
+
+    root = write_project(
+        tmp_path / "sql",
+        {
+            "staging/bands.sql": BANDS.replace("age >= 65", "age >= {{ var('senior_age') }}"),
+            "staging/bands.yml": BANDS_YML,
+            "marts/counts.sql": COUNTS,
+            "marts/counts.yml": COUNTS_YML,
+        },
+    )
+    compiled = CompiledProject.build(load_project(root), RunContext.for_ds("2026-11-22"), keep_going=True)
+    assert "bands" not in compiled.rendered
+    coverage = of_cases(spark, compiled, collect_cases(compiled.project))
+    assert coverage["bands"].error == "it did not render; its error is above"
+    assert set(coverage) == {"bands", "counts"}
+    assert "bands                        not measured: it did not render" in format_table(coverage)

@@ -395,8 +395,12 @@ class Tally:
 
     def _analysed(self, name: str) -> tuple[ModelCoverage, list[Probe]]:
         if name not in self._static:
-            rendered = self.compiled.rendered[name]
-            self._static[name] = analyse(rendered, self.compiled.project.relative(rendered.model.path))
+            rendered = self.compiled.rendered.get(name)
+            if rendered is None:  # it did not render (an undefined var, a bad ref): nothing to measure
+                file = self.compiled.project.relative(self.compiled.project.models[name].path)
+                self._static[name] = ModelCoverage(name, file, (), error="it did not render; its error is above"), []
+            else:
+                self._static[name] = analyse(rendered, self.compiled.project.relative(rendered.model.path))
         return self._static[name]
 
     def add(self, spark: SparkSession, case: UnitTestCase, rendered: RenderedModel) -> None:
