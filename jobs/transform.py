@@ -81,7 +81,8 @@ class TransformResult(ModelRuns):
         if self.errors:
             first = self.errors[0]
             failed = [m for m in self.models if m.status != SUCCESS]
-            lines = "\n".join(f"  {m.status.upper()} {m.name}: {m.message}" for m in failed)
+            # One line each: the first error is in full above, the others in the run's log as they happened.
+            lines = "\n".join(f"  {m.status.upper()} {m.name}: {(m.message or '').splitlines()[0]}" for m in failed)
             raise type(first)(f"{first}\n{summary_line(self.summary())}\n{lines}") from first
         raise_broken(self.tests)
         raise_on_errors(self.tests)

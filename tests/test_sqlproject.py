@@ -153,6 +153,9 @@ def test_transform_raises_the_first_failure_once_everything_ran(spark, built) ->
     with pytest.raises(ModelExecutionError, match=r"risky_orders .*unknown status: lost") as info:
         transform(run_settings, CTX, spark, project_dir=PROJECT_DIR, select=["risky_orders+", "orders"])
     assert "Done. PASS=1 WARN=0 ERROR=1 SKIP=1 TOTAL=3" in str(info.value)
+    # The first error in full; then one line per model that did not build.
+    after = str(info.value).split("Done. PASS=1 WARN=0 ERROR=1 SKIP=1 TOTAL=3\n")[1].splitlines()
+    assert [line.split(":")[0] for line in after] == ["  ERROR risky_orders", "  SKIPPED risky_order_summary"]
 
 
 def test_every_test_is_found_and_counted(built) -> None:
