@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from jobs.errors import CompilationError, DependencyError, ModelExecutionError
@@ -43,6 +45,28 @@ def test_jinja_syntax_error_names_file_and_line(tmp_path) -> None:
     with pytest.raises(CompilationError, match=r"a \(sql/staging/a.sql, line 3\)") as info:
         Renderer.create(load_project(root), CTX).render_all()
     assert "> 3 | {% if %}" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("line_3", "where", "says"),
+    [
+        # An unclosed block is shown where it opens, not where the file ends, with what closes it.
+        ("{% if true %}", "line 3", "The {% if %} at line 3 is never closed: add {% endif %} where it should end."),
+        ("{% for x in [1] %}", "line 3", "The {% for %} at line 3 is never closed: add {% endfor %}"),
+        # A brace left open: the delimiters, on the line Jinja names.
+        ("AND {{ 1 }", "line 3", "Jinja's delimiters are {{ ... }} for a value, {% ... %} for a statement"),
+    ],
+)
+def test_a_jinja_syntax_error_says_how_to_fix_it(tmp_path, line_3: str, where: str, says: str) -> None:
+    root = write_project(
+        tmp_path / "sql",
+        {"staging/a.sql": f"SELECT id\nFROM {{{{ source('people') }}}}\n{line_3}\nWHERE age > 1\n-- the end\n"},
+    )
+    with pytest.raises(CompilationError) as info:
+        Renderer.create(load_project(root), CTX).render_all()
+    message = str(info.value)
+    assert f"a (sql/staging/a.sql, {where})" in message and says in message, message
+    assert not re.search(r"[^.]\.\.(?!\.)", message.split("\n")[0]), message  # no sentence ends twice: "'if'.."
 
 
 def test_undefined_name_is_an_error_not_empty_sql(tmp_path) -> None:

@@ -478,6 +478,10 @@ def _jinja_message(project: SqlProject, path: Path, error: jinja2.TemplateError,
     line = getattr(error, "lineno", None) or _template_line(error, path)
     where = f"{project.relative(filename)}, line {line}" if line else project.relative(filename)
     hint = ""
+    if isinstance(error, jinja2.TemplateSyntaxError) and filename.is_file():
+        hint, opened = _syntax_hint(filename.read_text(encoding="utf-8"), error)
+        if opened:  # an unclosed block: shown where it opens, not where the file ended
+            line, where = opened, f"{project.relative(filename)}, line {opened}"
     if isinstance(error, jinja2.UndefinedError):
         hint = (
             " Available in a model: ref(), source(), var(), config(), ds, data_interval_start, "
@@ -486,7 +490,33 @@ def _jinja_message(project: SqlProject, path: Path, error: jinja2.TemplateError,
             "as <package>.<macro> (dbt_utils.star)."
         )
     snippet = excerpt(filename.read_text(encoding="utf-8"), line) if line and filename.is_file() else ""
-    return f"{what} ({where}): {error.message or type(error).__name__}.{hint}{_in_macro(project, error)}{snippet}"
+    message = (error.message or type(error).__name__).rstrip(".")
+    return f"{what} ({where}): {message}.{hint}{_in_macro(project, error)}{snippet}"
+
+
+#: Jinja's tags that open a block closed by ``end<tag>`` (``set`` only without ``=``: a block set)
+_BLOCK_TAGS = ("if", "for", "macro", "call", "filter", "raw", "with", "set", "test", "materialization", "docs")
+_TAG = re.compile(r"\{%-?\s*(\w+)([^%]*)%\}")
+
+
+def _syntax_hint(text: str, error: jinja2.TemplateSyntaxError) -> tuple[str, int | None]:
+    """How to fix a Jinja syntax error, and the line of the block it leaves open (None for another error)."""
+    stack: list[tuple[str, int]] = []
+    for match in _TAG.finditer(text):
+        tag, rest = match.group(1), match.group(2)
+        line = text.count("\n", 0, match.start()) + 1
+        if tag.startswith("end") and stack and stack[-1][0] == tag[3:]:
+            stack.pop()
+        elif tag in _BLOCK_TAGS and not (tag == "set" and "=" in rest):
+            stack.append((tag, line))
+    if "end of template" in (error.message or "") and stack:
+        tag, line = stack[-1]
+        return f" The {{% {tag} %}} at line {line} is never closed: add {{% end{tag} %}} where it should end.", line
+    return (
+        " Jinja's delimiters are {{ ... }} for a value, {% ... %} for a statement and {# ... #} for a comment: "
+        "check that each one on this line is closed.",
+        None,
+    )
 
 
 def _in_macro(project: SqlProject, error: BaseException) -> str:
