@@ -177,7 +177,7 @@ def test_an_unreadable_previous_manifest_means_a_full_refresh_and_says_why(spark
 
 def test_is_incremental_is_false_without_an_earlier_run_or_with_full_refresh(spark, tmp_path, caplog) -> None:
     root = write_project(tmp_path / "sql", {"events.sql": APPEND})
-    with caplog.at_level(logging.INFO, logger="jobs.sqlproject.incremental"):
+    with caplog.at_level(logging.DEBUG, logger="jobs.sqlproject.incremental"):
         build(spark, tmp_path / "data", root, WEEK2, PEOPLE)
     assert "events: full refresh: no earlier run has built it." in caplog.text
     compiled = CompiledProject.build(load_project(root), RunContext.for_ds(WEEK2))

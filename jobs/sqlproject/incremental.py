@@ -86,7 +86,8 @@ def find_previous(folder: RunFolder, rendered: RenderedModel) -> PreviousOutput 
         if (path / MANIFEST).is_file():
             break
     else:
-        log.info("%s: full refresh: no earlier run has built it.", name)
+        # Debug: the model's own line says "(full refresh)" when it is built, and it may not be selected at all.
+        log.debug("%s: full refresh: no earlier run has built it.", name)
         return None
     try:
         manifest = read_manifest(path)
@@ -108,7 +109,7 @@ def find_previous(folder: RunFolder, rendered: RenderedModel) -> PreviousOutput 
     if why:
         log.warning("%s: full refresh: its output of %s cannot be built on: %s.", name, earlier.ds, why)
         return None
-    log.info("%s: incremental, on its output of %s (%s).", name, earlier.ds, path)
+    log.debug("%s: incremental, on its output of %s (%s).", name, earlier.ds, path)
     return PreviousOutput(name, path, earlier.ds, columns)
 
 
