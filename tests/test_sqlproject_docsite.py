@@ -130,3 +130,22 @@ def page_project():
     from tests.conftest import REPO_ROOT
 
     return load_project(REPO_ROOT / "sql")
+
+
+def test_a_model_that_does_not_render_stops_the_site_with_its_error(tmp_path, monkeypatch, caplog) -> None:
+    """As dbt's `docs generate`: a page needs the model's SQL, so its compilation error is the answer."""
+    from tests.sqlproject_helpers import write_project
+
+    root = write_project(tmp_path / "sql", {"a.sql": "SELECT id, {{ var('nope') }} AS x FROM {{ source('people') }}"})
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    assert cli.main(["docs", "--project-dir", str(root)]) == 1
+    assert "Compilation error in a (sql/a.sql, line 1): var('nope') has no value" in caplog.text
+    assert "KeyError" not in caplog.text
+
+
+def test_a_badge_says_failing_and_warnings_apart() -> None:
+    from jobs.sqlproject.docsite.pages import _not_passing
+
+    assert _not_passing([{"status": "warn"}]) == "1 warning"
+    assert _not_passing([{"status": "error"}, {"status": "warn"}, {"status": "warn"}]) == "1 failing, 2 warnings"
+    assert _not_passing([{"status": "skipped"}]) == "1 not run"

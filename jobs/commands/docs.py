@@ -33,7 +33,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     from jobs.sqlproject.docsite.pages import write_site
 
     given_run = args.ds is not None
-    compiled = compiled_project(settings, args)  # sets args.ds to today when it was not given
+    # Every model must render, as for dbt's `docs generate`: a page needs the model's SQL and columns.
+    compiled = compiled_project(settings, args, keep_going=False)  # sets args.ds to today when it was not given
     folder = RunFolder.under(settings.data_dir, compiled.ctx.ds_str) if given_run else None
     if folder is not None and not folder.path.is_dir():
         raise ConfigError(

@@ -145,7 +145,7 @@ def _index(catalog: Catalog) -> str:
         tests = sum(1 for t in compiled.tests if t.model == name)
         test_cell = f"{tests}" + (
             f' <span class="badge {"error" if any(r.get("status") == "error" for r in failing) else "warn"}">'
-            f"{len(failing)} not passing</span>"
+            f"{_not_passing(failing)}</span>"
             if failing
             else (' <span class="badge pass">pass</span>' if results else "")
         )
@@ -477,3 +477,15 @@ def write_site(catalog: Catalog, output: Path) -> Path:
         for name in catalog.compiled.order:
             (staging / "models" / f"{name}.html").write_text(_model(catalog, name), encoding="utf-8")
     return output / "index.html"
+
+
+def _not_passing(results: list[dict]) -> str:
+    """``1 failing, 2 warnings``: a warning is not a failure, and the badge says which it shows."""
+    counts = {status: sum(1 for r in results if r.get("status") == status) for status in ("error", "warn")}
+    others = len(results) - counts["error"] - counts["warn"]  # skipped: the model it reads was not built
+    words = [
+        f"{counts['error']} failing" if counts["error"] else "",
+        f"{counts['warn']} warning{'s' if counts['warn'] > 1 else ''}" if counts["warn"] else "",
+        f"{others} not run" if others else "",
+    ]
+    return ", ".join(word for word in words if word)
