@@ -276,6 +276,7 @@ def test_unit_tests_run_and_one_fails_on_purpose(spark, project) -> None:
     wrong = results["customers::deliberately_wrong_expectation"]
     assert wrong.differing == (("lifetime_value", 6),)  # `COALESCE(SUM(o.amount), 0) AS lifetime_value`
     assert "20.0" in wrong.message and "12.5" in wrong.message  # chispa's table of both sides
+    assert wrong.message.startswith("df1: the rows the model returned; df2: the rows the test expects.\n")
 
 
 @pytest.mark.spark  # `retrain test` starts a Spark session

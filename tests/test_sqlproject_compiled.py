@@ -126,7 +126,7 @@ def test_unknown_key_in_sources_yml(tmp_path) -> None:
     message = refused(
         tmp_path,
         {},
-        r"sources.yml, line 7: unknown key 'colums' in a source\. Allowed keys: name, "
+        r"sources.yml, line 7: unknown key 'colums' in the source 'people'\. Allowed keys: name, "
         r"description, table, query, partition_column, window_column, jdbc_options, columns, optional_columns, "
         r"incremental\.",
         sources=SOURCES.replace("columns:", "colums:"),
@@ -136,7 +136,7 @@ def test_unknown_key_in_sources_yml(tmp_path) -> None:
     refused(
         tmp_path,
         {},
-        r"sources.yml, line 5: unknown key 'identifer' in table of source group 'ecom'\. "
+        r"sources.yml, line 5: unknown key 'identifer' in table 'orders' of source group 'ecom'\. "
         r"Allowed keys: name, description, identifier, query",
         sources=group,
     )

@@ -382,11 +382,12 @@ def _incremental(
 def _source(entry: Any, path: Path, group: Any = None) -> Source:
     file = str(path)
     group_name = group.get("name") if group is not None else None
+    named = f" {entry.get('name')!r}" if isinstance(entry, dict) and isinstance(entry.get("name"), str) else ""
     check_keys(
         entry,
         TABLE_KEYS if group is not None else SOURCE_KEYS,
         file,
-        f"table of source group {group_name!r}" if group is not None else "a source",
+        f"table{named} of source group {group_name!r}" if group is not None else f"the source{named}",
     )
     at = where(file, entry)
     table_name = _require_identifier(entry.get("name"), "a source's 'name'", path)

@@ -114,7 +114,7 @@ def compare(actual: DataFrame, expected: DataFrame) -> str | None:
     try:
         assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
     except (DataFramesNotEqualError, SchemasNotEqualError) as e:
-        return str(e)
+        return f"df1: the rows the model returned; df2: the rows the test expects.\n{e}"
     return None
 
 
