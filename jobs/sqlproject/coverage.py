@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from jobs.errors import SqlProjectError
@@ -457,6 +457,7 @@ def of_cases(spark: SparkSession, compiled: CompiledProject, cases: Sequence[Uni
 
     runner = UnitTestRunner(spark, compiled)
     tally = Tally(compiled)
+    ran: set[str] = set()
     for case in cases:
         if case.model.name not in compiled.rendered:
             continue
@@ -465,7 +466,14 @@ def of_cases(spark: SparkSession, compiled: CompiledProject, cases: Sequence[Uni
         except SqlProjectError:
             continue
         tally.add(spark, case, rendered)
-    return tally.result({case.model.name for case in cases})
+        ran.add(case.model.name)
+    result = tally.result({case.model.name for case in cases})
+    # A model none of whose cases could run was not measured: its 0% would say its tests miss every branch.
+    unmeasured = "none of its unit tests could run; their errors are above"
+    return {
+        name: coverage if name in ran or coverage.error else replace(coverage, error=unmeasured)
+        for name, coverage in result.items()
+    }
 
 
 def measure(
