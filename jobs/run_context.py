@@ -133,6 +133,11 @@ class RunFolder:
         return self.raw / source
 
     @property
+    def has_snapshot(self) -> bool:
+        """Whether an extract finished here: a source's snapshot with its manifest."""
+        return any(self.raw.glob("*/_manifest.json"))
+
+    @property
     def features(self) -> Path:
         """The SQL project's ``table`` models, one folder per model (``transform``)."""
         return self.path / "features"
@@ -232,7 +237,7 @@ def is_complete(folder: RunFolder) -> bool:
     summary = read_step_output(folder.transform_summary, "the check of a complete run")
     models = summary.get("models") if isinstance(summary, dict) else None
     built = bool(models) and all(isinstance(m, dict) and m.get("status") == "success" for m in models)
-    return built and any(folder.raw.glob("*/_manifest.json"))
+    return built and folder.has_snapshot
 
 
 def prune(plan: PrunePlan) -> None:
@@ -286,7 +291,7 @@ def human_bytes(count: int) -> str:
 def steps_done(folder: RunFolder) -> list[str]:
     """The steps whose output the run folder holds, in the DAG's order."""
     done = {
-        "extract": any(folder.raw.glob("*/_manifest.json")),
+        "extract": folder.has_snapshot,
         "transform": folder.transform_summary.is_file(),
         "train": folder.train_summary.is_file(),
         "validate": folder.decision.is_file(),
