@@ -102,7 +102,7 @@ class RequestGuard:
         except BodyTimedOut:
             log.warning(
                 "Closed a request from %s (request id %s): its body did not arrive whole within %g s (408).",
-                _client(scope),
+                peer(scope.get("client")),
                 request_id,
                 self.body_timeout_seconds,
             )
@@ -132,8 +132,8 @@ class RequestGuard:
         await _answer(send, 413, {"detail": detail, "request_id": request_id}, close=True)
 
 
-def _client(scope: Scope) -> str:
-    client = scope.get("client")
+def peer(client: tuple[str, int] | None) -> str:
+    """``host:port`` of a client (an ASGI scope's ``client``, a protocol's), for a log line."""
     return f"{client[0]}:{client[1]}" if client else "an unknown client"
 
 

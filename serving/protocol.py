@@ -23,6 +23,8 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from serving.guard import peer
+
 log = logging.getLogger(__name__)
 
 LINGER_SECONDS = 2.0
@@ -86,7 +88,7 @@ class _HeadLimitedProtocol(HttpToolsProtocol):
         self._head_refused = True
         log.warning(
             "Closed a connection from %s: its request's line and headers did not arrive within %g s (408).",
-            _peer(self.client),
+            peer(self.client),
             self.max_head_seconds,
         )
         detail = (
@@ -163,16 +165,12 @@ class _HeadLimitedProtocol(HttpToolsProtocol):
 
     def _refuse_head(self) -> None:
         self._head_refused = True
-        log.warning("Refused a request from %s: its head passed %d bytes (431).", _peer(self.client), self.max_head)
+        log.warning("Refused a request from %s: its head passed %d bytes (431).", peer(self.client), self.max_head)
         detail = (
             f"The request's line and headers are longer than {self.max_head} bytes "
             "(SERVING_MAX_HEADER_BYTES). Send a shorter request: an admin token is about 200 bytes."
         )
         refuse(self.transport, 431, "Request Header Fields Too Large", {"detail": detail})
-
-
-def _peer(client: tuple[str, int] | None) -> str:
-    return f"{client[0]}:{client[1]}" if client else "an unknown client"
 
 
 class HeadTooLarge(Exception):
