@@ -195,8 +195,13 @@ def transform(
     project already loaded (:func:`load_run_project`), in place of ``project_dir``, ``vars_overrides`` and ``target``.
     """
     started = time.monotonic()
-    project = project or load_project(
-        project_dir or settings.sql_project_dir, vars_overrides, target=sql_target(settings, target)
+    project = project or load_run_project(
+        settings,
+        ctx,
+        project_dir=project_dir,
+        vars_overrides=vars_overrides,
+        target=target,
+        from_database=from_database,
     )
     folder = settings.run_folder(ctx.ds_str)
     previous = None if full_refresh else functools.partial(find_previous, folder)
