@@ -478,8 +478,9 @@ def _jinja_message(project: SqlProject, path: Path, error: jinja2.TemplateError,
     line = getattr(error, "lineno", None) or _template_line(error, path)
     where = f"{project.relative(filename)}, line {line}" if line else project.relative(filename)
     hint = ""
-    if isinstance(error, jinja2.TemplateSyntaxError) and filename.is_file():
-        hint, opened = _syntax_hint(filename.read_text(encoding="utf-8"), error)
+    text = filename.read_text(encoding="utf-8") if filename.is_file() else None
+    if isinstance(error, jinja2.TemplateSyntaxError) and text is not None:
+        hint, opened = _syntax_hint(text, error)
         if opened:  # an unclosed block: shown where it opens, not where the file ended
             line, where = opened, f"{project.relative(filename)}, line {opened}"
     if isinstance(error, jinja2.UndefinedError):
@@ -489,7 +490,7 @@ def _jinja_message(project: SqlProject, path: Path, error: jinja2.TemplateError,
             "run_started_at, log(), execute, exceptions, modules, adapter, return(); and the packages' macros "
             "as <package>.<macro> (dbt_utils.star)."
         )
-    snippet = excerpt(filename.read_text(encoding="utf-8"), line) if line and filename.is_file() else ""
+    snippet = excerpt(text, line) if line and text is not None else ""
     message = (error.message or type(error).__name__).rstrip(".")
     return f"{what} ({where}): {message}.{hint}{_in_macro(project, error)}{snippet}"
 
