@@ -29,14 +29,16 @@ from jobs.commands import (
     models,
     notify,
     runs,
+    spark_connect,
     test,
     token,
     train,
     transform,
     validate,
 )
-from jobs.errors import RetrainError
+from jobs.errors import RetrainError, SparkConnectUnavailableError
 from jobs.settings import Settings, redact_logs
+from jobs.spark.remote import lost_server_reported
 
 log = logging.getLogger("retrain")
 
@@ -60,6 +62,7 @@ COMMANDS = (
     token,
     demo,
     airflow,
+    spark_connect,
     class_archive,
 )
 
@@ -98,10 +101,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "DATABASE_URL is unset: using the embedded PostgreSQL at %s (start it with `retrain db start`).",
                 settings.embedded_database_url,
             )
-        return int(args.handler(settings, args) or 0)
+        with lost_server_reported(settings.remote, f"running `retrain {args.command}`"):
+            return int(args.handler(settings, args) or 0)
     except RetrainError as e:
         log.error("%s", e)
-        _name_spark_log()
+        if not isinstance(e, SparkConnectUnavailableError):  # a server that is gone cannot name its log
+            _name_spark_log()
         return e.exit_code
     except KeyboardInterrupt:
         log.error("Interrupted.")

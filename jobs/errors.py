@@ -54,6 +54,14 @@ class SparkDriverLostError(RetrainError):
     """Spark's driver JVM died under the pipeline (usually out of memory); the task fails so Airflow retries."""
 
 
+class SparkConnectUnavailableError(SparkDriverLostError):
+    """The Spark Connect server that ``SPARK_REMOTE`` names does not answer, or stopped answering mid-step."""
+
+
+class SparkConnectServerError(RetrainError):
+    """`retrain spark-connect` could not start or stop the server."""
+
+
 class ExtractError(RetrainError):
     """Extraction of a source failed; nothing partial was left behind."""
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from jobs.errors import ConfigError, ExtractError, RetrainError
 from jobs.postgres.classify import classify
 from jobs.postgres.incremental import read_incrementally, refresh_columns, source_hash
-from jobs.postgres.jdbc import Bounds, conform, default_num_partitions, probe_bounds, read_source
+from jobs.postgres.jdbc import Bounds, conform, default_num_partitions, jdbc_partitions, probe_bounds, read_source
 from jobs.postgres.url import DatabaseUrl
 from jobs.run_context import RunContext, RunFolder
 from jobs.settings import Settings
@@ -116,7 +116,7 @@ def _full_read(
             f"Source {source.name!r}: wrote {written.rows} rows but the window held {bounds.rows} when probed; "
             "rows changed inside the window during the read. Re-run the extract."
         )
-    partitions = int(df.rdd.getNumPartitions()) if bounds.rows else 0
+    partitions = jdbc_partitions(bounds, num_partitions) if bounds.rows else 0
     return SnapshotFiles(batches=(written,), new_rows=written.rows, dropped_rows=0, num_partitions=partitions)
 
 

@@ -18,6 +18,7 @@ from jobs.errors import ConfigError, check_scalar
 from jobs.postgres.secret import read_secret, secret_file
 from jobs.postgres.url import DatabaseUrl, secrets_of
 from jobs.run_context import RunFolder
+from jobs.spark.remote import RemoteUrl
 
 EMBEDDED_PG_USER = "retrain"
 EMBEDDED_PG_DATABASE = "retrain"
@@ -76,6 +77,8 @@ class Settings:
     model_store: Path = Path("model_store")
     models_dir: Path = Path("models")
     spark_master: str = "local[*]"
+    #: a Spark Connect server's URL (sc://host:port): the steps run as its clients instead of starting a driver each
+    spark_remote: str | None = field(default=None, repr=False)
     spark_defaults_conf: Path = Path("spark-defaults.conf")
     spark_jdbc_jar: str | None = None
     spark_class_archive: Path | None = Path(DEFAULT_CLASS_ARCHIVE)
@@ -123,6 +126,7 @@ class Settings:
             model_store=path("MODEL_STORE", "model_store"),
             models_dir=path("MODELS_DIR", "models"),
             spark_master=env.get("SPARK_MASTER") or "local[*]",
+            spark_remote=(env.get("SPARK_REMOTE") or "").strip() or None,
             spark_defaults_conf=path("SPARK_DEFAULTS_CONF", "spark-defaults.conf"),
             spark_jdbc_jar=env.get("SPARK_JDBC_JAR") or None,
             spark_class_archive=(
@@ -155,6 +159,8 @@ class Settings:
         )
         if settings.database_url:
             DatabaseUrl.parse(settings.database_url)  # fail early, with a clear message
+        if settings.spark_remote:
+            RemoteUrl.parse(settings.spark_remote)
         if env.get("SPARK_DEFAULTS_CONF") and not settings.spark_defaults_conf.is_file():
             # The project's file is optional; one named explicitly must exist, or Spark would silently run untuned.
             raise ConfigError(
@@ -191,6 +197,8 @@ class Settings:
     def secrets(self) -> list[str]:
         """Every secret value of these settings, as :meth:`redact` masks them."""
         secrets = [self.admin_jwt_token, self.secret_key, self.notify_webhook_url, self.airflow_password]
+        if self.spark_remote:
+            secrets += RemoteUrl.parse(self.spark_remote).secrets
         if self.database_url:
             secrets += secrets_of(self.database_url)
         else:
@@ -200,6 +208,11 @@ class Settings:
     @cached_property
     def _secret_pattern(self) -> re.Pattern[str] | None:
         return secret_pattern(self.secrets())
+
+    @property
+    def remote(self) -> RemoteUrl | None:
+        """The Spark Connect server the steps use (``SPARK_REMOTE``), or None: each step starts its own driver."""
+        return RemoteUrl.parse(self.spark_remote) if self.spark_remote else None
 
     def database(self) -> DatabaseUrl:
         """The source database: ``DATABASE_URL``, or the embedded cluster (with its password) when it is unset."""

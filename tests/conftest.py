@@ -242,6 +242,9 @@ def pytest_configure(config: pytest.Config) -> None:
     home = Path(tempfile.mkdtemp(prefix="retrain-tests-airflow-"))
     config.stash[AIRFLOW_HOME_KEY] = home
     os.environ.update(airflow_environment(home))
+    # A developer's own Spark Connect server is not the tests' to use: each step starts its driver unless a test
+    # starts a server of its own (tests/test_spark_connect.py).
+    os.environ.pop("SPARK_REMOTE", None)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

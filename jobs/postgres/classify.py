@@ -27,6 +27,7 @@ from jobs.errors import (
 )
 from jobs.postgres.url import DatabaseUrl
 from jobs.spark.messages import strip_py4j
+from jobs.spark.remote import server_gone, unavailable
 
 # SQLSTATE codes and classes (PostgreSQL manual, appendix A).
 _AUTH_CODES = {"28000", "28P01"}  # invalid_authorization_specification, invalid_password
@@ -173,6 +174,9 @@ def _kind(chain: list[Cause], text: str) -> str:
 
 def classify(error: BaseException, db: DatabaseUrl, what: str) -> RetrainError:
     """Map a driver exception to the project's error for it; ``what`` says what was being done."""
+    gone = server_gone(error)
+    if gone is not None:
+        return unavailable(None, gone, what)
     if _spark_jvm_gone(error):
         return SparkDriverLostError(
             f"Spark's JVM stopped answering while {what} ({type(error).__name__}); it most likely ran out of memory. "

@@ -30,7 +30,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jobs.errors import ExtractError
-from jobs.postgres.jdbc import Bounds, conform, probe_carried, read_source, timestamp_sql, windowed_relation
+from jobs.postgres.jdbc import (
+    Bounds,
+    conform,
+    jdbc_partitions,
+    probe_carried,
+    read_source,
+    timestamp_sql,
+    windowed_relation,
+)
 from jobs.postgres.url import DatabaseUrl
 from jobs.spark.batches import (
     CHANGED_DIR,
@@ -151,8 +159,9 @@ def read_incrementally(
         partitions = 0
         new = None
         if new_rows > 0:
-            frame = _read_new(spark, db, source, window, bounds, mark, late, new_rows, num_partitions, fetchsize)
-            partitions = int(frame.rdd.getNumPartitions())
+            frame, partitions = _read_new(
+                spark, db, source, window, bounds, mark, late, new_rows, num_partitions, fetchsize
+            )
             new = write_batch(conform(frame, source), staging, batch, key)
             batches.append(new)
         _check(spark, source, staging, new, keys, carried, bounds.rows)
@@ -253,8 +262,7 @@ def _read_updated(
     new_rows = bounds.rows - check.rows
     new, partitions = None, 0
     if new_rows > 0:
-        frame = _read_new(spark, db, source, window, bounds, mark, [], new_rows, num_partitions, fetchsize)
-        partitions = int(frame.rdd.getNumPartitions())
+        frame, partitions = _read_new(spark, db, source, window, bounds, mark, [], new_rows, num_partitions, fetchsize)
         new = write_batch(conform(frame, source), staging, batch, key)
         batches.append(new)
     if (new.rows if new else 0) != new_rows:
@@ -406,8 +414,9 @@ def _read_new(
     rows: int,
     num_partitions: int,
     fetchsize: int,
-) -> DataFrame:
-    """The window's rows new to the previous snapshot, in full: keys above ``mark``, and the ``late`` ones."""
+) -> tuple[DataFrame, int]:
+    """The window's rows new to the previous snapshot, in full (keys above ``mark``, and the ``late`` ones), and
+    the number of ranges the read is split into."""
     key = source.partition_column
     where = f"{key} > {mark}" if mark is not None else "TRUE"
     if late:
@@ -416,9 +425,10 @@ def _read_new(
     high = max([*late, bounds.id_max if bounds.id_max is not None else low])
     relation = windowed_relation(source, window, bounds.absent_columns, where=where)
     new_bounds = Bounds(rows=rows, id_min=low, id_max=max(low, high), absent_columns=bounds.absent_columns)
-    return read_source(
+    frame = read_source(
         spark, db, source, window, new_bounds, num_partitions, fetchsize, relation=relation, what="new rows"
     )
+    return frame, jdbc_partitions(new_bounds, num_partitions)
 
 
 def _write_changes(compared: DataFrame, source: Source, staging: Path) -> None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from jobs.errors import MissingRelationError
 from jobs.postgres.classify import classify
 from jobs.postgres.url import DatabaseUrl
+from jobs.spark.remote import default_parallelism
 from jobs.sqlproject.config import Source
 
 if TYPE_CHECKING:
@@ -180,7 +181,15 @@ def probe_carried(
 
 def default_num_partitions(spark: SparkSession) -> int:
     """Twice the cores Spark has: enough to keep every core busy while one partition waits on the database."""
-    return max(1, spark.sparkContext.defaultParallelism * 2)
+    return max(1, default_parallelism(spark) * 2)
+
+
+def jdbc_partitions(bounds: Bounds, num_partitions: int) -> int:
+    """How many ranges of the partition column a read of ``bounds`` is split into: ``num_partitions``, but never
+    more than the keys or the rows it spans (the ranges beyond would be empty); 1 for an empty window."""
+    if bounds.rows <= 0 or bounds.id_min is None or bounds.id_max is None:
+        return 1
+    return max(1, min(num_partitions, bounds.id_max - bounds.id_min + 1, bounds.rows))
 
 
 def read_source(
@@ -214,8 +223,7 @@ def read_source(
         **db.jdbc_properties(),
     }
     if bounds.rows > 0 and bounds.id_min is not None and bounds.id_max is not None:
-        span = bounds.id_max - bounds.id_min + 1
-        partitions = max(1, min(num_partitions, span, bounds.rows))
+        partitions = jdbc_partitions(bounds, num_partitions)
         options.update(
             partitionColumn=source.partition_column,
             lowerBound=str(bounds.id_min),

@@ -13,7 +13,7 @@ import re
 import sys
 import threading
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from jobs.errors import ConfigError, JdbcDriverNotFoundError
 from jobs.settings import Settings
 from jobs.spark import class_archive
+from jobs.spark.remote import connect_session, lost_server_reported
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -205,10 +206,16 @@ def spark_session(
 
     Spark's own log goes to ``log_file`` (default ``<DATA_DIR>/logs/spark-<app_name>.log``; the steps' commands pass
     a file in the run's folder), not to the console.
+
+    With ``SPARK_REMOTE`` set, the session is a client of that Spark Connect server instead, and the server's
+    configuration and log are those it was started with (`retrain spark-connect start`): ``overrides`` and
+    ``log_file`` do not apply.
     """
     from pyspark.sql import SparkSession
 
     quiet_spark_python_loggers()
+    if settings.remote is not None:
+        return connect_session(settings.remote, app_name)
     conf = {**spark_conf(settings, require_jdbc=require_jdbc), **(overrides or {})}
     starts_jvm = running_session() is None
     if starts_jvm:  # a running JVM keeps the log file it was started with
@@ -310,9 +317,11 @@ def task_spark_session(settings: Settings, app_name: str, log_file: Path | None 
         log.info("Using the process's running Spark session for %s", app_name)
         yield existing
         return
-    with jvm_stderr_logged():
+    # A Connect client starts no JVM: there is no stderr of one to relay.
+    with jvm_stderr_logged() if settings.remote is None else nullcontext():
         session = spark_session(settings, app_name=app_name, log_file=log_file)
     try:
-        yield session
+        with lost_server_reported(settings.remote, f"running {app_name}"):
+            yield session
     finally:
-        session.stop()
+        session.stop()  # a Connect client's: its session and temporary views, not the server

@@ -26,6 +26,7 @@ from jobs.errors import CompilationError, ConfigError, ModelExecutionError, Retr
 from jobs.spark.atomic import atomic_directory, write_manifest
 from jobs.spark.concurrent import run_concurrently
 from jobs.spark.messages import first_line
+from jobs.spark.remote import server_gone
 from jobs.sqlproject.compiled import CompiledProject
 from jobs.sqlproject.dbtcontext import Column
 from jobs.sqlproject.graph import downstream_edges, levels, reachable
@@ -444,6 +445,8 @@ class SqlRunner:
                 self.observed[name] = {key: metrics[key] for key in wanted}
                 return int(metrics[ROWS_METRIC])
             except PySparkException as e:
+                if server_gone(e):  # no write can succeed: say so now rather than after a second try
+                    raise model_error(self.project, rendered, e, "failed while running") from None
                 log.warning(
                     "Writing %s failed (%s). A data test counted during the write or the model itself broke "
                     "it; writing %s again without the tests' counts to tell which.",

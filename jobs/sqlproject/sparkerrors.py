@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from jobs.errors import ModelExecutionError
+from jobs.errors import ModelExecutionError, SparkConnectUnavailableError
 from jobs.spark.messages import first_line
+from jobs.spark.remote import server_gone, unavailable
 from jobs.sqlproject.project import SqlProject
 from jobs.sqlproject.render import RenderedModel
 from jobs.sqlproject.sourcemap import excerpt, line_from_message, line_of_offset, rendered_to_template_line
@@ -67,11 +68,15 @@ def model_error(
     error: BaseException,
     doing: str,
     others: Iterable[RenderedModel] = (),
-) -> ModelExecutionError:
+) -> ModelExecutionError | SparkConnectUnavailableError:
     """A :class:`ModelExecutionError` naming the model, its file and line, with the offending rendered SQL.
 
     ``others`` are the models ``running`` reads: an error inside one of them is reported at that model's line.
+    A Spark Connect server that stopped answering is no fault of the model's: that error says so instead.
     """
+    gone = server_gone(error)
+    if gone is not None:
+        return unavailable(None, gone, f"running {running.name}")
     rendered = _owner(error, running, others)
     line = _rendered_line(error, rendered.sql)
     path = project.relative(rendered.model.path)
