@@ -14,6 +14,7 @@ LABELS = {
     "floor": "weekly COPY floor (new rows + narrow refresh)",
     "ours_week_only": "ours on the week alone (a one-week window, full refresh): the fixed cost",
     "ours_incremental": "ours incremental: extract + transform",
+    "ours_connect": "ours incremental, clients of a long-lived Spark Connect server",
     "ours_full_refresh": "ours full refresh: extract + transform",
     "pandas": "pandas full recomputation",
     "duckdb": "DuckDB full recomputation",
@@ -65,10 +66,20 @@ def steps(weekly: dict) -> str:
     """Ours' per-step seconds and extract mode, so a slow step or a fallback to a full read shows."""
     parts = []
     for rows, point in weekly["windows"].items():
-        for name in ("ours_incremental", "ours_full_refresh", "ours_week_only"):
+        for name in ("ours_incremental", "ours_connect", "ours_full_refresh", "ours_week_only"):
             for run in point.get("contenders", {}).get(name, {}).get("runs", []):
                 if run.get("detail"):
                     parts.append(f"{int(rows):,} {name}: {run['detail']}")
+    return "; ".join(parts) or "-"
+
+
+def servers(weekly: dict) -> str:
+    """The Spark Connect server's resident memory per window: held all week, outside the measured process tree."""
+    parts = [
+        f"{int(rows):,}: {entry['server_rss_bytes'] / 2**30:.2f} GiB"
+        for rows, point in weekly["windows"].items()
+        if (entry := point.get("contenders", {}).get("ours_connect", {})).get("server_rss_bytes")
+    ]
     return "; ".join(parts) or "-"
 
 
@@ -92,7 +103,9 @@ def section(weekly: dict, machine: dict) -> list[str]:
         "`--full-refresh` in an empty DATA_DIR, pandas and DuckDB recomputing the whole window, the floor (COPY "
         "of the week's new rows, every column, plus COPY of id, verified_outcome, verified_at over the window), and "
         "ours on a window of the week alone (`--vars '{\"lookback_days\": 7}'`, a full refresh): what our two steps "
-        "cost whatever the window, which no incremental design removes. One "
+        "cost whatever the window, which no incremental design removes; and ours incremental again as clients of a "
+        "Spark Connect server kept running (`SPARK_REMOTE`), warmed by one unmeasured run as a week's run finds it. "
+        "One "
         "bench run, one machine; ratios are within a window. Plot: [weekly.png](weekly.png). Produced by "
         f"bench/weekly.py.{busy}",
         "",
@@ -101,6 +114,9 @@ def section(weekly: dict, machine: dict) -> list[str]:
         "First Sunday (ours, full), seconds: " + first_sundays(weekly),
         "",
         "Ours, per step (seconds) and extract mode: " + steps(weekly),
+        "",
+        "The Spark Connect server's resident memory after the measured runs (held all week, not in the measured "
+        "tree): " + servers(weekly),
         "",
         "### Targets",
         "",

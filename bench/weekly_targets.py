@@ -64,19 +64,28 @@ def _ratio(
     return Target(name, goal, ratio, bool(passes(ratio)), note)
 
 
-def fixed_cost_bound(windows: dict[str, dict], reference: int, top: str, bottom: str) -> str:
-    """The same ratio with ``ours_week_only`` (ours on a window of the week alone) in place of the incremental run:
-    the best any incremental design of ours could measure, since it still starts both steps and runs every model."""
-    a, b = _seconds(windows, reference, top), _seconds(windows, reference, bottom)
-    if a is None or b is None:
-        return ""
-    return f"ours on the week alone: {a / b:.2f}x"
+#: other ways of running ours on the second Sunday, each shown beside the targets judged on ``ours_incremental``
+ALTERNATIVES = (
+    # the best any incremental design of ours could measure: it still starts both steps and runs every model
+    ("ours_week_only", "ours on the week alone"),
+    # the same incremental run as clients of a Spark Connect server kept running (SPARK_REMOTE)
+    ("ours_connect", "with a long-lived driver"),
+)
+
+
+def alternatives(windows: dict[str, dict], reference: int, other: str, ours_on_top: bool) -> str:
+    """The target's ratio with each of :data:`ALTERNATIVES` in place of the incremental run, where measured."""
+    parts = []
+    for name, label in ALTERNATIVES:
+        ours, theirs = _seconds(windows, reference, name), _seconds(windows, reference, other)
+        if ours is not None and theirs is not None:
+            parts.append(f"{label}: {(ours / theirs if ours_on_top else theirs / ours):.2f}x")
+    return "; ".join(parts)
 
 
 def evaluate(windows: dict[str, dict], reference: int = REFERENCE_WINDOW) -> list[Target]:
     """Every target of the weekly scenario, at the ``reference`` window (and from 1M to 10M for the growth)."""
     at = f"{reference / 1e6:g}M window"
-    week_only = "ours_week_only"
     targets = [
         _ratio(
             windows,
@@ -85,7 +94,7 @@ def evaluate(windows: dict[str, dict], reference: int = REFERENCE_WINDOW) -> lis
             (reference, "ours_incremental"),
             (reference, "duckdb"),
             lambda r: r <= 0.5,
-            fixed_cost_bound(windows, reference, week_only, "duckdb"),
+            alternatives(windows, reference, "duckdb", ours_on_top=True),
         ),
         _ratio(
             windows,
@@ -94,7 +103,7 @@ def evaluate(windows: dict[str, dict], reference: int = REFERENCE_WINDOW) -> lis
             (reference, "pandas"),
             (reference, "ours_incremental"),
             lambda r: r >= 8,
-            fixed_cost_bound(windows, reference, "pandas", week_only),
+            alternatives(windows, reference, "pandas", ours_on_top=False),
         ),
         _ratio(
             windows,
@@ -103,7 +112,7 @@ def evaluate(windows: dict[str, dict], reference: int = REFERENCE_WINDOW) -> lis
             (reference, "ours_incremental"),
             (reference, "floor"),
             lambda r: r <= 3,
-            fixed_cost_bound(windows, reference, week_only, "floor"),
+            alternatives(windows, reference, "floor", ours_on_top=True),
         ),
         growth(windows),
         _ratio(
@@ -132,7 +141,11 @@ def growth(windows: dict[str, dict]) -> Target:
     largest measured window is shown, not judged."""
     low, high = GROWTH_WINDOWS
     name = "weekly incremental run, 10M-row window / 1M-row window"
-    target = _ratio(windows, name, "< 1.5x", (high, "ours_incremental"), (low, "ours_incremental"), lambda r: r < 1.5)
+    connect = _ratio(windows, name, "", (high, "ours_connect"), (low, "ours_connect"), bool)
+    note = f"with a long-lived driver: {connect.measured:.2f}x" if connect.measured is not None else ""
+    target = _ratio(
+        windows, name, "< 1.5x", (high, "ours_incremental"), (low, "ours_incremental"), lambda r: r < 1.5, note
+    )
     if target.met is not None:
         return target
     measured = sorted(

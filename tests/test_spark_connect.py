@@ -111,11 +111,16 @@ def server_env(tmp_path_factory, class_archive) -> Iterator[dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def server(server_env) -> dict[str, str]:
+    """Started in this process, as the bench starts one: the readiness check's client session must not leave this
+    process marked a Connect client (PySpark's SPARK_CONNECT_MODE_ENABLED), or the session fixture's next use, and
+    every step it starts, would turn into clients too."""
+    from jobs.spark.connect_server import ConnectServer
+
     stopped = retrain(server_env, "spark-connect", "status", timeout=60)
     assert stopped.returncode == 3 and stopped.stdout.startswith("stopped"), stopped.stdout
-    started = retrain(server_env, "spark-connect", "start", timeout=300)
-    assert started.returncode == 0, started.stderr
-    assert "Spark Connect server up in" in started.stdout and server_env["SPARK_REMOTE"] in started.stdout
+    status, seconds = ConnectServer(Settings.from_env(env=server_env, root=REPO_ROOT)).start()
+    assert status.running and seconds > 0
+    assert "SPARK_CONNECT_MODE_ENABLED" not in os.environ and "SPARK_REMOTE" not in os.environ
     return server_env
 
 

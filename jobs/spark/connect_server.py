@@ -15,6 +15,8 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,7 +144,8 @@ class ConnectServer:
                     f"{START_TIMEOUT_SECONDS:.0f} s; it was stopped. Its output: {self.console_file}."
                 )
             time.sleep(0.25)
-        connect_session(self.remote, "retrain-spark-connect-check").stop()
+        with _process_environment_kept():
+            connect_session(self.remote, "retrain-spark-connect-check").stop()
 
     def _last_error(self) -> str:
         """The console's last line that is not a stack frame: the JVM's reason for stopping, usually."""
@@ -174,6 +177,22 @@ class ConnectServer:
                 if not _alive(pid):
                     return
                 time.sleep(0.2)
+
+
+@contextmanager
+def _process_environment_kept() -> Iterator[None]:
+    """PySpark marks the whole process a Connect client when it opens a client session (it sets
+    SPARK_CONNECT_MODE_ENABLED in os.environ): this check's session must not turn a later classic session of the
+    process, or of the processes it starts, into a client."""
+    saved = {name: os.environ.get(name) for name in CLIENT_VARIABLES}
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _alive(pid: int) -> bool:
