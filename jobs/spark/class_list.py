@@ -8,6 +8,7 @@ exits, and because it starts a session through :mod:`jobs.spark.session`, which 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -23,7 +24,10 @@ DERBY_DRIVER = "org.apache.derby.jdbc.EmbeddedDriver"
 
 def list_classes(class_list: Path, description: Path, folder: Path, spark_log: Path) -> None:
     """The child process: run the sample workload with the class list on, and describe the JVM it ran in."""
-    settings = Settings.from_env()  # the parent's environment: the same spark-defaults.conf, JAVA_HOME and PySpark
+    # The parent's environment: the same spark-defaults.conf, JAVA_HOME and PySpark. Never a Spark Connect client
+    # (PySpark makes any session one while SPARK_REMOTE is set): the archive is of the classes a driver JVM loads.
+    os.environ.pop("SPARK_REMOTE", None)
+    settings = Settings.from_env()
     options = read_spark_defaults(settings.spark_defaults_conf).get(DRIVER_JAVA_OPTIONS, "")
     listing = quote_java_option(f"-XX:DumpLoadedClassList={class_list}")
     spark = spark_session(

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from jobs.errors import ConfigError, RetrainError, SparkConnectUnavailableError
+from jobs.spark.messages import first_line
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -180,10 +181,6 @@ def connect_session(remote: RemoteUrl, app_name: str) -> SparkSession:
         version = session.version
     except PySparkException as e:
         session.stop()
-        raise unavailable(remote, _first_line(str(e))) from None
+        raise unavailable(remote, first_line(e)) from None
     log.debug("Spark Connect server %s runs Spark %s", remote.redacted, version)
     return session
-
-
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else "no answer"
