@@ -14,9 +14,8 @@ import logging
 import os
 import signal
 import subprocess
+import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,8 +128,6 @@ class ConnectServer:
             )
 
     def _wait_ready(self, process: subprocess.Popen, started: float) -> None:
-        from jobs.spark.remote import connect_session
-
         while answers(self.remote, timeout=1.0) is not None:
             if process.poll() is not None:
                 raise SparkConnectServerError(
@@ -144,8 +141,23 @@ class ConnectServer:
                     f"{START_TIMEOUT_SECONDS:.0f} s; it was stopped. Its output: {self.console_file}."
                 )
             time.sleep(0.25)
-        with _process_environment_kept():
-            connect_session(self.remote, "retrain-spark-connect-check").stop()
+        # A client session is opened in a child process: PySpark refuses one beside a classic session of this
+        # process, and once one is open it marks the whole process a Connect client (SPARK_CONNECT_MODE_ENABLED).
+        env = {k: v for k, v in os.environ.items() if k not in CLIENT_VARIABLES}
+        env["SPARK_REMOTE"] = self.remote.url  # not in argv, which others may read: the URL may hold a token
+        check = subprocess.run(  # noqa: S603 - our own argv, no shell
+            [sys.executable, "-m", "jobs.spark.connect_server"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=START_TIMEOUT_SECONDS,
+        )
+        if check.returncode != 0:
+            said = [line for line in check.stderr.splitlines() if line.strip()]
+            raise SparkConnectServerError(
+                f"The Spark Connect server listens on {self.remote.redacted} but a client session failed: "
+                f"{said[-1] if said else 'no answer'}. Its log: {self.log_file}."
+            )
 
     def _last_error(self) -> str:
         """The console's last line that is not a stack frame: the JVM's reason for stopping, usually."""
@@ -179,22 +191,6 @@ class ConnectServer:
                 time.sleep(0.2)
 
 
-@contextmanager
-def _process_environment_kept() -> Iterator[None]:
-    """PySpark marks the whole process a Connect client when it opens a client session (it sets
-    SPARK_CONNECT_MODE_ENABLED in os.environ): this check's session must not turn a later classic session of the
-    process, or of the processes it starts, into a client."""
-    saved = {name: os.environ.get(name) for name in CLIENT_VARIABLES}
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 def _alive(pid: int) -> bool:
     try:
         waited, _ = os.waitpid(pid, os.WNOHANG)  # reaps it when this process started it
@@ -217,3 +213,14 @@ def spark_home() -> Path:
     if spec is None or spec.origin is None:
         raise ConfigError("PySpark is not installed in this environment: run `make setup`.")
     return Path(spec.origin).parent
+
+
+def _check_client() -> None:
+    """``python -m jobs.spark.connect_server``: open and close one client session of ``SPARK_REMOTE``'s server."""
+    from jobs.spark.remote import RemoteUrl, connect_session
+
+    connect_session(RemoteUrl.parse(os.environ["SPARK_REMOTE"]), "retrain-spark-connect-check").stop()
+
+
+if __name__ == "__main__":
+    _check_client()
