@@ -147,3 +147,29 @@ def test_a_model_that_does_not_render_is_not_measured_and_the_rest_is(spark, tmp
     # counts' case reads bands, which has no columns to give: not measured, rather than 0% of its branches.
     assert coverage["counts"].error == "none of its unit tests could run; their errors are above"
     assert "bands                        not measured: it did not render" in format_table(coverage)
+
+
+def test_cases_inside_and_below_a_cte_are_measured(spark, tmp_path) -> None:
+    """Each SELECT's probe repeats the model's WITH; Spark's planner fails on the union of such probes (an internal
+    error, not a PySparkException), so each probe is then run alone instead of `retrain test` ending in a trace."""
+    from jobs.sqlproject.coverage import of_cases
+
+    labelled = """
+        WITH banded AS (
+          SELECT id, CASE WHEN age >= 65 THEN 'senior' ELSE 'adult' END AS band FROM {{ source('people') }}
+        )
+        SELECT *, CASE WHEN band = 'senior' THEN 1 ELSE 0 END AS is_senior FROM banded
+    """
+    yml = """
+        unit_tests:
+          - name: a_senior
+            given:
+              - input: source('people')
+                rows: [{id: 1, age: 70}]
+            expect:
+              rows: [{id: 1, band: senior, is_senior: 1}]
+    """
+    root = write_project(tmp_path / "sql", {"labelled.sql": labelled, "labelled.yml": yml})
+    compiled = CompiledProject.build(load_project(root), RunContext.for_ds("2026-11-22"))
+    coverage = of_cases(spark, compiled, collect_cases(compiled.project))["labelled"]
+    assert coverage.error is None and (coverage.reached_count, coverage.branch_count) == (2, 4)

@@ -349,22 +349,26 @@ def _union(probes: Sequence[Probe]) -> str:
 def run_probes(spark: SparkSession, probes: Sequence[Probe]) -> tuple[dict[int, set[int]], dict[int, str]]:
     """Branches reached per CASE number over the views registered now (one query for all the probes), and why,
     per CASE, a probe that Spark refused told nothing."""
+    from py4j.protocol import Py4JJavaError
     from pyspark.errors import PySparkException
 
     from jobs.spark.messages import first_line
 
+    # An internal error of Spark's planner on a probe (py4j's, not a PySparkException) is a probe refused too:
+    # coverage is a report, and it must not fail the tests it reports on.
+    refusals = (PySparkException, Py4JJavaError)
     reached: dict[int, set[int]] = {n: set() for probe in probes for n in probe.cases}
     refused: dict[int, str] = {}
     if not probes:
         return reached, refused
     try:
         rows = spark.sql(_union(probes)).collect()
-    except PySparkException:
+    except refusals:
         rows = []
         for probe in probes:  # find the one Spark refuses
             try:
                 rows += spark.sql(probe.sql).collect()
-            except PySparkException as e:
+            except refusals as e:
                 refused.update({number: first_line(e) for number in probe.cases})
     for row in rows:
         reached[int(row["case_number"])].add(int(row["branch"]))
