@@ -102,6 +102,57 @@ def test_merge_replaces_rows_by_key_and_rewrites_only_the_files_it_touches(spark
     same_as_full_refresh(spark, tmp_path / "again", root, "people_now", [(WEEK1, PEOPLE), (WEEK2, PEOPLE[:2] + LATER)])
 
 
+MERGE_WHOLE_TABLE = """
+    {{ config(materialized='incremental', unique_key='id', partition_by=['grp'],
+              matched_condition='DBT_INTERNAL_DEST.age <> DBT_INTERNAL_SOURCE.age',
+              not_matched_by_source_action='delete') }}
+    SELECT id, name, age, IF(age >= 18, 'adult', 'minor') AS grp FROM {{ source('people') }}
+"""
+
+
+def test_a_merge_that_compares_rewrites_only_the_files_with_a_changed_or_deleted_row(spark, tmp_path, caplog) -> None:
+    root = write_project(tmp_path / "sql", {"people_now.sql": MERGE_WHOLE_TABLE})
+    week2_rows, week3_rows = PEOPLE[:2] + LATER, [PEOPLE[0], *LATER]  # week 3: bob is gone
+    _, week1 = build(spark, tmp_path / "data", root, WEEK1, PEOPLE)
+    with caplog.at_level(logging.INFO, logger="jobs.sqlproject.incremental"):
+        result, week2 = build(spark, tmp_path / "data", root, WEEK2, week2_rows)
+    # The model selected all five rows; cy's changed, di and ed are new, ann and bob are as they were.
+    assert result.models[0].new_rows == 3
+    assert "2 row(s) inserted, 1 updated, 0 deleted" in caplog.text
+    assert set(data_files(week1.feature_table("people_now") / "grp=minor").items()) <= set(
+        data_files(week2.feature_table("people_now") / "grp=minor").items()
+    )  # bob's file linked: its row did not change
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="jobs.sqlproject.incremental"):
+        result, week3 = build(spark, tmp_path / "data", root, "2026-11-29", week3_rows)
+    assert result.models[0].new_rows == 0 and "0 row(s) inserted, 0 updated, 1 deleted" in caplog.text
+    assert sorted(r.name for r in read(spark, week3, "people_now").collect()) == ["ann", "cy", "di", "ed"]
+    minors_before = data_files(week2.feature_table("people_now") / "grp=minor")
+    minors_after = data_files(week3.feature_table("people_now") / "grp=minor")
+    assert set(minors_after.items()) < set(minors_before.items())  # bob's file gone, ed's linked, none written
+    assert data_files(week3.feature_table("people_now") / "grp=adult") == data_files(
+        week2.feature_table("people_now") / "grp=adult"
+    )
+    same_as_full_refresh(
+        spark,
+        tmp_path / "again",
+        root,
+        "people_now",
+        [(WEEK1, PEOPLE), (WEEK2, week2_rows), ("2026-11-29", week3_rows)],
+    )
+
+
+def test_a_merge_condition_that_cannot_be_evaluated_names_the_aliases(spark, tmp_path) -> None:
+    bad = MERGE_WHOLE_TABLE.replace("DBT_INTERNAL_DEST.age <>", "DBT_INTERNAL_DEST.agee <>")
+    root = write_project(tmp_path / "sql", {"people_now.sql": bad})
+    build(spark, tmp_path / "data", root, WEEK1, PEOPLE)
+    with pytest.raises(ModelExecutionError) as failed:
+        build(spark, tmp_path / "data", root, WEEK2, PEOPLE)
+    message = str(failed.value)
+    assert "people_now (sql/people_now.sql)" in message and "the merge's conditions cannot be evaluated" in message
+    assert "agee" in message and "new rows as DBT_INTERNAL_SOURCE" in message
+
+
 def test_insert_overwrite_replaces_the_partitions_the_new_rows_fall_in(spark, tmp_path) -> None:
     overwrite = """
         {{ config(materialized='incremental', incremental_strategy='insert_overwrite', partition_by=['grp']) }}
@@ -191,6 +242,16 @@ def test_is_incremental_is_false_without_an_earlier_run_or_with_full_refresh(spa
         ("incremental_strategy='append', unique_key='id'", "is used by incremental_strategy='merge' only"),
         ("incremental_strategy='delete+insert'", "must be one of append, merge, insert_overwrite"),
         ("on_schema_change='sync_all_columns'", "it drops columns of the earlier rows"),
+        ("matched_condition='true'", "applies to incremental_strategy='merge' only (it is 'append')"),
+        (
+            "unique_key='id', not_matched_by_source_action='update set name = null'",
+            "only 'delete' is. To change a previous row, select it from {{ this }}",
+        ),
+        (
+            "unique_key='id', not_matched_by_source_condition='true'",
+            "needs not_matched_by_source_action='delete'",
+        ),
+        ("unique_key='id', source_alias='a b'", "must be a plain name"),
     ],
 )
 def test_incremental_configs_that_cannot_work_are_refused(tmp_path, config: str, message: str) -> None:

@@ -12,7 +12,11 @@ Strategies (as dbt-spark, on Parquet):
 - ``append``: the previous rows, then the new ones;
 - ``merge`` (needs ``unique_key``): a new row replaces the previous row with the same key. dbt-spark needs Delta,
   Iceberg or Hudi for it, because it changes a table in place; here the output is a new folder, so plain Parquet
-  does: previous rows without a new key, then the new rows;
+  does: previous rows without a new key, then the new rows. dbt-databricks' options make it compare: with
+  ``matched_condition`` a previous row is replaced only where the condition holds, and with
+  ``not_matched_by_source_action='delete'`` a previous row whose key the model no longer selects is deleted. Both
+  are decided on the columns the conditions name and the keys alone, so a model that selects its whole table
+  (``{{ this }}`` included) rewrites only the files that hold a changed or deleted row;
 - ``insert_overwrite``: the partitions (``partition_by``) the new rows fall in replace the previous ones; without
   ``partition_by`` the new rows replace the whole table (dbt-spark's meaning), for a model that selects everything
   it keeps, ``{{ this }}`` included.
@@ -29,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from jobs.errors import ModelExecutionError
 from jobs.run_context import RunFolder
 from jobs.spark.atomic import MANIFEST, link_files, read_manifest
+from jobs.spark.messages import first_line
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -136,11 +141,11 @@ def build_incremental(
         rows = write(new, staging)
         return IncrementalWrite(rows, rows, 0, new.schema)
     if changed:  # the previous files lack a column: rewritten, not linked
-        return _rewrite(spark, old, new, config.unique_key, config.partition_by, strategy, staging, write)
-    new_rows = write(new, staging)
+        return _rewrite(old, new, config, where, staging, write)
     if strategy == "merge":
-        # Rows of the previous output whose key comes again: only those files are rewritten, the rest linked.
-        return _merge(spark, old, new, previous, config, staging, new_rows)
+        # Rows of the previous output replaced or deleted: only their files are rewritten, the rest linked.
+        return _merge(spark, old, new, previous, config, where, staging, write)
+    new_rows = write(new, staging)
     written = _data_dirs(staging) if strategy == "insert_overwrite" else set()
     linked = link_files(previous.path, staging, keep=lambda relative: str(relative.parent) not in written)
     return IncrementalWrite(_count(spark, staging, new), new_rows, linked, new.schema)
@@ -195,39 +200,153 @@ def _merge(
     new: DataFrame,
     previous: PreviousOutput,
     config: ModelConfig,
+    where: str,
     staging: Path,
-    new_rows: int,
+    write: Callable[[DataFrame, Path], int],
 ) -> IncrementalWrite:
-    """Link the previous files no new key touches; rewrite the others without the rows the new ones replace."""
+    """Write the new rows the merge keeps; link the previous files that lose no row; rewrite the others without the
+    rows replaced or deleted."""
     from pyspark.sql import functions as F  # noqa: N812
 
-    keys = config.unique_key
-    keyed = new.select(*keys).distinct()
-    tagged = old.withColumn("__file", F.input_file_name())
-    touched = {row[0] for row in tagged.join(keyed, list(keys), "left_semi").select("__file").distinct().collect()}
-    touched_paths = {Path(_local_path(uri)).resolve() for uri in touched}
-    linked = link_files(
-        previous.path, staging, keep=lambda relative: (previous.path / relative).resolve() not in touched_paths
-    )
-    if touched:
-        kept = tagged.where(F.col("__file").isin(list(touched))).join(keyed, list(keys), "left_anti").drop("__file")
-        kept.write.mode("append").partitionBy(*config.partition_by).parquet(str(staging))
+    keys = list(config.unique_key)
+    plan = _merge_plan(old, new, config, where)
+    try:
+        new_rows = write(plan.written, staging)
+        tagged = old.withColumn("__file", F.input_file_name())
+        touched = {row[0] for row in _semi(tagged, plan.replaced, keys).select("__file").distinct().collect()}
+        touched_paths = {Path(_local_path(uri)).resolve() for uri in touched}
+        linked = link_files(
+            previous.path, staging, keep=lambda relative: (previous.path / relative).resolve() not in touched_paths
+        )
+        if touched:
+            kept = _semi(tagged.where(F.col("__file").isin(list(touched))), plan.replaced, keys, "left_anti")
+            kept.drop("__file").write.mode("append").partitionBy(*config.partition_by).parquet(str(staging))
+        if config.compares_rows:
+            log.info(
+                "%s: merge: %d row(s) inserted, %d updated, %d deleted; %d of the previous output's data files "
+                "linked, %d rewritten.",
+                where,
+                *plan.counts(),
+                linked,
+                len(touched),
+            )
+    finally:
+        plan.release()
     return IncrementalWrite(_count(spark, staging, new), new_rows, linked, new.schema)
 
 
+@dataclass
+class _MergePlan:
+    """What a merge does, by key: ``written``, the new rows it keeps (inserted or replacing a previous row), and
+    ``replaced``, the keys of the previous rows it drops (replaced or deleted)."""
+
+    written: DataFrame
+    replaced: DataFrame
+    #: the keys with their action, computed once (cached) when the merge compares rows; None otherwise
+    changes: DataFrame | None = None
+
+    def counts(self) -> tuple[int, int, int]:
+        """(inserted, updated, deleted)."""
+        if self.changes is None:
+            return (0, 0, 0)
+        row = self.changes.groupBy().agg(*(_count_if(action) for action in ("insert", "update", "delete"))).first()
+        return (int(row[0] or 0), int(row[1] or 0), int(row[2] or 0))
+
+    def release(self) -> None:
+        if self.changes is not None:
+            self.changes.unpersist()
+
+
+def _count_if(action: str) -> Any:
+    from pyspark.sql import functions as F  # noqa: N812
+
+    return F.sum(F.when(F.col("__action") == action, 1).otherwise(0))
+
+
+def _merge_plan(old: DataFrame, new: DataFrame, config: ModelConfig, where: str) -> _MergePlan:
+    """Compare ``new`` (what the model's SQL selected) with ``old`` (its previous output) by key, as a MERGE with
+    dbt-databricks' conditions would. Only the keys and the columns the conditions name are joined: Spark reads
+    no other column of either side for it, so a model that selects its whole table compares cheaply."""
+    from pyspark.errors import PySparkException
+    from pyspark.sql import functions as F  # noqa: N812
+
+    keys = list(config.unique_key)
+    if not config.compares_rows:
+        return _MergePlan(new, new.select(*keys).distinct())
+    source, target = config.source_alias, config.target_alias
+    joined = (
+        new.withColumn("__in_source", F.lit(True))
+        .alias(source)
+        .join(
+            old.withColumn("__in_target", F.lit(True)).alias(target),
+            _keys_equal(keys, source, target),
+            "full_outer",
+        )
+    )
+    in_source = F.col(f"{source}.__in_source").isNotNull()
+    in_target = F.col(f"{target}.__in_target").isNotNull()
+    try:
+        replace = _condition(config.matched_condition)
+        delete = _condition(config.not_matched_by_source_condition) if config.delete_not_matched_by_source else None
+        action = (
+            F.when(in_source & ~in_target, "insert")
+            .when(in_source & in_target & replace, "update")
+            .when(~in_source & in_target & (delete if delete is not None else F.lit(False)), "delete")
+        )
+        changes = joined.select(
+            *(F.coalesce(F.col(f"{source}.{k}"), F.col(f"{target}.{k}")).alias(k) for k in keys),
+            action.alias("__action"),
+        ).where(F.col("__action").isNotNull())
+        changes.schema  # noqa: B018 - analysed here, so that a bad condition is reported as one
+    except PySparkException as e:
+        raise ModelExecutionError(
+            f"{where}: the merge's conditions cannot be evaluated: {first_line(e)} A condition names the model's "
+            f"new rows as {source} and its previous output as {target} (config source_alias / target_alias), "
+            f"e.g. matched_condition='NOT ({target}.status <=> {source}.status)'."
+        ) from None
+    changes = changes.cache()
+    written = _semi(new, changes.where(F.col("__action") != "delete"), keys)
+    replaced = changes.where(F.col("__action") != "insert").select(*keys)
+    return _MergePlan(written, replaced, changes)
+
+
+def _condition(text: str | None) -> Any:
+    """A merge condition as a Column that is false where SQL would give NULL; no condition holds everywhere."""
+    from pyspark.sql import functions as F  # noqa: N812
+
+    return F.lit(True) if text is None else F.coalesce(F.expr(text), F.lit(False))
+
+
+def _keys_equal(keys: Sequence[str], left: str, right: str) -> Any:
+    """dbt's key match, NULL-safe: ``left.k <=> right.k`` for every key."""
+    from pyspark.sql import functions as F  # noqa: N812
+
+    condition = None
+    for key in keys:
+        equal = F.col(f"{left}.{key}").eqNullSafe(F.col(f"{right}.{key}"))
+        condition = equal if condition is None else condition & equal
+    return condition
+
+
+def _semi(frame: DataFrame, keyed: DataFrame, keys: Sequence[str], how: str = "left_semi") -> DataFrame:
+    """``frame``'s rows whose key is (``left_semi``) or is not (``left_anti``) among ``keyed``'s, NULL-safe."""
+    return frame.alias("__rows").join(keyed.select(*keys).alias("__keys"), _keys_equal(keys, "__rows", "__keys"), how)
+
+
 def _rewrite(
-    spark: SparkSession,
     old: DataFrame,
     new: DataFrame,
-    keys: Sequence[str],
-    partition_by: Sequence[str],
-    strategy: str | None,
+    config: ModelConfig,
+    where: str,
     staging: Path,
     write: Callable[[DataFrame, Path], int],
 ) -> IncrementalWrite:
     """The whole output written again (after a schema change): the previous rows the strategy keeps, then the new."""
+    strategy, partition_by = config.incremental_strategy, config.partition_by
+    plan = None
     if strategy == "merge":
-        old = old.join(new.select(*keys), list(keys), "left_anti")
+        plan = _merge_plan(old, new, config, where)
+        old, new = _semi(old, plan.replaced, config.unique_key, "left_anti"), plan.written
     elif strategy == "insert_overwrite":
         replaced = new.select(*partition_by).distinct()
         condition = None
@@ -235,8 +354,12 @@ def _rewrite(
             equal = old[column].eqNullSafe(replaced[column])
             condition = equal if condition is None else condition & equal
         old = old.join(replaced, condition, "left_anti")
-    rows = write(old.unionByName(new), staging)
-    return IncrementalWrite(rows, new.count(), 0, new.schema)
+    try:
+        rows = write(old.unionByName(new), staging)
+        return IncrementalWrite(rows, new.count(), 0, new.schema)
+    finally:
+        if plan is not None:
+            plan.release()
 
 
 def _data_dirs(root: Path) -> set[str]:

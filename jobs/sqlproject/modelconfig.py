@@ -13,6 +13,14 @@ MATERIALIZATIONS = ("view", "table", "ephemeral", "incremental")
 INCREMENTAL_STRATEGIES = ("append", "merge", "insert_overwrite")
 #: what an incremental run does when the model's columns differ from its previous output's
 ON_SCHEMA_CHANGE = ("fail", "append_new_columns")
+#: dbt-databricks' options of a ``merge`` (see docs/sql.md), each a SQL text or a name
+MERGE_OPTIONS = (
+    "matched_condition",
+    "not_matched_by_source_action",
+    "not_matched_by_source_condition",
+    "source_alias",
+    "target_alias",
+)
 #: dbt's other choices, refused with the reason
 REFUSED_SCHEMA_CHANGE = {
     "ignore": "rows of a week would silently lose the new columns, and a full refresh would not",
@@ -43,6 +51,7 @@ MODEL_CONFIG_KEYS = (
     "unique_key",
     "incremental_strategy",
     "on_schema_change",
+    *MERGE_OPTIONS,
     "file_format",
     *DESCRIPTIVE,
     *NO_EFFECT,
@@ -78,6 +87,21 @@ class ModelConfig:
     unique_key: tuple[str, ...] = ()
     incremental_strategy: str | None = None
     on_schema_change: str = "fail"
+    #: ``merge`` only: a matched previous row is replaced only where this holds (None: always)
+    matched_condition: str | None = None
+    #: ``merge`` only: previous rows whose key the model no longer selects are deleted
+    delete_not_matched_by_source: bool = False
+    #: ``merge`` only: ... of those, only the rows where this holds (None: all)
+    not_matched_by_source_condition: str | None = None
+    #: the names the conditions give the model's new rows and its previous output (dbt-databricks' defaults)
+    source_alias: str = "DBT_INTERNAL_SOURCE"
+    target_alias: str = "DBT_INTERNAL_DEST"
+
+    @property
+    def compares_rows(self) -> bool:
+        """A ``merge`` that compares the new rows with the previous ones (a condition, or deletes), rather than
+        replacing every previous row whose key comes again."""
+        return self.matched_condition is not None or self.delete_not_matched_by_source
 
     @property
     def is_table(self) -> bool:
@@ -189,4 +213,54 @@ def _incremental(raw: Mapping[str, Any], where: str, materialized: str) -> dict[
         raise CompilationError(
             f"{where}: config(on_schema_change={on_change!r}) must be one of {', '.join(ON_SCHEMA_CHANGE)}."
         )
-    return {"unique_key": unique_key, "incremental_strategy": strategy, "on_schema_change": on_change}
+    return {
+        "unique_key": unique_key,
+        "incremental_strategy": strategy,
+        "on_schema_change": on_change,
+        **_merge_options(raw, where, strategy),
+    }
+
+
+def _merge_options(raw: Mapping[str, Any], where: str, strategy: str) -> dict[str, Any]:
+    """dbt-databricks' ``merge`` options, checked: a ``merge`` only, ``delete`` the only action for rows the model
+    no longer selects, and a condition without its action is refused rather than ignored."""
+    given = [k for k in MERGE_OPTIONS if raw.get(k) is not None]
+    if not given:
+        return {}
+    if strategy != "merge":
+        raise CompilationError(
+            f"{where}: config({given[0]}=...) applies to incremental_strategy='merge' only (it is {strategy!r})."
+        )
+    options: dict[str, Any] = {}
+    for key in ("matched_condition", "not_matched_by_source_condition"):
+        if raw.get(key) is not None:
+            options[key] = _text(raw[key], key, where)
+    for key in ("source_alias", "target_alias"):
+        if raw.get(key) is not None:
+            alias = _text(raw[key], key, where)
+            if not alias.isidentifier():
+                raise CompilationError(f"{where}: config({key}={alias!r}) must be a plain name, like 's' or 't'.")
+            options[key] = alias
+    if options.get("source_alias", "DBT_INTERNAL_SOURCE") == options.get("target_alias", "DBT_INTERNAL_DEST"):
+        raise CompilationError(f"{where}: config(source_alias=...) and target_alias must differ.")
+    action = raw.get("not_matched_by_source_action")
+    if action is not None:
+        if _text(action, "not_matched_by_source_action", where).strip().lower() != "delete":
+            raise CompilationError(
+                f"{where}: config(not_matched_by_source_action={action!r}) is not supported: only 'delete' is. "
+                "To change a previous row, select it from {{ this }} with its new values: a matched row replaces "
+                "the previous one."
+            )
+        options["delete_not_matched_by_source"] = True
+    elif "not_matched_by_source_condition" in options:
+        raise CompilationError(
+            f"{where}: config(not_matched_by_source_condition=...) needs not_matched_by_source_action='delete': "
+            "without it no previous row is deleted and the condition would be ignored."
+        )
+    return options
+
+
+def _text(value: Any, key: str, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise CompilationError(f"{where}: config({key}=...) must be a non-empty string. Got {value!r} instead.")
+    return value
