@@ -76,7 +76,7 @@ def test_append_adds_the_new_rows_and_links_the_previous_files(spark, tmp_path, 
     print_models([first, result.models[0]])
     printed = capsys.readouterr().out.splitlines()
     assert printed[0].split("rows")[1].startswith(" (full refresh)")
-    assert printed[1].split("rows")[1].startswith(" (2 selected by its SQL, on the output of 2026-11-15)")
+    assert printed[1].split("rows")[1].startswith(" (2 written, on the output of 2026-11-15)")
     after = data_files(week2.feature_table("events"))
     assert set(before.items()) <= set(after.items())  # the same files, linked: not one byte rewritten
     assert read(spark, week1, "events").count() == 3  # the previous output is as it was

@@ -53,15 +53,30 @@ def between_first_and_second(admin) -> dict[str, int]:
     return {"user": user, "deleted": deleted, "late": late}
 
 
-def between_second_and_third(admin, original: int) -> int:
-    """The backend logs a submission of the week before a second time (a retry that arrived late)."""
-    return execute(
+def between_second_and_third(admin, original: int, repeat: int) -> dict[str, int]:
+    """The backend logs a submission of the week before a second time (a retry that arrived late), and the first of
+    an earlier repeated submission is deleted: its repeat is no longer a duplicate."""
+    duplicate = execute(
         admin,
         "INSERT INTO health_records (user_id, record_type, data, prediction, confidence, model_version, created_at) "
         "SELECT user_id, record_type, data, prediction, confidence, model_version, created_at "
         "FROM health_records WHERE id = %s RETURNING id",
         (original,),
     )[0][0]
+    first, second = execute(
+        admin,
+        "SELECT o.id FROM health_records o JOIN health_records d ON o.user_id = d.user_id "
+        "AND o.record_type = d.record_type AND o.data::text = d.data::text AND o.created_at = d.created_at "
+        "WHERE d.id = %s ORDER BY o.id LIMIT 2",
+        (repeat,),
+    )
+    execute(admin, "DELETE FROM health_records WHERE id = %s", (first[0],))
+    return {"duplicate": duplicate, "no_longer_a_duplicate": second[0]}
+
+
+def a_repeat_of_the_second_sunday(spark, folder) -> int:
+    rows = spark.read.parquet(str(folder.feature_table("quarantine")))
+    return rows.where("quarantine_reason = 'duplicate'").agg({"record_id": "min"}).first()[0]
 
 
 def a_clean_record_of_the_second_week(spark, folder) -> int:
@@ -80,7 +95,14 @@ def sundays(spark, settings, pg_cluster, tmp_path_factory):
         if n == 1:
             changes.update(between_first_and_second(admin))
         if n == 2:
-            changes["duplicate"] = between_second_and_third(admin, a_clean_record_of_the_second_week(spark, runs[1][1]))
+            second = runs[1][1]
+            changes.update(
+                between_second_and_third(
+                    admin,
+                    a_clean_record_of_the_second_week(spark, second),
+                    a_repeat_of_the_second_sunday(spark, second),
+                )
+            )
         ctx = RunContext.for_ds(ds)
         extract(weekly, ctx, spark)
         incremental = transform(weekly, ctx, spark)
@@ -159,7 +181,17 @@ def test_a_withdrawn_or_deleted_record_is_gone_and_a_late_repeat_is_a_duplicate(
     for table in TABLES:
         rows = spark.read.parquet(str(second.feature_table(table)))
         assert rows.where(f"user_id = {changes['user']} OR record_id = {changes['deleted']}").count() == 0, table
-    stg = spark.read.parquet(str(second.feature_table("stg_predictions")))
-    assert stg.where(f"record_id = {changes['late']}").first().verified_outcome == "positive"
+    # The late outcome reaches its feature table; a repeat whose original was deleted is usable again.
+    labels = [
+        row.label
+        for table in ("diabetes_features", "heart_features", "liver_features")
+        for row in spark.read.parquet(str(second.feature_table(table)))
+        .where(f"record_id = {changes['late']}")
+        .collect()
+    ]
+    assert labels == [1]
     quarantine = spark.read.parquet(str(third.feature_table("quarantine")))
     assert quarantine.where(f"record_id = {changes['duplicate']}").first().quarantine_reason == "duplicate"
+    assert quarantine.where(
+        f"record_id = {changes['no_longer_a_duplicate']} AND quarantine_reason = 'duplicate'"
+    ).isEmpty()

@@ -63,20 +63,20 @@ class ModelRun:
     status: str = SUCCESS
     #: why it failed or was skipped
     message: str | None = None
-    #: an incremental model's rows selected by its SQL this run (the others came from its previous output)
+    #: an incremental model's rows written this run (the others came from its previous output)
     new_rows: int | None = None
     #: the ds of the earlier output an incremental model was built on; None for a full refresh
     built_on: str | None = None
 
     def incremental_build(self) -> str:
         """How an incremental model was built, for its log and console line: on which earlier output, and how many
-        rows its SQL selected. Not "new rows": a model that keeps earlier rows by selecting them from ``{{ this }}``
-        (``insert_overwrite`` without ``partition_by``) selects its whole table. Empty for other models."""
+        rows this run wrote. Not "new rows": ``insert_overwrite`` without ``partition_by`` writes its whole table,
+        and a merge that compares writes its new and changed rows. Empty for other models."""
         if self.new_rows is None:
             return ""
         if self.built_on is None:
             return " (full refresh)"
-        return f" ({self.new_rows:,} selected by its SQL, on the output of {self.built_on})"
+        return f" ({self.new_rows:,} written, on the output of {self.built_on})"
 
 
 @dataclass(frozen=True)
