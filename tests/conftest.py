@@ -209,13 +209,49 @@ def pg_admin(pg_cluster) -> DatabaseUrl:
     return pg_cluster.admin_url()
 
 
+def empty_tables(admin: DatabaseUrl) -> None:
+    """Empty ``health_records`` and ``users`` (ids restart), as the tables' owner: a module that loads rows into the
+    shared test database leaves it as it found it."""
+    import psycopg2
+
+    with psycopg2.connect(**admin.psycopg_kwargs()) as conn, conn.cursor() as cur:
+        cur.execute("TRUNCATE health_records, users RESTART IDENTITY CASCADE")
+
+
+@contextmanager
+def seeded_database(pg_cluster, rows: int, seed: int) -> Iterator[str]:
+    """The test database holding ``rows`` demo records, loaded by the tables' owner, as the URL the pipeline reads
+    with (its own role); emptied afterwards."""
+    from jobs.demo.generator import generate
+    from jobs.demo.loader import load
+
+    admin = pg_cluster.admin_url()
+    load(admin, generate(rows, seed))
+    try:
+        yield pg_cluster.database_url().full_url()
+    finally:
+        empty_tables(admin)
+
+
+def extract_and_transform(spark, settings: Settings, ds: str, data_dir: Path) -> Path:
+    """The two Spark steps of ``ds`` with a driver of their own (the session fixture's): the run's folder."""
+    import dataclasses
+
+    from jobs.extract import extract
+    from jobs.run_context import RunContext
+    from jobs.transform import transform
+
+    run_settings = dataclasses.replace(settings, data_dir=data_dir)
+    ctx = RunContext.for_ds(ds)
+    extract(run_settings, ctx, spark)
+    transform(run_settings, ctx, spark)
+    return run_settings.run_folder(ds).path
+
+
 @pytest.fixture
 def empty_db(pg_admin: DatabaseUrl) -> Iterator[DatabaseUrl]:
     """The test database with its tables emptied before the test, as the superuser (tests arrange rows with it)."""
-    import psycopg2
-
-    with psycopg2.connect(**pg_admin.psycopg_kwargs()) as conn, conn.cursor() as cur:
-        cur.execute("TRUNCATE health_records, users RESTART IDENTITY CASCADE")
+    empty_tables(pg_admin)
     yield pg_admin
 
 

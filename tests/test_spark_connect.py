@@ -18,15 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from jobs.demo.generator import generate
-from jobs.demo.loader import load
 from jobs.errors import ConfigError
-from jobs.extract import extract
 from jobs.run_context import RunContext
 from jobs.settings import Settings
 from jobs.spark.remote import RemoteUrl, redact
-from jobs.transform import transform
-from tests.conftest import REPO_ROOT, free_port
+from tests.conftest import REPO_ROOT, extract_and_transform, free_port, seeded_database
 
 ROWS, SEED = 2_000, 11
 CTX = RunContext.for_ds("2026-11-22")
@@ -86,13 +82,8 @@ def test_a_step_fails_at_once_when_no_server_answers(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def database(pg_cluster) -> Iterator[str]:
-    import psycopg2
-
-    admin = pg_cluster.admin_url()
-    load(admin, generate(ROWS, SEED))
-    yield pg_cluster.database_url().full_url()
-    with psycopg2.connect(**admin.psycopg_kwargs()) as conn, conn.cursor() as cur:
-        cur.execute("TRUNCATE health_records, users RESTART IDENTITY CASCADE")
+    with seeded_database(pg_cluster, ROWS, SEED) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -138,10 +129,9 @@ def connect_run(server, database) -> Path:
 @pytest.fixture(scope="module")
 def local_run(spark, settings, database, tmp_path_factory) -> Path:
     """The same steps with a driver of their own (the session fixture's)."""
-    run_settings = dataclasses.replace(settings, database_url=database, data_dir=tmp_path_factory.mktemp("local"))
-    extract(run_settings, CTX, spark)
-    transform(run_settings, CTX, spark)
-    return run_settings.run_folder(CTX.ds_str).path
+    return extract_and_transform(
+        spark, dataclasses.replace(settings, database_url=database), CTX.ds_str, tmp_path_factory.mktemp("local")
+    )
 
 
 @pytest.mark.spark

@@ -12,6 +12,7 @@ from jobs.demo.loader import load
 from jobs.extract import extract
 from jobs.run_context import RunContext
 from jobs.transform import rerun_data_tests, transform
+from tests.conftest import empty_tables
 
 ROWS, SEED = 20_000, 11
 CTX = RunContext.for_ds("2026-11-22")  # the seed's end date: the default 365-day window holds every record
@@ -19,8 +20,6 @@ CTX = RunContext.for_ds("2026-11-22")  # the seed's end date: the default 365-da
 
 @pytest.fixture(scope="module")
 def transformed(spark, settings, pg_cluster, tmp_path_factory):
-    import psycopg2
-
     db, admin = pg_cluster.database_url(), pg_cluster.admin_url()  # the pipeline's role; the tables' owner
     data = generate(ROWS, SEED)
     load(admin, data)
@@ -32,8 +31,7 @@ def transformed(spark, settings, pg_cluster, tmp_path_factory):
     extracted = extract(run_settings, CTX, spark)
     outcome = transform(run_settings, CTX, spark)
     yield run_settings, data.report, extracted, outcome
-    with psycopg2.connect(**admin.psycopg_kwargs()) as conn, conn.cursor() as cur:
-        cur.execute("TRUNCATE health_records, users RESTART IDENTITY CASCADE")
+    empty_tables(admin)
 
 
 def test_quarantine_counts_match_the_seeds_dirty_input_mix(spark, transformed) -> None:

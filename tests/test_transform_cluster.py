@@ -21,12 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from jobs.demo.generator import generate
-from jobs.demo.loader import load
-from jobs.extract import extract
 from jobs.run_context import RunContext
-from jobs.transform import transform
-from tests.conftest import REPO_ROOT, free_port
+from jobs.spark.class_archive import spark_home
+from tests.conftest import REPO_ROOT, extract_and_transform, free_port, seeded_database
 
 pytestmark = pytest.mark.spark  # the cluster's JVMs, started here (PostgreSQL comes with the pg_cluster fixture)
 
@@ -34,12 +31,6 @@ ROWS, SEED = 3_000, 5
 CTX = RunContext.for_ds("2026-11-22")
 OUTPUTS = ("diabetes_features", "heart_features", "liver_features", "quarantine")
 START_TIMEOUT_SECONDS = 90
-
-
-def spark_home() -> Path:
-    import pyspark
-
-    return Path(pyspark.__file__).parent
 
 
 class StandaloneCluster:
@@ -134,22 +125,16 @@ class StandaloneCluster:
 
 @pytest.fixture(scope="module")
 def database(pg_cluster) -> Iterator[str]:
-    import psycopg2
-
-    admin = pg_cluster.admin_url()  # the tables' owner loads; the pipeline reads as its own role
-    load(admin, generate(ROWS, SEED))
-    yield pg_cluster.database_url().full_url()
-    with psycopg2.connect(**admin.psycopg_kwargs()) as conn, conn.cursor() as cur:
-        cur.execute("TRUNCATE health_records, users RESTART IDENTITY CASCADE")
+    with seeded_database(pg_cluster, ROWS, SEED) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def local_run(spark, settings, database, tmp_path_factory) -> Path:
     """extract + transform in local mode, on the session fixture."""
-    run_settings = dataclasses.replace(settings, database_url=database, data_dir=tmp_path_factory.mktemp("local"))
-    extract(run_settings, CTX, spark)
-    transform(run_settings, CTX, spark)
-    return run_settings.run_folder(CTX.ds_str).path
+    return extract_and_transform(
+        spark, dataclasses.replace(settings, database_url=database), CTX.ds_str, tmp_path_factory.mktemp("local")
+    )
 
 
 @pytest.fixture(scope="module")

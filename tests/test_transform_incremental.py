@@ -17,6 +17,7 @@ from jobs.extract import extract
 from jobs.run_context import RunContext
 from jobs.spark.atomic import read_manifest
 from jobs.transform import transform
+from tests.conftest import empty_tables
 
 SUNDAYS = ("2026-11-08", "2026-11-15", "2026-11-22")
 TABLES = ("stg_predictions", "quarantine", "diabetes_features", "heart_features", "liver_features")
@@ -113,7 +114,7 @@ def sundays(spark, settings, pg_cluster, tmp_path_factory):
             transform(full, ctx, spark, full_refresh=True)
         runs.append((ds, weekly.run_folder(ds), full and full.run_folder(ds), incremental))
     yield runs, changes
-    execute(admin, "TRUNCATE health_records, users RESTART IDENTITY CASCADE")
+    empty_tables(admin)
 
 
 def test_every_table_of_every_sunday_equals_a_full_refresh(spark, sundays) -> None:

@@ -21,6 +21,7 @@ from jobs.run_context import RunContext
 from jobs.train import train
 from jobs.transform import transform
 from jobs.validate import validate
+from tests.conftest import empty_tables
 
 ROWS, SEED = 80_000, 5  # enough evaluation rows in the newest four weeks of held-out patients
 EARLY = RunContext.for_ds("2026-08-30")  # fourteen weeks into the data (it starts on 2026-05-24)
@@ -29,18 +30,11 @@ LATE_VARS: dict = {}
 MODELS = ("diabetes", "heart", "liver")
 
 
-def _truncate(db) -> None:
-    import psycopg2
-
-    with psycopg2.connect(**db.psycopg_kwargs()) as conn, conn.cursor() as cur:
-        cur.execute("TRUNCATE health_records, users RESTART IDENTITY CASCADE")
-
-
 @pytest.fixture(scope="module")
 def runs(spark, settings, pg_cluster, tmp_path_factory):
     """Feature tables of the early and the late run, and settings with an empty model store."""
     db = pg_cluster.database_url()
-    _truncate(pg_cluster.admin_url())  # the tables' owner loads; the pipeline reads as its own role
+    empty_tables(pg_cluster.admin_url())  # the tables' owner loads; the pipeline reads as its own role
     load(pg_cluster.admin_url(), generate(ROWS, SEED))
     root = tmp_path_factory.mktemp("retraining")
     run_settings = dataclasses.replace(
@@ -53,7 +47,7 @@ def runs(spark, settings, pg_cluster, tmp_path_factory):
     transform(run_settings, EARLY, spark, run_data_tests=False)
     extract(run_settings, LATE, spark, vars_overrides=LATE_VARS)
     transform(run_settings, LATE, spark, vars_overrides=LATE_VARS, run_data_tests=False)
-    _truncate(pg_cluster.admin_url())
+    empty_tables(pg_cluster.admin_url())
     return run_settings
 
 

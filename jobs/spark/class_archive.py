@@ -98,9 +98,20 @@ def current_java(settings: Settings) -> str | None:
     return os.path.realpath(java) if java else None
 
 
-def _spark_jars() -> str | None:
+def spark_home() -> Path:
+    """The installed PySpark: its ``bin/`` (``spark-submit``, ``spark-class``) and ``jars/``. (PySpark ships no
+    ``sbin/``: a server or a cluster is started from these.)"""
     spec = importlib.util.find_spec("pyspark")
-    return str(Path(spec.origin).parent / "jars") if spec and spec.origin else None
+    if spec is None or spec.origin is None:
+        raise ConfigError("PySpark is not installed in this environment: run `make setup`.")
+    return Path(spec.origin).parent
+
+
+def _spark_jars() -> str | None:
+    try:
+        return str(spark_home() / "jars")
+    except ConfigError:
+        return None
 
 
 def is_current(settings: Settings, archive: Path) -> bool:

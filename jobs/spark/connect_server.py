@@ -9,7 +9,6 @@ reaches its port can read what the steps can (docs/security.md).
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import signal
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from jobs.errors import ConfigError, SparkConnectServerError
 from jobs.settings import Settings
+from jobs.spark.class_archive import spark_home
 from jobs.spark.remote import DEFAULT_PORT, RemoteUrl, answers
 from jobs.spark.session import fixed_heap_conf, quiet_console_conf, spark_conf
 
@@ -205,14 +205,6 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def spark_home() -> Path:
-    """The installed PySpark: its ``bin/spark-submit`` and ``jars/`` (the Connect server's among them)."""
-    spec = importlib.util.find_spec("pyspark")
-    if spec is None or spec.origin is None:
-        raise ConfigError("PySpark is not installed in this environment: run `make setup`.")
-    return Path(spec.origin).parent
 
 
 def _check_client() -> None:
