@@ -265,8 +265,9 @@ def _count_if(action: str) -> Any:
 
 def _merge_plan(old: DataFrame, new: DataFrame, config: ModelConfig, where: str) -> _MergePlan:
     """Compare ``new`` (what the model's SQL selected) with ``old`` (its previous output) by key, as a MERGE with
-    dbt-databricks' conditions would. Only the keys and the columns the conditions name are joined: Spark reads
-    no other column of either side for it, so a model that selects its whole table compares cheaply."""
+    dbt-databricks' conditions would. Only the keys and the columns the conditions name are joined, so no wide row
+    is shuffled; the model's rows are still computed twice (here, narrow, and again for ``written``), which is
+    what a comparing merge costs (docs/sql.md)."""
     from pyspark.errors import PySparkException
     from pyspark.sql import functions as F  # noqa: N812
 
