@@ -216,6 +216,39 @@ def test_append_new_columns_gives_earlier_rows_null(spark, tmp_path) -> None:
     assert rows == {1: None, 2: None, 3: None, 4: 46, 5: 16}
 
 
+@pytest.mark.parametrize(
+    ("config", "where", "expected"),
+    [
+        # the minors' partition is replaced by the new rows; the adults' rows stay, without the new column
+        ("incremental_strategy='insert_overwrite'", "WHERE age < 18", {1: None, 3: None, 5: 16}),
+        # bob is no longer selected (deleted), cy's age changed (replaced), di and ed are new
+        (
+            "unique_key='id', matched_condition='DBT_INTERNAL_DEST.age <> DBT_INTERNAL_SOURCE.age', "
+            "not_matched_by_source_action='delete'",
+            "",
+            {1: None, 3: 73, 4: 46, 5: 16},
+        ),
+    ],
+)
+def test_a_table_rewritten_for_new_columns_keeps_what_its_strategy_keeps(
+    spark, tmp_path, config: str, where: str, expected: dict
+) -> None:
+    model = f"""
+        {{{{ config(materialized='incremental', partition_by=['grp'], {config}) }}}}
+        SELECT id, name, age, IF(age >= 18, 'adult', 'minor') AS grp FROM {{{{ source('people') }}}}
+        {{% if is_incremental() %}} {where} {{% endif %}}
+    """
+    root = write_project(tmp_path / "sql", {"people_now.sql": model})
+    build(spark, tmp_path / "data", root, WEEK1, PEOPLE)
+    (root / "people_now.sql").write_text(
+        model.replace("partition_by=['grp'],", "partition_by=['grp'], on_schema_change='append_new_columns',").replace(
+            "SELECT id, name, age,", "SELECT id, name, age, age + 1 AS next_age,"
+        )
+    )
+    _, week2 = build(spark, tmp_path / "data", root, WEEK2, [PEOPLE[0], *LATER])
+    assert {r.id: r.next_age for r in read(spark, week2, "people_now").collect()} == expected
+
+
 def test_an_unreadable_previous_manifest_means_a_full_refresh_and_says_why(spark, tmp_path, caplog) -> None:
     root = write_project(tmp_path / "sql", {"events.sql": APPEND})
     _, week1 = build(spark, tmp_path / "data", root, WEEK1, PEOPLE)
