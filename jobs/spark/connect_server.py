@@ -107,12 +107,13 @@ class ConnectServer:
         conf.update(quiet_console_conf(conf, self.log_file))
         conf["spark.connect.grpc.binding.address"] = self.remote.host
         conf["spark.connect.grpc.binding.port"] = str(self.remote.port)
-        command = [str(spark_home() / "bin" / "spark-submit"), "--class", SERVER_CLASS, "--name", APP_NAME]
+        home = spark_home()
+        command = [str(home / "bin" / "spark-submit"), "--class", SERVER_CLASS, "--name", APP_NAME]
         for key, value in conf.items():
             command += ["--conf", f"{key}={value}"]
         # spark-submit refuses to start a server while SPARK_REMOTE says to be a client of one.
-        env = {k: v for k, v in os.environ.items() if k not in CLIENT_VARIABLES}
-        env["SPARK_HOME"] = str(spark_home())
+        env = _without_client_variables()
+        env["SPARK_HOME"] = str(home)
         if self.settings.java_home:
             env["JAVA_HOME"] = self.settings.java_home
         log.info("Starting the Spark Connect server at %s; its log: %s", self.remote.redacted, self.log_file)
@@ -143,7 +144,7 @@ class ConnectServer:
             time.sleep(0.25)
         # A client session is opened in a child process: PySpark refuses one beside a classic session of this
         # process, and once one is open it marks the whole process a Connect client (SPARK_CONNECT_MODE_ENABLED).
-        env = {k: v for k, v in os.environ.items() if k not in CLIENT_VARIABLES}
+        env = _without_client_variables()
         env["SPARK_REMOTE"] = self.remote.url  # not in argv, which others may read: the URL may hold a token
         check = subprocess.run(  # noqa: S603 - our own argv, no shell
             [sys.executable, "-m", "jobs.spark.connect_server"],
@@ -189,6 +190,11 @@ class ConnectServer:
                 if not _alive(pid):
                     return
                 time.sleep(0.2)
+
+
+def _without_client_variables() -> dict[str, str]:
+    """This process's environment for a child, without what makes PySpark a Connect client (CLIENT_VARIABLES)."""
+    return {k: v for k, v in os.environ.items() if k not in CLIENT_VARIABLES}
 
 
 def _alive(pid: int) -> bool:

@@ -288,11 +288,13 @@ def _merge_plan(old: DataFrame, new: DataFrame, config: ModelConfig, where: str)
     in_target = F.col(f"{target}.__in_target").isNotNull()
     try:
         replace = _condition(config.matched_condition)
-        delete = _condition(config.not_matched_by_source_condition) if config.delete_not_matched_by_source else None
+        delete = (
+            _condition(config.not_matched_by_source_condition) if config.delete_not_matched_by_source else F.lit(False)
+        )
         action = (
             F.when(in_source & ~in_target, "insert")
             .when(in_source & in_target & replace, "update")
-            .when(~in_source & in_target & (delete if delete is not None else F.lit(False)), "delete")
+            .when(~in_source & in_target & delete, "delete")
         )
         changes = joined.select(
             *(F.coalesce(F.col(f"{source}.{k}"), F.col(f"{target}.{k}")).alias(k) for k in keys),
@@ -348,13 +350,8 @@ def _rewrite(
     if strategy == "merge":
         plan = _merge_plan(old, new, config, where)
         old, new = _semi(old, plan.replaced, config.unique_key, "left_anti"), plan.written
-    elif strategy == "insert_overwrite":
-        replaced = new.select(*partition_by).distinct()
-        condition = None
-        for column in partition_by:
-            equal = old[column].eqNullSafe(replaced[column])
-            condition = equal if condition is None else condition & equal
-        old = old.join(replaced, condition, "left_anti")
+    elif strategy == "insert_overwrite":  # the previous rows of the partitions the new rows fall in are replaced
+        old = _semi(old, new.select(*partition_by).distinct(), partition_by, "left_anti")
     try:
         rows = write(old.unionByName(new), staging)
         return IncrementalWrite(rows, new.count(), 0, new.schema)

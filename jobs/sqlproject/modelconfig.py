@@ -21,6 +21,8 @@ MERGE_OPTIONS = (
     "source_alias",
     "target_alias",
 )
+#: the names a merge's conditions give the model's new rows and its previous output, unless renamed
+DEFAULT_SOURCE_ALIAS, DEFAULT_TARGET_ALIAS = "DBT_INTERNAL_SOURCE", "DBT_INTERNAL_DEST"
 #: dbt's other choices, refused with the reason
 REFUSED_SCHEMA_CHANGE = {
     "ignore": "rows of a week would silently lose the new columns, and a full refresh would not",
@@ -94,8 +96,8 @@ class ModelConfig:
     #: ``merge`` only: ... of those, only the rows where this holds (None: all)
     not_matched_by_source_condition: str | None = None
     #: the names the conditions give the model's new rows and its previous output (dbt-databricks' defaults)
-    source_alias: str = "DBT_INTERNAL_SOURCE"
-    target_alias: str = "DBT_INTERNAL_DEST"
+    source_alias: str = DEFAULT_SOURCE_ALIAS
+    target_alias: str = DEFAULT_TARGET_ALIAS
 
     @property
     def compares_rows(self) -> bool:
@@ -241,7 +243,7 @@ def _merge_options(raw: Mapping[str, Any], where: str, strategy: str) -> dict[st
             if not alias.isidentifier():
                 raise CompilationError(f"{where}: config({key}={alias!r}) must be a plain name, like 's' or 't'.")
             options[key] = alias
-    if options.get("source_alias", "DBT_INTERNAL_SOURCE") == options.get("target_alias", "DBT_INTERNAL_DEST"):
+    if options.get("source_alias", DEFAULT_SOURCE_ALIAS) == options.get("target_alias", DEFAULT_TARGET_ALIAS):
         raise CompilationError(f"{where}: config(source_alias=...) and target_alias must differ.")
     action = raw.get("not_matched_by_source_action")
     if action is not None:
