@@ -33,8 +33,7 @@ $(STAMP): pyproject.toml
 system-deps:  ## check Java 17, PostgreSQL server binaries, the JDBC driver and Chromium; install them with apt as root
 	@bash scripts/system-deps.sh
 
-test: lint  ## the SQL project's unit tests (retrain test, as an analyst runs them), then pytest (real PostgreSQL and Spark)
-	$(BIN)/retrain test --select test_type:unit
+test: lint  ## pytest: real PostgreSQL, Spark, Airflow, HTTP servers and browser; the SQL unit tests are among its cases
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-fast: lint  ## ruff, then the tests that need no PostgreSQL, Spark (JVM), Airflow or browser (about 30 s)

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -76,6 +76,8 @@ class StandaloneCluster:
             "--webui-port",
             str(self.webui_port),
         )
+        # A worker started before the master listens retries only after about ten seconds.
+        self._wait(lambda: self._state() is not None, "the master did not answer")
         for i in range(self.workers):
             work = self.work_dir / f"worker-{i}"
             work.mkdir(parents=True, exist_ok=True)
@@ -94,22 +96,28 @@ class StandaloneCluster:
                 "--work-dir",
                 str(work),
             )
+        self._wait(lambda: self.alive_workers() == self.workers, f"{self.workers} workers did not register")
+
+    def _wait(self, ready: Callable[[], bool], failure: str) -> None:
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             if any(p.poll() is not None for p in self.processes):
                 raise RuntimeError(f"A cluster process exited early; see the logs in {self.work_dir}")
-            if self.alive_workers() == self.workers:
+            if ready():
                 return
             time.sleep(0.5)
-        raise RuntimeError(f"{self.workers} workers did not register within {START_TIMEOUT_SECONDS}s: {self.work_dir}")
+        raise RuntimeError(f"{failure} within {START_TIMEOUT_SECONDS}s; see the logs in {self.work_dir}")
 
-    def alive_workers(self) -> int:
+    def _state(self) -> dict | None:
+        """The master's status page as JSON, or None while it does not answer."""
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.webui_port}/json/", timeout=2) as response:
-                state = json.load(response)
+                return json.load(response)
         except OSError:
-            return 0
-        return int(state.get("aliveworkers", 0))
+            return None
+
+    def alive_workers(self) -> int:
+        return int((self._state() or {}).get("aliveworkers", 0))
 
     def stop(self) -> None:
         for p in reversed(self.processes):
