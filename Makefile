@@ -33,7 +33,7 @@ $(STAMP): pyproject.toml
 system-deps:  ## check Java 17, PostgreSQL server binaries, the JDBC driver and Chromium; install them with apt as root
 	@bash scripts/system-deps.sh
 
-test: lint  ## pytest: real PostgreSQL, Spark, Airflow, HTTP servers and browser; the SQL unit tests are among its cases
+test: lint  ## ruff, then pytest (real PostgreSQL, Spark, Airflow, HTTP servers, browser); the SQL unit tests are its cases too
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-fast: lint  ## ruff, then the tests that need no PostgreSQL, Spark (JVM), Airflow or browser (about 30 s)
