@@ -21,7 +21,7 @@ import pytest
 from jobs.errors import ConfigError
 from jobs.run_context import RunContext
 from jobs.settings import Settings
-from jobs.spark.remote import RemoteUrl, redact
+from jobs.spark.remote import OutageBudget, RemoteUrl, redact
 from tests.conftest import REPO_ROOT, extract_and_transform, free_port, seeded_database
 
 ROWS, SEED = 2_000, 11
@@ -67,6 +67,20 @@ def test_the_token_is_one_of_the_secrets_logs_never_show() -> None:
 
 
 @pytest.mark.spark
+def test_one_outage_is_retried_for_its_budget_over_every_call_and_a_later_one_again() -> None:
+    """PySpark's own clean-up of a call that gave up would otherwise retry as long again."""
+    now = [0.0]
+    budget = OutageBudget(seconds=17.0, clock=lambda: now[0])
+    for at in (0.0, 0.05, 0.25, 1.05, 4.3):  # the first call's failures, its backoffs apart
+        now[0] = at
+        assert budget.allows_retry()
+    now[0] = 17.2  # its last failure, then its clean-up's first: the outage has lasted the budget
+    assert not budget.allows_retry()
+    assert not budget.allows_retry()
+    now[0] = 60.0  # long after: another outage, with a budget of its own
+    assert budget.allows_retry()
+
+
 def test_a_step_fails_at_once_when_no_server_answers(tmp_path: Path) -> None:
     url = f"sc://127.0.0.1:{free_port()}/;token={TOKEN}"
     env = {**os.environ, "SPARK_REMOTE": url, "DATA_DIR": str(tmp_path), "RETRAIN_HOME": str(REPO_ROOT)}

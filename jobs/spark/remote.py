@@ -11,10 +11,11 @@ from __future__ import annotations
 import logging
 import re
 import socket
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from jobs.errors import ConfigError, RetrainError, SparkConnectUnavailableError
 from jobs.spark.messages import first_line
@@ -30,6 +31,8 @@ CONNECT_TIMEOUT_SECONDS = 5.0
 #: retries of a call the server did not answer: 0.05, 0.2, 0.8, 3.2, 12.8 s apart (about 17 s in all), where
 #: PySpark's default waits ten minutes before it reports a server that is gone
 RETRIES = 5
+#: how long the server may go unanswering, over every call of the process, before no call retries any more
+OUTAGE_SECONDS = 17.0
 _URL = re.compile(r"^sc://(?P<host>\[[0-9a-fA-F:]+\]|[^:/;\[\]]+)(?::(?P<port>\d+))?/?(?P<params>;.*)?$")
 _SECRET_PARAM = re.compile(r"(;\s*token\s*=)[^;]*", re.IGNORECASE)
 _TOKEN_VALUE = re.compile(r";\s*token\s*=([^;]*)", re.IGNORECASE)
@@ -161,6 +164,40 @@ def _close_client() -> None:
             log.debug("Closing the Spark Connect client failed: %s", e)
 
 
+@dataclass
+class OutageBudget:
+    """One allowance of retries for all the calls of a process while the server does not answer.
+
+    PySpark retries each call on its own: when a call that was executing gives up, its clean-up (releasing the
+    execution on the server) starts a second round of the same retries, and the step learned that the server was
+    gone only after twice :data:`OUTAGE_SECONDS`. With one budget, the calls after the first round fail at once. A
+    failure more than ``seconds`` after the last one starts a new outage: within one, retries are at most 13 s apart.
+    """
+
+    seconds: float = OUTAGE_SECONDS
+    clock: Callable[[], float] = time.monotonic
+    _first: float | None = field(default=None, init=False)
+    _last: float | None = field(default=None, init=False)
+
+    def allows_retry(self) -> bool:
+        now = self.clock()
+        if self._first is None or self._last is None or now - self._last > self.seconds:
+            self._first = now
+        self._last = now
+        return now - self._first < self.seconds
+
+
+def retry_policy(budget: OutageBudget) -> Any:
+    """PySpark's default retry policy, with :data:`RETRIES` retries, that retries only while ``budget`` allows."""
+    from pyspark.sql.connect.client.retries import DefaultPolicy
+
+    class BudgetedPolicy(DefaultPolicy):
+        def can_retry(self, exception: BaseException) -> bool:
+            return super().can_retry(exception) and budget.allows_retry()
+
+    return BudgetedPolicy(max_retries=RETRIES)
+
+
 def connect_session(remote: RemoteUrl, app_name: str) -> SparkSession:
     """A new client session of the server at ``remote``; fails at once, with what to do, when nothing listens there.
 
@@ -169,14 +206,13 @@ def connect_session(remote: RemoteUrl, app_name: str) -> SparkSession:
     """
     from pyspark.errors import PySparkException
     from pyspark.sql import SparkSession
-    from pyspark.sql.connect.client.retries import DefaultPolicy
 
     why = answers(remote)
     if why is not None:
         raise unavailable(remote, why)
     log.info("Using the Spark Connect server at %s for %s", remote.redacted, app_name)
     session = SparkSession.builder.remote(remote.url).appName(app_name).getOrCreate()
-    session.client.set_retry_policies([DefaultPolicy(max_retries=RETRIES)])
+    session.client.set_retry_policies([retry_policy(OutageBudget())])
     try:
         version = session.version
     except PySparkException as e:
