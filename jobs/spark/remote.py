@@ -9,6 +9,7 @@ in a cold JIT. A Spark Connect server kept running between runs pays both once, 
 from __future__ import annotations
 
 import logging
+import math
 import re
 import socket
 import time
@@ -166,7 +167,7 @@ def _close_client() -> None:
 
 @dataclass
 class OutageBudget:
-    """One allowance of retries for all the calls of a process while the server does not answer.
+    """One allowance of retries for all the calls of a client session while the server does not answer.
 
     PySpark retries each call on its own: when a call that was executing gives up, its clean-up (releasing the
     execution on the server) starts a second round of the same retries, and the step learned that the server was
@@ -176,12 +177,12 @@ class OutageBudget:
 
     seconds: float = OUTAGE_SECONDS
     clock: Callable[[], float] = time.monotonic
-    _first: float | None = field(default=None, init=False)
-    _last: float | None = field(default=None, init=False)
+    _first: float = field(default=-math.inf, init=False)  # the current outage's first failure
+    _last: float = field(default=-math.inf, init=False)  # its latest
 
     def allows_retry(self) -> bool:
         now = self.clock()
-        if self._first is None or self._last is None or now - self._last > self.seconds:
+        if now - self._last > self.seconds:
             self._first = now
         self._last = now
         return now - self._first < self.seconds
